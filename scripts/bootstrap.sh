@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything electd needs on a fresh Debian machine, idempotently:
+#   - Apache ZooKeeper from Debian's `zookeeper` package (the server the local
+#     cluster and the tests start as child processes; never a mock),
+#   - a Python virtualenv in .venv with the exact pins of requirements.lock,
+#   - pinned developer tools (buf) from tools/package-lock.json.
+# Called by `make dev` and `make test`; safe to run again (it skips what is done).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+log() { printf 'bootstrap: %s\n' "$*" >&2; }
+
+# 1. ZooKeeper (a JVM and the jars) from Debian.
+if [ ! -f /usr/share/java/zookeeper.jar ] && [ -z "${ELECTD_ZK_CLASSPATH:-}" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    log "ZooKeeper is missing: run 'sudo apt-get install -y zookeeper' (or set ELECTD_ZK_CLASSPATH)"
+    exit 1
+  fi
+  log "installing Debian's zookeeper package"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends zookeeper default-jre-headless >/dev/null
+fi
+
+# 2. Python virtualenv with pinned dependencies.
+stamp=.venv/.electd-installed
+want=$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "creating .venv and installing pinned Python dependencies"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+  echo "$want" >"$stamp"
+fi
+
+# 3. Pinned buf, for proto lint and breaking-change checks.
+if [ ! -x tools/node_modules/.bin/buf ]; then
+  log "installing pinned buf from npm"
+  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+fi
