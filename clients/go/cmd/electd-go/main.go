@@ -1,0 +1,207 @@
+// Command electd-go is the Go example client for electd. It follows the
+// contract in clients/README.md:
+//
+//	electd-go [--json] leader ADDR [ADDR...]
+//	electd-go [--json] nodes  ADDR [ADDR...]
+//	electd-go [--json] watch  ADDR [ADDR...]
+//
+// Exit codes: 0 on success (and for watch on SIGINT/SIGTERM), 1 when no
+// address answered or a call failed, 2 for bad usage.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/electd/electd/clients/go/electd"
+	"github.com/electd/electd/clients/go/electdpb"
+)
+
+const usage = `usage: electd-go [--json] COMMAND ADDR [ADDR...]
+
+Commands:
+  leader   print the current leader and its fencing epoch
+  nodes    list the live members in election order (leader first)
+  watch    print the leader now and on every change, until SIGINT/SIGTERM
+
+ADDR is the HOST:PORT of an electd node; any node answers for the cluster.
+--json prints one JSON object per line instead (before or after COMMAND).
+`
+
+// usageError is bad usage: the usage text goes to stderr and the exit code is 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd, addrs, asJSON, err := parseArgs(args)
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "electd-go: %v\n\n%s", err, usage)
+		return 2
+	}
+	client, err := electd.New(addrs)
+	if err != nil {
+		fmt.Fprintf(stderr, "electd-go: %v\n", err)
+		return 2
+	}
+	defer client.Close()
+
+	out := &printer{w: stdout, json: asJSON}
+	switch cmd {
+	case "leader":
+		err = leader(client, out)
+	case "nodes":
+		err = nodes(client, out)
+	case "watch":
+		err = watch(client, out)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "electd-go: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+var errHelp = errors.New("help requested")
+
+func parseArgs(args []string) (cmd string, addrs []string, asJSON bool, err error) {
+	for _, a := range args {
+		switch {
+		case a == "--json" || a == "-json":
+			asJSON = true
+		case a == "-h" || a == "--help" || a == "help":
+			return "", nil, false, errHelp
+		case strings.HasPrefix(a, "-"):
+			return "", nil, false, usageError{fmt.Sprintf("unknown option %q", a)}
+		case cmd == "":
+			cmd = a
+		default:
+			addrs = append(addrs, a)
+		}
+	}
+	switch cmd {
+	case "leader", "nodes", "watch":
+	case "":
+		return "", nil, false, usageError{"missing command"}
+	default:
+		return "", nil, false, usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+	if len(addrs) == 0 {
+		return "", nil, false, usageError{"no address given"}
+	}
+	for _, a := range addrs {
+		if err := electd.ValidateAddress(a); err != nil {
+			return "", nil, false, usageError{strings.TrimPrefix(err.Error(), "electd: ")}
+		}
+	}
+	return cmd, addrs, asJSON, nil
+}
+
+func leader(c *electd.Client, out *printer) error {
+	resp, err := c.GetLeader(context.Background())
+	if err != nil {
+		return err
+	}
+	return out.leader(resp.GetLeader(), "answered by "+resp.GetResponderId())
+}
+
+func nodes(c *electd.Client, out *printer) error {
+	resp, err := c.ListNodes(context.Background(), nil)
+	if err != nil {
+		return err
+	}
+	return out.nodes(resp)
+}
+
+func watch(c *electd.Client, out *printer) error {
+	// SIGINT/SIGTERM cancel the context, which cancels the open stream at
+	// once; that is a normal end of a watch, so it exits 0.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := c.Watch(ctx, func(l *electdpb.Leader) error {
+		return out.leader(l, time.Now().Format(time.RFC3339Nano))
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// printer writes either lines for people or the contract's JSON lines.
+// os.Stdout is unbuffered in Go, so every line is flushed at once.
+type printer struct {
+	w    io.Writer
+	json bool
+}
+
+// The JSON shapes of clients/README.md. Struct field order is the key order;
+// int64 fields are printed as exact integers.
+type leaderJSON struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Epoch   int64  `json:"epoch"`
+}
+
+type nodeJSON struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	Sequence int64  `json:"sequence"`
+	IsLeader bool   `json:"is_leader"`
+	Watches  string `json:"watches"`
+}
+
+func (p *printer) writeJSON(v any) error {
+	enc := json.NewEncoder(p.w) // Encode adds the newline
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+func (p *printer) leader(l *electdpb.Leader, note string) error {
+	n := l.GetNode()
+	if p.json {
+		return p.writeJSON(leaderJSON{ID: n.GetId(), Address: n.GetAddress(), Epoch: l.GetEpoch()})
+	}
+	_, err := fmt.Fprintf(p.w, "leader %s at %s, epoch %d (%s)\n", n.GetId(), n.GetAddress(), l.GetEpoch(), note)
+	return err
+}
+
+func (p *printer) nodes(resp *electdpb.ListNodesResponse) error {
+	if p.json {
+		for _, n := range resp.GetNodes() {
+			err := p.writeJSON(nodeJSON{ID: n.GetId(), Address: n.GetAddress(), Sequence: n.GetSequence(),
+				IsLeader: n.GetIsLeader(), Watches: n.GetWatches()})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tADDRESS\tSEQUENCE\tLEADER\tWATCHES\tVERSION")
+	for _, n := range resp.GetNodes() {
+		lead := ""
+		if n.GetIsLeader() {
+			lead = "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", n.GetId(), n.GetAddress(), n.GetSequence(), lead, n.GetWatches(), n.GetVersion())
+	}
+	fmt.Fprintf(tw, "(epoch %d, answered by %s)\n", resp.GetEpoch(), resp.GetResponderId())
+	return tw.Flush()
+}

@@ -1,0 +1,280 @@
+// Package electd is a small client for the electd leader-election service
+// (package electd.v1, service ElectionService).
+//
+// A Client is given the addresses of one or more electd nodes. Any node
+// answers for the whole cluster, so the client sticks to one node and moves
+// to the next address (round-robin) when that node is unreachable, answers
+// UNAVAILABLE, times out, or (while watching) cannot vouch for a leader or
+// ends its stream. This follows the contract in clients/README.md.
+//
+//	c, err := electd.New([]string{"127.0.0.1:7001", "127.0.0.1:7002"})
+//	if err != nil { ... }
+//	defer c.Close()
+//	resp, err := c.GetLeader(ctx)
+package electd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"github.com/electd/electd/clients/go/electdpb"
+)
+
+// Defaults from the client contract (clients/README.md).
+const (
+	DefaultCallTimeout      = 2 * time.Second
+	DefaultBackoffBase      = 50 * time.Millisecond
+	DefaultBackoffMax       = 2 * time.Second
+	DefaultKeepaliveTime    = 10 * time.Second
+	DefaultKeepaliveTimeout = 5 * time.Second
+)
+
+// NoNodeError is returned when no address answered: every address was tried
+// and each one was unreachable, answered UNAVAILABLE or timed out.
+type NoNodeError struct {
+	Addrs []string // the addresses that were tried, in client order
+	Last  error    // the error from the last address tried
+}
+
+func (e *NoNodeError) Error() string {
+	return fmt.Sprintf("no electd node answered (tried %s): last error: %v",
+		strings.Join(e.Addrs, ", "), e.Last)
+}
+
+// Unwrap lets errors.Is / status.FromError see the last underlying error.
+func (e *NoNodeError) Unwrap() error { return e.Last }
+
+// Option configures a Client.
+type Option func(*options)
+
+type options struct {
+	callTimeout  time.Duration
+	backoffBase  time.Duration
+	backoffMax   time.Duration
+	keepalive    keepalive.ClientParameters
+	extraDialOps []grpc.DialOption
+}
+
+// WithCallTimeout sets the deadline of each unary call attempt (default 2 s).
+func WithCallTimeout(d time.Duration) Option { return func(o *options) { o.callTimeout = d } }
+
+// WithBackoff sets the delay between full rounds of failed addresses while
+// watching: it starts at base, doubles each round and is capped at max
+// (defaults 50 ms and 2 s). Every delay is jittered.
+func WithBackoff(base, max time.Duration) Option {
+	return func(o *options) { o.backoffBase, o.backoffMax = base, max }
+}
+
+// WithKeepalive sets the HTTP/2 keepalive ping interval and timeout used while
+// a stream is open (defaults 10 s and 5 s; grpc-go enforces at least 10 s).
+func WithKeepalive(interval, timeout time.Duration) Option {
+	return func(o *options) { o.keepalive.Time, o.keepalive.Timeout = interval, timeout }
+}
+
+// WithDialOptions adds grpc dial options (for example transport credentials;
+// the default is plaintext).
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(o *options) { o.extraDialOps = append(o.extraDialOps, opts...) }
+}
+
+// Client talks to a cluster of electd nodes. It is safe for concurrent use.
+type Client struct {
+	addrs []string
+	conns []*grpc.ClientConn
+	opts  options
+
+	mu      sync.Mutex
+	current int // index of the address in use; advanced on failure
+
+	closeOnce sync.Once
+	closed    chan struct{} // closed by Close, so that Watch stops retrying
+}
+
+// New returns a client for the given HOST:PORT addresses. It does not
+// connect: connections are made lazily by the first call.
+func New(addrs []string, opts ...Option) (*Client, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("electd: no addresses given")
+	}
+	o := options{
+		callTimeout: DefaultCallTimeout,
+		backoffBase: DefaultBackoffBase,
+		backoffMax:  DefaultBackoffMax,
+		keepalive:   keepalive.ClientParameters{Time: DefaultKeepaliveTime, Timeout: DefaultKeepaliveTimeout},
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := &Client{addrs: append([]string(nil), addrs...), opts: o, closed: make(chan struct{})}
+	for _, a := range addrs {
+		if err := ValidateAddress(a); err != nil {
+			c.Close()
+			return nil, err
+		}
+		dialOpts := []grpc.DialOption{
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithKeepaliveParams(o.keepalive),
+			// grpc-go's own reconnect backoff grows to 120 s by default; a
+			// restarted node would then look dead for minutes. Keep it in
+			// line with the contract's 2 s cap.
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: o.backoffBase, Multiplier: 2, Jitter: 0.2, MaxDelay: o.backoffMax},
+				MinConnectTimeout: o.callTimeout,
+			}),
+		}
+		conn, err := grpc.NewClient(a, append(dialOpts, o.extraDialOps...)...)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("electd: address %q: %w", a, err)
+		}
+		c.conns = append(c.conns, conn)
+	}
+	return c, nil
+}
+
+// ValidateAddress checks that addr has the form HOST:PORT.
+func ValidateAddress(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("electd: bad address %q: want HOST:PORT", addr)
+	}
+	if p, err := strconv.Atoi(port); host == "" || err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("electd: bad address %q: want HOST:PORT", addr)
+	}
+	return nil
+}
+
+// Addrs returns the addresses the client was created with.
+func (c *Client) Addrs() []string { return append([]string(nil), c.addrs...) }
+
+// ErrClosed is returned by Watch when the client is closed while it watches.
+var ErrClosed = errors.New("electd: client closed")
+
+// Close closes every connection. Calls in progress fail with CANCELED and a
+// Watch in progress returns ErrClosed.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	var errs []error
+	for _, conn := range c.conns {
+		errs = append(errs, conn.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// start returns the index of the address in use.
+func (c *Client) start() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.current
+}
+
+// failed moves the client off address i, unless another goroutine already did.
+func (c *Client) failed(i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.current == i {
+		c.current = (i + 1) % len(c.addrs)
+	}
+}
+
+// retryable reports whether err means "this node can't answer now, ask
+// another one". Anything else (INVALID_ARGUMENT, ...) is the caller's problem
+// and is returned at once.
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return false
+}
+
+// unary runs call against each address at most once, starting with the one in
+// use, until one answers.
+func (c *Client) unary(ctx context.Context, call func(context.Context, electdpb.ElectionServiceClient) error) error {
+	first := c.start()
+	var last error
+	for n := range len(c.addrs) {
+		i := (first + n) % len(c.addrs)
+		cctx, cancel := context.WithTimeout(ctx, c.opts.callTimeout)
+		err := call(cctx, electdpb.NewElectionServiceClient(c.conns[i]))
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil { // the caller gave up, not the node
+			return ctx.Err()
+		}
+		if !retryable(err) {
+			return fmt.Errorf("electd: %s: %w", c.addrs[i], err)
+		}
+		last = fmt.Errorf("%s: %w", c.addrs[i], err)
+		c.failed(i)
+	}
+	return &NoNodeError{Addrs: c.Addrs(), Last: last}
+}
+
+// GetLeader returns the current leader, asking each address at most once.
+func (c *Client) GetLeader(ctx context.Context) (*electdpb.GetLeaderResponse, error) {
+	var resp *electdpb.GetLeaderResponse
+	err := c.unary(ctx, func(ctx context.Context, s electdpb.ElectionServiceClient) (err error) {
+		resp, err = s.GetLeader(ctx, &electdpb.GetLeaderRequest{})
+		return err
+	})
+	return resp, err
+}
+
+// ListNodes returns the live members in election order (leader first). A nil
+// or empty selector returns every node; otherwise only nodes carrying every
+// KEY=VALUE label of the selector.
+func (c *Client) ListNodes(ctx context.Context, selector map[string]string) (*electdpb.ListNodesResponse, error) {
+	var resp *electdpb.ListNodesResponse
+	err := c.unary(ctx, func(ctx context.Context, s electdpb.ElectionServiceClient) (err error) {
+		resp, err = s.ListNodes(ctx, &electdpb.ListNodesRequest{LabelSelector: selector})
+		return err
+	})
+	return resp, err
+}
+
+// backoffDelay is the pause after the given number of consecutive failed
+// rounds (1, 2, ...): base * 2^(rounds-1), capped, with "equal jitter" (a
+// random value between half and all of it) so that many clients that lost the
+// same node do not come back in lockstep.
+func (o *options) backoffDelay(rounds int) time.Duration {
+	d := o.backoffBase
+	for r := 1; r < rounds && d < o.backoffMax; r++ {
+		d *= 2
+	}
+	d = min(d, o.backoffMax)
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits for d, or until ctx is done or the client is closed.
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.closed:
+		return ErrClosed
+	case <-t.C:
+		return nil
+	}
+}

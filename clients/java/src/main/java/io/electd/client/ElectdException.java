@@ -1,0 +1,37 @@
+package io.electd.client;
+
+import io.grpc.Status;
+import java.util.List;
+
+/**
+ * A call to electd failed: either no node answered (every address was unreachable or
+ * answered {@code UNAVAILABLE}/{@code DEADLINE_EXCEEDED}), or a node rejected the call with
+ * an error that trying another node would not fix (for example {@code INVALID_ARGUMENT}).
+ */
+public final class ElectdException extends RuntimeException {
+  private static final long serialVersionUID = 1L;
+
+  private final transient List<String> addresses;
+  private final transient Status status;
+
+  ElectdException(String message, List<String> addresses, Status status, Throwable cause) {
+    super(message, cause);
+    this.addresses = List.copyOf(addresses);
+    this.status = status;
+  }
+
+  /** The addresses that were tried. */
+  public List<String> addresses() {
+    return addresses;
+  }
+
+  /** The last status seen, or {@code null} if the failure was not a gRPC status. */
+  public Status status() {
+    return status;
+  }
+
+  /** True if no node answered at all (as opposed to a node rejecting the call). */
+  public boolean noNodeAnswered() {
+    return status == null || ElectdClient.isFailoverCode(status.getCode());
+  }
+}

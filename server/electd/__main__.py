@@ -1,0 +1,5 @@
+"""Allows `python -m electd ...`."""
+
+from electd.cli import main
+
+raise SystemExit(main())

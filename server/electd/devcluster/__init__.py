@@ -1,0 +1,1 @@
+"""Local clusters for `electd dev`, tests and benchmarks: real ZooKeeper and node processes."""

@@ -1,0 +1,232 @@
+"""Real Apache ZooKeeper servers as child processes: standalone or a 3-server ensemble.
+
+Used by `electd dev`, the tests, the benchmarks and the fault suite; never a mock. Finds the
+jars installed by scripts/bootstrap.sh (Debian's `zookeeper` package, /usr/share/java) or the
+classpath in $ELECTD_ZK_CLASSPATH. Imports neither kazoo nor grpc: readiness is checked with
+ZooKeeper's `srvr` four-letter command over a plain socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEBIAN_CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
+STANDALONE_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
+QUORUM_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+
+
+class ZooKeeperNotInstalled(RuntimeError):
+    pass
+
+
+def classpath() -> str:
+    cp = os.environ.get("ELECTD_ZK_CLASSPATH", "")
+    if cp:
+        return cp
+    if Path("/usr/share/java/zookeeper.jar").is_file():
+        return DEBIAN_CLASSPATH
+    raise ZooKeeperNotInstalled(
+        "ZooKeeper is not installed: run scripts/bootstrap.sh (Debian's zookeeper package) "
+        "or set ELECTD_ZK_CLASSPATH to the ZooKeeper jars"
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (ZooKeeper cannot bind port 0 and report it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def four_letter(host: str, port: int, word: str, timeout: float = 1.0) -> str:
+    """Send a four-letter word (srvr, mntr, stat, ...) and return the reply ('' on failure)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(word.encode())
+            chunks = []
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@dataclass
+class ZooKeeperServer:
+    """One ZooKeeper server process. `peers` (for an ensemble) lists every server's
+    (client_port, quorum_port, election_port), this one at index `myid - 1`."""
+
+    workdir: Path
+    client_port: int
+    myid: int = 0
+    peers: Sequence[tuple[int, int, int]] = ()
+    tick_ms: int = 200
+    host: str = "127.0.0.1"
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.client_port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "zookeeper.log"
+
+    def write_config(self) -> Path:
+        data = self.workdir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"tickTime={self.tick_ms}",
+            f"dataDir={data}",
+            f"clientPort={self.client_port}",
+            f"clientPortAddress={self.host}",
+            "admin.enableServer=false",
+            "4lw.commands.whitelist=*",
+            # Sessions from 2 ticks up to 5 minutes; electd's lease assumes the server grants
+            # the timeout it asks for.
+            f"minSessionTimeout={2 * self.tick_ms}",
+            "maxSessionTimeout=300000",
+            "maxClientCnxns=0",
+            "forceSync=no",
+        ]
+        if self.peers:
+            lines += ["initLimit=50", "syncLimit=10"]
+            for i, (_, quorum, election) in enumerate(self.peers, start=1):
+                lines.append(f"server.{i}={self.host}:{quorum}:{election}")
+            (data / "myid").write_text(f"{self.myid}\n")
+        cfg = self.workdir / "zoo.cfg"
+        cfg.write_text("\n".join(lines) + "\n")
+        return cfg
+
+    def start(self) -> None:
+        cfg = self.write_config()
+        main = QUORUM_MAIN if self.peers else STANDALONE_MAIN
+        java = shutil.which("java") or "java"
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [java, "-Xms64m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+             "-cp", classpath(), main, str(cfg)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
+        log.close()
+
+    def mode(self) -> str:
+        """'standalone', 'leader', 'follower' or '' when not serving."""
+        for line in four_letter(self.host, self.client_port, "srvr").splitlines():
+            if line.startswith("Mode:"):
+                return line.split(":", 1)[1].strip()
+        return ""
+
+    def wait_serving(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"ZooKeeper exited early; see {self.log_path}:\n{self.tail()}")
+            if self.mode() in ("standalone", "leader", "follower"):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"ZooKeeper at {self.address} not serving after {timeout}s")
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.signal(signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class ZooKeeperCluster:
+    """A standalone server (size 1) or an ensemble (size 3 or 5) in one work directory."""
+
+    workdir: Path
+    size: int = 1
+    tick_ms: int = 200
+    servers: list[ZooKeeperServer] = field(default_factory=list)
+
+    @property
+    def connect_string(self) -> str:
+        return ",".join(s.address for s in self.servers)
+
+    def start(self, timeout: float = 60.0) -> None:
+        ports = [(free_port(), free_port(), free_port()) for _ in range(self.size)]
+        peers = ports if self.size > 1 else ()
+        for i, (client, _, _) in enumerate(ports, start=1):
+            wd = self.workdir / f"zk{i}"
+            wd.mkdir(parents=True, exist_ok=True)
+            self.servers.append(
+                ZooKeeperServer(wd, client, myid=i, peers=peers, tick_ms=self.tick_ms)
+            )
+        for server in self.servers:
+            server.start()
+        try:
+            for server in self.servers:
+                server.wait_serving(timeout)
+        except Exception:
+            self.stop()
+            raise
+
+    def leader(self) -> ZooKeeperServer | None:
+        return next((s for s in self.servers if s.mode() in ("leader", "standalone")), None)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {s.address} ---\n{s.tail()}" for s in self.servers)
+
+
+@contextlib.contextmanager
+def running(size: int = 1, tick_ms: int = 200, workdir: Path | None = None) -> Iterator[ZooKeeperCluster]:
+    """Start ZooKeeper for the duration of a with-block; always stopped afterwards."""
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.mkdtemp(prefix="electd-zk-")
+        workdir = Path(tmp)
+    cluster = ZooKeeperCluster(workdir, size=size, tick_ms=tick_ms)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,151 @@
+"""The election's data model: node records, members, the leader and the published view.
+
+Owns the znode data encoding. Imports neither kazoo nor grpc. Everything here is immutable
+and safe to hand between threads.
+
+Node record encoding (the data of each member's znode): UTF-8 JSON object
+    {"v": 1, "id": "n1", "address": "10.0.0.1:7000", "labels": {"zone": "a"},
+     "version": "0.1.0"}
+Unknown keys are ignored (forward compatibility); a record that is not valid UTF-8 JSON, lacks
+a field, or has the wrong types raises RecordError, and the engine ignores that znode.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+RECORD_FORMAT = 1
+MAX_RECORD_BYTES = 64 * 1024
+
+
+class RecordError(ValueError):
+    """A znode's data is not a valid electd node record."""
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """What a node says about itself in its znode."""
+
+    id: str
+    address: str
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    version: str = ""
+
+    def encode(self) -> bytes:
+        doc = {
+            "v": RECORD_FORMAT,
+            "id": self.id,
+            "address": self.address,
+            "labels": dict(self.labels),
+            "version": self.version,
+        }
+        return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, data: bytes | None) -> NodeRecord:
+        if not data:
+            raise RecordError("empty data")
+        if len(data) > MAX_RECORD_BYTES:
+            raise RecordError(f"{len(data)} bytes, more than {MAX_RECORD_BYTES}")
+        try:
+            doc = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RecordError(f"not UTF-8 JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise RecordError("not a JSON object")
+        if doc.get("v") != RECORD_FORMAT:
+            raise RecordError(f"unknown record format {doc.get('v')!r}")
+        node_id, address = doc.get("id"), doc.get("address")
+        labels, version = doc.get("labels", {}), doc.get("version", "")
+        if not isinstance(node_id, str) or not node_id:
+            raise RecordError("field 'id' missing or not a string")
+        if not isinstance(address, str) or not address:
+            raise RecordError("field 'address' missing or not a string")
+        if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+        ):
+            raise RecordError("field 'labels' is not a string map")
+        if not isinstance(version, str):
+            raise RecordError("field 'version' is not a string")
+        return cls(node_id, address, MappingProxyType(dict(labels)), version)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One live member: a node record together with the facts ZooKeeper keeps about its znode."""
+
+    znode: str
+    sequence: int
+    record: NodeRecord
+    session_id: int
+    czxid: int
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class LeaderInfo:
+    """The leader and its fencing epoch (the czxid of its znode: strictly increasing)."""
+
+    member: Member
+    epoch: int
+    elected_at: float  # wall-clock seconds when this node first saw this epoch
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """A member in election order, with its place in the watch chain."""
+
+    member: Member
+    is_leader: bool
+    watches: str  # znode name of the predecessor, "" for the leader
+
+
+class Role(enum.Enum):
+    """This node's own role. Only LEADER may act as leader, and only while its lease holds."""
+
+    JOINING = "JOINING"
+    FOLLOWER = "FOLLOWER"
+    LEADER = "LEADER"
+    DISCONNECTED = "DISCONNECTED"
+    STOPPED = "STOPPED"
+
+
+@dataclass(frozen=True)
+class View:
+    """What the engine publishes after every decision.
+
+    `leader` is only to be believed while `valid_until` (time.monotonic seconds) lies in the
+    future: that is the local lease, renewed by every successful ZooKeeper round trip. A node
+    paused (GC, SIGSTOP) past it stops vouching for any leader, itself included.
+    """
+
+    version: int
+    node_id: str
+    role: Role
+    leader: LeaderInfo | None
+    reason: str  # why no leader is vouched for; "" when leader is set
+    own_znode: str
+    watching: str
+    valid_until: float
+
+    def vouched(self, now: float) -> LeaderInfo | None:
+        """The leader, if the lease still holds at monotonic time `now`."""
+        if self.leader is None or now >= self.valid_until:
+            return None
+        return self.leader
+
+    def why_unknown(self, now: float) -> str:
+        if self.leader is not None and now >= self.valid_until:
+            return "lease expired: no word from ZooKeeper within the session's read timeout"
+        return self.reason or "no leader"
+
+    def is_leader(self, now: float) -> bool:
+        return self.role is Role.LEADER and self.vouched(now) is not None
+
+    def serving(self, now: float) -> bool:
+        """Health: a live session, joined, and within the lease."""
+        return self.role in (Role.LEADER, Role.FOLLOWER) and self.vouched(now) is not None

@@ -1,0 +1,98 @@
+"""The store interface the election engine decides through, and the errors it may raise.
+
+Implemented by `electd.zk.store.ZkStore` (real ZooKeeper) and, in unit tests, by an in-memory
+store with the same semantics. Imports neither kazoo nor grpc.
+
+Contract (ZooKeeper's semantics, restated so other stores can honour them):
+  * `register` creates one ephemeral sequential entry owned by the current session, named with
+    the caller's unique token; when `maybe_exists` is true it first looks for an entry with that
+    token (a previous attempt's create may have succeeded on the server while its reply was
+    lost) so that no attempt leaves an orphan behind.
+  * `entries` lists the election's entries (never foreign children) in sequence order.
+  * Watch callbacks are one-shot, may run on any thread and must not block.
+  * State callbacks report CONNECTED / SUSPENDED / LOST transitions, also on any thread, and
+    must not block either.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class CoordinatorUnavailable(Exception):
+    """No usable connection to the coordinator (ZooKeeper) right now; retry later."""
+
+
+class SessionLost(CoordinatorUnavailable):
+    """The coordinator session expired: every ephemeral entry of it is gone."""
+
+
+class ConnState(enum.Enum):
+    CONNECTED = "CONNECTED"
+    SUSPENDED = "SUSPENDED"
+    LOST = "LOST"
+
+
+class WatchEvent(enum.Enum):
+    GONE = "GONE"  # the entry was deleted
+    CHANGED = "CHANGED"  # its data changed
+    SESSION = "SESSION"  # the watch was dropped because of a session event
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A child of the election path that carries an electd name: `token` and `sequence`."""
+
+    name: str
+    token: str
+    sequence: int
+
+
+@dataclass(frozen=True)
+class Stored:
+    """An entry's data and the metadata the engine relies on."""
+
+    data: bytes
+    session_id: int  # the ephemeralOwner
+    czxid: int
+    created_ms: int
+
+
+Watcher = Callable[[WatchEvent], None]
+StateListener = Callable[[ConnState], None]
+
+
+class Store(Protocol):
+    def session_id(self) -> int | None:
+        """The current session's id, or None while there is none."""
+        ...
+
+    def session_timeout(self) -> float:
+        """The session timeout in seconds."""
+        ...
+
+    def add_state_listener(self, listener: StateListener) -> None: ...
+
+    def register(self, token: str, data: bytes, maybe_exists: bool) -> Entry:
+        """Create this session's ephemeral sequential entry for `token`, exactly once."""
+        ...
+
+    def entries(self) -> list[Entry]:
+        """The election's entries, lowest sequence first."""
+        ...
+
+    def read(self, name: str, watch: Watcher | None = None) -> Stored | None:
+        """An entry's data and metadata, or None if it is gone. `watch` fires once when the
+        entry changes or goes away (it is not set when None is returned)."""
+        ...
+
+    def remove(self, name: str) -> None:
+        """Delete an entry; an entry that is already gone is not an error."""
+        ...
+
+    def close(self) -> None:
+        """End the session (its ephemeral entries go with it)."""
+        ...

@@ -1,0 +1,236 @@
+"""ZkStore: the engine's `Store` on a real ZooKeeper ensemble, through kazoo.
+
+The only module that imports kazoo. Owns the client lifecycle, the connection-state listener,
+retries with backoff, and the translation of kazoo errors into the engine's
+(`CoordinatorUnavailable`, `SessionLost`; a missing znode is a normal `None`).
+
+Threads: every method may be called from any thread (kazoo's client is thread-safe). Watch and
+state callbacks run on kazoo's threads and are passed straight to the engine's callbacks, which
+must not block. Every blocking call is bounded by the session timeout, so no caller can hang
+while ZooKeeper is away.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import (
+    ConnectionClosedError,
+    KazooException,
+    NodeExistsError,
+    NoNodeError,
+    SessionExpiredError,
+)
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.states import EventType, WatchedEvent
+from kazoo.retry import KazooRetry, RetryFailedError
+
+from electd.engine.store import (
+    ConnState,
+    CoordinatorUnavailable,
+    Entry,
+    SessionLost,
+    StateListener,
+    Stored,
+    WatchEvent,
+    Watcher,
+)
+from electd.zk import paths
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+_STATES = {
+    KazooState.CONNECTED: ConnState.CONNECTED,
+    KazooState.SUSPENDED: ConnState.SUSPENDED,
+    KazooState.LOST: ConnState.LOST,
+}
+_EVENTS = {EventType.DELETED: WatchEvent.GONE, EventType.CHANGED: WatchEvent.CHANGED}
+
+
+class ZkStore:
+    """One ZooKeeper session and one election path."""
+
+    def __init__(
+        self,
+        hosts: str,
+        election_path: str,
+        session_timeout: float,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._path = election_path
+        self._timeout = session_timeout
+        self._connect_timeout = connect_timeout
+        self._client = KazooClient(
+            hosts=hosts,
+            timeout=session_timeout,
+            # Reconnect forever, with backoff: a node waits out a ZooKeeper outage.
+            connection_retry=KazooRetry(max_tries=-1, delay=0.05, backoff=2, max_delay=1.0),
+            logger=logging.getLogger("kazoo.client"),
+        )
+        # Per-call retry of connection loss, short: the engine has its own, longer backoff.
+        self._retry = KazooRetry(
+            max_tries=4, delay=0.02, backoff=2, max_delay=0.5, ignore_expire=False
+        )
+        self._foreign_lock = threading.Lock()
+        self._foreign: set[str] = set()
+        self._wrapped: dict[Watcher, Callable[[WatchedEvent], Any]] = {}
+        self._closed = False
+
+    # ----- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect and make sure the election path exists. Raises CoordinatorUnavailable when
+        no server answers within the connect timeout."""
+        try:
+            self._client.start(timeout=self._connect_timeout)
+        except KazooTimeoutError:
+            self._client.stop()
+            self._client.close()
+            raise CoordinatorUnavailable(
+                f"no ZooKeeper server reachable at {self._client.hosts!r} "
+                f"within {self._connect_timeout:g}s"
+            ) from None
+        self._call(lambda: self._client.ensure_path(self._path))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._client.stop()
+        finally:
+            self._client.close()
+
+    # ----- Store ----------------------------------------------------------------------------
+
+    def session_id(self) -> int | None:
+        client_id = self._client.client_id
+        return int(client_id[0]) if client_id else None
+
+    def session_timeout(self) -> float:
+        return self._timeout
+
+    def add_state_listener(self, listener: StateListener) -> None:
+        def on_state(state: str) -> bool:
+            listener(_STATES[state])
+            return False  # keep listening
+
+        self._client.add_listener(on_state)
+
+    def register(self, token: str, data: bytes, maybe_exists: bool) -> Entry:
+        prefix = paths.create_prefix(self._path, token)
+        first = [not maybe_exists]
+
+        def attempt() -> Entry:
+            if not first[0]:
+                # An earlier create may have succeeded on the server while its reply was lost
+                # (connection loss): find it by its token instead of creating a second one.
+                for entry in self._list():
+                    if entry.token == token:
+                        logger.info("found our znode %s from an interrupted create", entry.name)
+                        return entry
+            first[0] = False
+            try:
+                created = self._wait(self._client.create_async(prefix, data, None, True, True))
+            except NoNodeError:  # the election path was deleted: recreate it
+                self._client.ensure_path(self._path)
+                created = self._wait(self._client.create_async(prefix, data, None, True, True))
+            parsed = _entry(created.rsplit("/", 1)[-1])
+            assert parsed is not None, created
+            return parsed
+
+        return self._call(lambda: self._retry.copy()(attempt))
+
+    def entries(self) -> list[Entry]:
+        return self._call(lambda: self._retry.copy()(self._list))
+
+    def read(self, name: str, watch: Watcher | None = None) -> Stored | None:
+        path = paths.join(self._path, name)
+        kwatch = self._wrap(watch) if watch is not None else None
+
+        def get() -> tuple[bytes, Any]:
+            return self._wait(self._client.get_async(path, kwatch))  # type: ignore[no-any-return]
+
+        try:
+            data, stat = self._call(lambda: self._retry.copy()(get))
+        except NoNodeError:
+            return None
+        return Stored(data or b"", int(stat.ephemeralOwner), int(stat.czxid), int(stat.ctime))
+
+    def remove(self, name: str) -> None:
+        path = paths.join(self._path, name)
+        try:
+            self._call(lambda: self._retry.copy()(lambda: self._wait(self._client.delete_async(path))))
+        except NoNodeError:
+            pass
+
+    # ----- helpers --------------------------------------------------------------------------
+
+    def _list(self) -> list[Entry]:
+        try:
+            names = self._wait(self._client.get_children_async(self._path))
+        except NoNodeError:
+            return []
+        out = []
+        for name in names:
+            entry = _entry(name)
+            if entry is None:
+                self._warn_foreign(name)
+            else:
+                out.append(entry)
+        out.sort(key=lambda e: e.sequence)
+        return out
+
+    def _wait(self, async_result: Any) -> Any:
+        """Wait for a kazoo async result, at most one session timeout (kazoo's sync calls
+        would wait forever while it reconnects)."""
+        return async_result.get(timeout=self._timeout)
+
+    def _wrap(self, watch: Watcher) -> Callable[[WatchedEvent], Any]:
+        """kazoo watch -> engine watch. One wrapper per engine callback, so that kazoo (which
+        keeps watchers in a set per path) never registers the same callback twice on a znode."""
+        wrapped = self._wrapped.get(watch)
+        if wrapped is None:
+
+            def on_event(event: WatchedEvent) -> None:
+                watch(_EVENTS.get(event.type, WatchEvent.SESSION))
+
+            wrapped = self._wrapped.setdefault(watch, on_event)
+        return wrapped
+
+    def _warn_foreign(self, name: str) -> None:
+        with self._foreign_lock:
+            if name in self._foreign:
+                return
+            if len(self._foreign) > 10_000:
+                self._foreign.clear()
+            self._foreign.add(name)
+        logger.warning("ignoring foreign znode %s/%s: not an electd member name", self._path, name)
+
+    def _call(self, fn: Callable[[], _T]) -> _T:
+        """Run a kazoo call, translating its errors into the engine's."""
+        try:
+            return fn()
+        except (NoNodeError, NodeExistsError):
+            raise
+        except SessionExpiredError as exc:
+            raise SessionLost("ZooKeeper session expired") from exc
+        except ConnectionClosedError as exc:
+            raise CoordinatorUnavailable("ZooKeeper client is closed") from exc
+        except (RetryFailedError, KazooTimeoutError) as exc:
+            raise CoordinatorUnavailable(f"ZooKeeper did not answer: {exc!r}") from exc
+        except KazooException as exc:
+            raise CoordinatorUnavailable(f"ZooKeeper error: {exc!r}") from exc
+
+
+def _entry(name: str) -> Entry | None:
+    parsed = paths.parse_name(name)
+    if parsed is None:
+        return None
+    return Entry(name, parsed[0], parsed[1])
+
