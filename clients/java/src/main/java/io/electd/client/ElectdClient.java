@@ -158,7 +158,7 @@ public final class ElectdClient implements AutoCloseable {
         last = e;
       }
     }
-    throw noNodeAnswered(last.getStatus(), last);
+    throw noNodeAnswered(describe(last.getStatus()), last.getStatus(), last);
   }
 
   // --- shared with LeaderWatch ---
@@ -198,10 +198,10 @@ public final class ElectdClient implements AutoCloseable {
     return ElectionServiceGrpc.newBlockingStub(channel);
   }
 
-  ElectdException noNodeAnswered(Status status, Throwable cause) {
+  ElectdException noNodeAnswered(String lastError, Status status, Throwable cause) {
     return new ElectdException(
         "no electd node answered (tried " + String.join(", ", addresses) + "); last error: "
-            + describe(status),
+            + lastError,
         addresses, status, cause);
   }
 

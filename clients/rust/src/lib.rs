@@ -1,0 +1,275 @@
+//! A small client for the electd leader-election service (package
+//! `electd.v1`, service `ElectionService`), following the contract in
+//! `clients/README.md`.
+//!
+//! A [`Client`] is given the addresses of one or more electd nodes. Any node
+//! answers for the whole cluster, so the client sticks to one node and moves to
+//! the next address (round-robin) when that node is unreachable, answers
+//! `UNAVAILABLE`, times out, or (while watching) cannot vouch for a leader or
+//! ends its stream.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), electd_client::Error> {
+//! let client = electd_client::Client::new(["127.0.0.1:7001", "127.0.0.1:7002"])?;
+//! let resp = client.get_leader().await?;
+//! let leader = resp.leader.unwrap_or_default();
+//! println!("{} leads with epoch {}", leader.node.unwrap_or_default().id, leader.epoch);
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+mod watch;
+pub use watch::Watch;
+
+/// The code generated from `proto/electd/v1/election_service.proto` by build.rs.
+pub mod pb {
+    tonic::include_proto!("electd.v1");
+}
+
+use pb::election_service_client::ElectionServiceClient;
+
+/// Tunables; the defaults are the contract's.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Deadline of each unary call attempt, including connecting (default 2 s).
+    pub call_timeout: Duration,
+    /// First pause after a full round of failed addresses while watching (50 ms).
+    pub backoff_base: Duration,
+    /// Largest pause between rounds (2 s); pauses double up to it, jittered.
+    pub backoff_max: Duration,
+    /// HTTP/2 keepalive ping interval while a stream is open (10 s).
+    pub keepalive_interval: Duration,
+    /// How long to wait for a ping's answer before dropping the connection (5 s).
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            call_timeout: Duration::from_secs(2),
+            backoff_base: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+            keepalive_interval: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug)]
+pub enum Error {
+    /// The client was given no address.
+    NoAddresses,
+    /// An address is not of the form `HOST:PORT`.
+    BadAddress(String),
+    /// No address answered: each was unreachable, answered `UNAVAILABLE` or
+    /// timed out. `last` describes the last failure.
+    NoNode { addrs: Vec<String>, last: String },
+    /// A node answered with an error that another node would give too (for
+    /// example `INVALID_ARGUMENT`); returned at once.
+    Status { addr: String, status: Status },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoAddresses => write!(f, "no address given"),
+            Error::BadAddress(a) => write!(f, "bad address {a:?}: want HOST:PORT"),
+            Error::NoNode { addrs, last } => write!(
+                f,
+                "no electd node answered (tried {}): last error: {last}",
+                addrs.join(", ")
+            ),
+            Error::Status { addr, status } => write!(f, "{addr}: {}", describe(status)),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A readable one-line form of a status, including its underlying cause (for
+/// example "Connection refused"), which `Status`'s own Display leaves out.
+pub(crate) fn describe(status: &Status) -> String {
+    let mut s = format!("{:?}: {}", status.code(), status.message());
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        source = e.source();
+    }
+    s
+}
+
+/// Checks that `addr` has the form `HOST:PORT` (IPv6 hosts in brackets).
+pub fn validate_address(addr: &str) -> Result<(), Error> {
+    let bad = || Error::BadAddress(addr.to_string());
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
+    let host_ok = !host.is_empty()
+        && (!host.contains(':') || (host.starts_with('[') && host.ends_with(']')))
+        && !host.contains('/');
+    if port_ok && host_ok { Ok(()) } else { Err(bad()) }
+}
+
+/// A client of an electd cluster. Cloning is cheap and clones share the
+/// connections; it is safe to use from many tasks.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    addrs: Vec<String>,
+    channels: Vec<Channel>,
+    config: Config,
+    /// Index of the address in use; advanced on failure.
+    current: AtomicUsize,
+}
+
+impl Client {
+    /// A client with the default [`Config`]. See [`Client::with_config`].
+    pub fn new<I, S>(addrs: I) -> Result<Client, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Client::with_config(addrs, Config::default())
+    }
+
+    /// A client for the given `HOST:PORT` addresses. It does not connect:
+    /// connections are made by the first call. Must be called inside a Tokio
+    /// runtime (the connections' background tasks are spawned on it).
+    pub fn with_config<I, S>(addrs: I, config: Config) -> Result<Client, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let addrs: Vec<String> = addrs.into_iter().map(Into::into).collect();
+        if addrs.is_empty() {
+            return Err(Error::NoAddresses);
+        }
+        let mut channels = Vec::with_capacity(addrs.len());
+        for addr in &addrs {
+            validate_address(addr)?;
+            let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+                .map_err(|_| Error::BadAddress(addr.clone()))?
+                .connect_timeout(config.call_timeout)
+                .http2_keep_alive_interval(config.keepalive_interval)
+                .keep_alive_timeout(config.keepalive_timeout)
+                // Ping only while a call is open: idle connections need no pings,
+                // and servers punish pings they did not ask for.
+                .keep_alive_while_idle(false);
+            channels.push(endpoint.connect_lazy());
+        }
+        Ok(Client {
+            inner: Arc::new(Inner { addrs, channels, config, current: AtomicUsize::new(0) }),
+        })
+    }
+
+    /// The addresses the client was created with.
+    pub fn addrs(&self) -> &[String] {
+        &self.inner.addrs
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub(crate) fn stub(&self, i: usize) -> ElectionServiceClient<Channel> {
+        ElectionServiceClient::new(self.inner.channels[i].clone())
+    }
+
+    pub(crate) fn start(&self) -> usize {
+        self.inner.current.load(Ordering::Relaxed)
+    }
+
+    /// Moves the client off address `i`, unless another task already did.
+    pub(crate) fn failed(&self, i: usize) {
+        let next = (i + 1) % self.inner.addrs.len();
+        let _ = self.inner.current.compare_exchange(i, next, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Runs `call` against each address at most once, starting with the one in
+    /// use, until one answers.
+    async fn unary<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: Fn(ElectionServiceClient<Channel>, Duration) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let n = self.inner.addrs.len();
+        let first = self.start();
+        let timeout = self.inner.config.call_timeout;
+        let mut last = String::new();
+        for k in 0..n {
+            let i = (first + k) % n;
+            // The request carries the deadline to the server (grpc-timeout);
+            // the local timeout also bounds connecting and a silent peer.
+            let result = match tokio::time::timeout(timeout, call(self.stub(i), timeout)).await {
+                Ok(r) => r,
+                Err(_) => Err(Status::deadline_exceeded("deadline exceeded")),
+            };
+            match result {
+                Ok(resp) => return Ok(resp.into_inner()),
+                Err(status) if retryable(&status) => {
+                    last = format!("{}: {}", self.inner.addrs[i], describe(&status));
+                    self.failed(i);
+                }
+                Err(status) => return Err(Error::Status { addr: self.inner.addrs[i].clone(), status }),
+            }
+        }
+        Err(Error::NoNode { addrs: self.inner.addrs.clone(), last })
+    }
+
+    /// Returns the current leader, asking each address at most once.
+    pub async fn get_leader(&self) -> Result<pb::GetLeaderResponse, Error> {
+        self.unary(|mut stub, timeout| async move {
+            let mut req = Request::new(pb::GetLeaderRequest {});
+            req.set_timeout(timeout);
+            stub.get_leader(req).await
+        })
+        .await
+    }
+
+    /// Returns the live members in election order (leader first). An empty
+    /// selector returns every node; otherwise only nodes carrying every
+    /// `KEY=VALUE` label of the selector.
+    pub async fn list_nodes(&self, label_selector: HashMap<String, String>) -> Result<pb::ListNodesResponse, Error> {
+        self.unary(|mut stub, timeout| {
+            let label_selector = label_selector.clone();
+            async move {
+                let mut req = Request::new(pb::ListNodesRequest { label_selector });
+                req.set_timeout(timeout);
+                stub.list_nodes(req).await
+            }
+        })
+        .await
+    }
+
+    /// Starts watching the leader; see [`Watch`].
+    pub fn watch(&self) -> Watch {
+        Watch::new(self.clone())
+    }
+}
+
+/// Whether a status means "this node can't answer now, ask another one".
+pub(crate) fn retryable(status: &Status) -> bool {
+    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded)
+}
+
+/// The pause after `rounds` (1, 2, ...) consecutive failed rounds:
+/// base * 2^(rounds-1), capped, with "equal jitter" (between half and all of
+/// it) so that clients that lost the same node do not return in lockstep.
+pub(crate) fn backoff_delay(config: &Config, rounds: u32) -> Duration {
+    let factor = 2u32.saturating_pow(rounds.saturating_sub(1).min(30));
+    let d = config.backoff_base.saturating_mul(factor).min(config.backoff_max);
+    let half = d / 2;
+    half + half.mul_f64(fastrand::f64())
+}

@@ -1,0 +1,220 @@
+//! `electd-rust`, the Rust example client for electd. It follows the contract
+//! in clients/README.md:
+//!
+//! ```text
+//! electd-rust [--json] leader ADDR [ADDR...]
+//! electd-rust [--json] nodes  ADDR [ADDR...]
+//! electd-rust [--json] watch  ADDR [ADDR...]
+//! ```
+//!
+//! Exit codes: 0 on success (and for watch on SIGINT/SIGTERM), 1 when no
+//! address answered or a call failed, 2 for bad usage.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use electd_client::pb::{Leader, ListNodesResponse};
+use electd_client::{Client, validate_address};
+
+const USAGE: &str = "usage: electd-rust [--json] COMMAND ADDR [ADDR...]
+
+Commands:
+  leader   print the current leader and its fencing epoch
+  nodes    list the live members in election order (leader first)
+  watch    print the leader now and on every change, until SIGINT/SIGTERM
+
+ADDR is the HOST:PORT of an electd node; any node answers for the cluster.
+--json prints one JSON object per line instead (before or after COMMAND).
+";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Command {
+    Leader,
+    Nodes,
+    Watch,
+}
+
+struct Args {
+    command: Command,
+    addrs: Vec<String>,
+    json: bool,
+}
+
+/// Parsed arguments, `Ok(None)` for --help, or the usage error.
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
+    let (mut command, mut addrs, mut json) = (None::<String>, Vec::new(), false);
+    for arg in args {
+        match arg.as_str() {
+            "--json" | "-json" => json = true,
+            "-h" | "--help" | "help" => return Ok(None),
+            a if a.starts_with('-') => return Err(format!("unknown option {a:?}")),
+            _ if command.is_none() => command = Some(arg),
+            _ => addrs.push(arg),
+        }
+    }
+    let command = match command.as_deref() {
+        Some("leader") => Command::Leader,
+        Some("nodes") => Command::Nodes,
+        Some("watch") => Command::Watch,
+        Some(other) => return Err(format!("unknown command {other:?}")),
+        None => return Err("missing command".into()),
+    };
+    if addrs.is_empty() {
+        return Err("no address given".into());
+    }
+    for a in &addrs {
+        validate_address(a).map_err(|e| e.to_string())?;
+    }
+    Ok(Some(Args { command, addrs, json }))
+}
+
+// A single-threaded runtime is plenty for one client and keeps the binary
+// light on the shared cores.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprint!("electd-rust: {msg}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let client = match Client::new(args.addrs) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("electd-rust: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let out = Printer { json: args.json };
+    let result = match args.command {
+        Command::Leader => leader(&client, &out).await,
+        Command::Nodes => nodes(&client, &out).await,
+        Command::Watch => watch(&client, &out).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("electd-rust: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+async fn leader(client: &Client, out: &Printer) -> Result<(), BoxError> {
+    let resp = client.get_leader().await?;
+    let note = format!("answered by {}", resp.responder_id);
+    out.leader(&resp.leader.unwrap_or_default(), &note)?;
+    Ok(())
+}
+
+async fn nodes(client: &Client, out: &Printer) -> Result<(), BoxError> {
+    let resp = client.list_nodes(HashMap::new()).await?;
+    out.nodes(&resp)?;
+    Ok(())
+}
+
+async fn watch(client: &Client, out: &Printer) -> Result<(), BoxError> {
+    let mut watch = client.watch();
+    let report = async {
+        loop {
+            let leader = watch.next().await?;
+            let now = now_note();
+            out.leader(&leader, &now)?;
+        }
+    };
+    // SIGINT/SIGTERM win the race and drop `report`, which drops the stream
+    // and so cancels it: a normal end of a watch, exit 0.
+    tokio::select! {
+        r = report => r,
+        _ = shutdown_signal() => Ok(()),
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("cannot install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Seconds since the Unix epoch with milliseconds, for the human watch output
+/// (std has no calendar formatting, and a date crate is not worth it here).
+fn now_note() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("at unix time {}.{:03}", t.as_secs(), t.subsec_millis())
+}
+
+/// Writes either lines for people or the contract's JSON lines; every line
+/// is flushed at once.
+struct Printer {
+    json: bool,
+}
+
+/// A JSON string literal (quoted and escaped).
+fn js(s: &str) -> String {
+    serde_json::to_string(s).expect("a string always serializes")
+}
+
+impl Printer {
+    fn leader(&self, leader: &Leader, note: &str) -> io::Result<()> {
+        let node = leader.node.clone().unwrap_or_default();
+        let line = if self.json {
+            // Keys in the contract's order; epoch is the exact int64.
+            format!(r#"{{"id":{},"address":{},"epoch":{}}}"#, js(&node.id), js(&node.address), leader.epoch)
+        } else {
+            format!("leader {} at {}, epoch {} ({note})", node.id, node.address, leader.epoch)
+        };
+        write_line(&line)
+    }
+
+    fn nodes(&self, resp: &ListNodesResponse) -> io::Result<()> {
+        if self.json {
+            for n in &resp.nodes {
+                write_line(&format!(
+                    r#"{{"id":{},"address":{},"sequence":{},"is_leader":{},"watches":{}}}"#,
+                    js(&n.id),
+                    js(&n.address),
+                    n.sequence,
+                    n.is_leader,
+                    js(&n.watches)
+                ))?;
+            }
+            return Ok(());
+        }
+        let mut rows = vec![["ID", "ADDRESS", "SEQUENCE", "LEADER", "WATCHES", "VERSION"].map(String::from)];
+        for n in &resp.nodes {
+            let lead = if n.is_leader { "*" } else { "" };
+            rows.push([
+                n.id.clone(),
+                n.address.clone(),
+                n.sequence.to_string(),
+                lead.into(),
+                n.watches.clone(),
+                n.version.clone(),
+            ]);
+        }
+        let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+        for row in &rows {
+            let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:w$}")).collect();
+            write_line(cells.join("  ").trim_end())?;
+        }
+        write_line(&format!("(epoch {}, answered by {})", resp.epoch, resp.responder_id))
+    }
+}
+
+fn write_line(line: &str) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()
+}

@@ -1,0 +1,79 @@
+"""One electd node: wires ZooKeeper -> election engine -> gRPC, handles signals, and shuts down
+gracefully (leave the election first so the successor takes over at once, then end the
+streams, then stop the server with a grace period).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from electd import __version__
+from electd.config import ConfigError, NodeConfig
+from electd.engine import CoordinatorUnavailable, ElectionEngine, NodeRecord, Role, View
+from electd.rpc.hub import ViewHub
+from electd.rpc.server import BindError, add_services, create_server
+from electd.rpc.servicer import ElectionServicer
+from electd.zk import ZkStore
+
+logger = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The node cannot start; the message is meant for the operator as is."""
+
+
+async def run_node(cfg: NodeConfig) -> None:
+    """Run a node until SIGTERM or SIGINT. Raises StartupError for bad config or environment."""
+    loop = asyncio.get_running_loop()
+    try:
+        server, port = create_server(str(cfg.listen))
+    except BindError as exc:
+        raise StartupError(str(exc)) from None
+    advertise = cfg.advertised(port)
+    node_id = cfg.resolved_node_id(port)
+    record = NodeRecord(node_id, str(advertise), cfg.labels, __version__)
+
+    hub = ViewHub(loop, View(0, node_id, Role.JOINING, None, "connecting to ZooKeeper", "", "", 0))
+    store = ZkStore(cfg.zk.hosts, cfg.zk_path, cfg.session_timeout, cfg.connect_timeout)
+    engine = ElectionEngine(store, record, hub.publish)
+    servicer = ElectionServicer(hub, engine.members, node_id, cfg.max_streams)
+    health = add_services(server, servicer, hub)
+
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    await server.start()
+    logger.info(
+        "node=%s serving gRPC on %s:%d (advertised as %s); connecting to ZooKeeper %s, "
+        "election path %s",
+        node_id, cfg.listen.host, port, advertise, cfg.zk, cfg.election_path,
+    )
+    try:
+        start = loop.run_in_executor(None, store.start)
+        done, _ = await asyncio.wait(
+            [start, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
+        if start not in done:
+            logger.info("node=%s stopped before ZooKeeper answered", node_id)
+            return
+        try:
+            start.result()
+        except CoordinatorUnavailable as exc:
+            raise StartupError(str(exc)) from None
+        engine.start()
+        await stop.wait()
+        logger.info("node=%s shutting down", node_id)
+        await health.enter_graceful_shutdown()
+        await loop.run_in_executor(None, engine.stop)
+    finally:
+        hub.close()
+        await server.stop(cfg.shutdown_grace)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    logger.info("node=%s stopped", node_id)
+
+
+__all__ = ["ConfigError", "StartupError", "run_node"]

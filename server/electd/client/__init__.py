@@ -1,0 +1,200 @@
+"""The Python client library for electd (also behind `electd leader|nodes|watch`).
+
+Imports grpc and the generated code, nothing of the server. Follows clients/README.md: any
+node answers for the cluster; on UNAVAILABLE, a deadline, an unreachable node or (on a watch)
+a node that cannot vouch for a leader, move to the next address, with exponential backoff and
+jitter between full rounds. A watch never yields an epoch lower than or equal to one it
+already yielded, even across failover, because it resumes with `min_epoch`.
+
+    client = ElectionClient(["10.0.0.1:7000", "10.0.0.2:7000"])
+    leader = client.get_leader()                # electd.v1.Leader
+    for leader in client.watch():               # one per change of leader, epochs increasing
+        ...
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+
+import grpc
+
+from electd.v1 import election_service_pb2 as pb
+from electd.v1 import election_service_pb2_grpc as pb_grpc
+
+__all__ = ["ElectionClient", "LeaderWatch", "NoNodeAvailable", "pb"]
+
+CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+# Codes after which another node may well answer.
+FAILOVER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+class NoNodeAvailable(Exception):
+    """No node answered; the message names the addresses tried and the last error."""
+
+
+class Backoff:
+    """Exponential backoff with full jitter: 50 ms, doubling, capped at 2 s."""
+
+    def __init__(self, start: float = 0.05, cap: float = 2.0) -> None:
+        self._start, self._cap, self._next = start, cap, start
+
+    def reset(self) -> None:
+        self._next = self._start
+
+    def delay(self) -> float:
+        delay = random.uniform(self._next / 2, self._next)
+        self._next = min(self._next * 2, self._cap)
+        return delay
+
+
+class ElectionClient:
+    def __init__(self, addresses: Sequence[str], timeout: float = 2.0) -> None:
+        if not addresses:
+            raise ValueError("at least one node address is needed")
+        self.addresses = list(addresses)
+        self.timeout = timeout
+        self._current = 0
+        self._lock = threading.Lock()
+        self._channels: dict[str, grpc.Channel] = {}
+
+    def close(self) -> None:
+        with self._lock:
+            channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            channel.close()
+
+    def __enter__(self) -> ElectionClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stub(self, address: str) -> pb_grpc.ElectionServiceStub:
+        with self._lock:
+            channel = self._channels.get(address)
+            if channel is None:
+                channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                self._channels[address] = channel
+        return pb_grpc.ElectionServiceStub(channel)
+
+    def get_leader(self) -> pb.Leader:
+        response: pb.GetLeaderResponse = self._unary(
+            lambda stub: stub.GetLeader(pb.GetLeaderRequest(), timeout=self.timeout)
+        )
+        return response.leader
+
+    def list_nodes(self, label_selector: Mapping[str, str] | None = None) -> list[pb.Node]:
+        request = pb.ListNodesRequest(label_selector=dict(label_selector or {}))
+        response: pb.ListNodesResponse = self._unary(
+            lambda stub: stub.ListNodes(request, timeout=self.timeout)
+        )
+        return list(response.nodes)
+
+    def watch(self, min_epoch: int = 0) -> LeaderWatch:
+        """Leaders from now on, one per change, with strictly increasing epochs."""
+        return LeaderWatch(self, min_epoch)
+
+    def _unary(self, call):  # type: ignore[no-untyped-def]
+        errors = []
+        n = len(self.addresses)
+        for i in range(n):
+            address = self.addresses[(self._current + i) % n]
+            try:
+                result = call(self.stub(address))
+            except grpc.RpcError as exc:
+                if exc.code() not in FAILOVER_CODES:
+                    raise
+                errors.append(f"{address}: {exc.code().name}: {exc.details()}")
+                continue
+            self._current = (self._current + i) % n
+            return result
+        raise NoNodeAvailable("no electd node answered (" + "; ".join(errors) + ")")
+
+    def _advance(self) -> str:
+        self._current = (self._current + 1) % len(self.addresses)
+        return self.addresses[self._current]
+
+
+class LeaderWatch:
+    """An iterator of leaders; `cancel()` (from any thread) ends it at once."""
+
+    def __init__(self, client: ElectionClient, min_epoch: int) -> None:
+        self._client = client
+        self.last_epoch = max(0, min_epoch - 1)
+        self._cancelled = threading.Event()
+        self._call: grpc.Future | None = None
+        self._lock = threading.Lock()
+        self.last_error = ""
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        with self._lock:
+            if self._call is not None:
+                self._call.cancel()
+
+    def __iter__(self) -> Iterator[pb.Leader]:
+        backoff = Backoff()
+        address = self._client.addresses[self._client._current]
+        failures = 0
+        while not self._cancelled.is_set():
+            got_leader = False
+            try:
+                for msg in self._stream(address):
+                    if msg.state == pb.LEADER_STATE_ELECTED:
+                        got_leader = True
+                        backoff.reset()
+                        failures = 0
+                        if msg.leader.epoch > self.last_epoch:
+                            self.last_epoch = msg.leader.epoch
+                            yield msg.leader
+                    else:
+                        self.last_error = f"{address}: {msg.reason}"
+                        break  # this node cannot vouch: ask another
+                else:
+                    self.last_error = f"{address}: stream ended (node shutting down?)"
+            except grpc.RpcError as exc:
+                if self._cancelled.is_set():
+                    return
+                if exc.code() not in FAILOVER_CODES | {grpc.StatusCode.CANCELLED}:
+                    raise
+                self.last_error = f"{address}: {exc.code().name}: {exc.details()}"
+            if not got_leader:
+                failures += 1
+            if failures and failures % len(self._client.addresses) == 0:
+                self._cancelled.wait(backoff.delay())
+            address = self._client._advance()
+
+    def _stream(self, address: str) -> Iterator[pb.WatchLeaderResponse]:
+        request = pb.WatchLeaderRequest(min_epoch=self.last_epoch + 1 if self.last_epoch else 0)
+        call = self._client.stub(address).WatchLeader(request)
+        with self._lock:
+            self._call = call
+        if self._cancelled.is_set():
+            call.cancel()
+        try:
+            yield from call
+        finally:
+            call.cancel()
+            with self._lock:
+                self._call = None
+
+
+def wait_for_leader(addresses: Sequence[str], timeout: float = 30.0) -> pb.Leader:
+    """Poll until some node reports a leader (for scripts and tests)."""
+    deadline = time.monotonic() + timeout
+    with ElectionClient(addresses, timeout=1.0) as client:
+        while True:
+            try:
+                return client.get_leader()
+            except NoNodeAvailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)

@@ -1,0 +1,238 @@
+"""Node processes and the `electd dev` local cluster.
+
+`NodeProcess` runs one `electd serve` as a child process (JSON logs to a file) and is shared by
+`electd dev`, the end-to-end tests, the benchmarks and the fault suite. `run_dev` starts a real
+standalone ZooKeeper and N nodes, prints where they are, streams leader changes and stops it all
+on Ctrl-C, leaving no process or port behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from electd.devcluster.zookeeper import ZooKeeperCluster, ZooKeeperNotInstalled, free_port
+
+
+class DevError(Exception):
+    pass
+
+
+@dataclass
+class NodeProcess:
+    """One `electd serve` child process."""
+
+    zk: str
+    port: int
+    workdir: Path
+    node_id: str = ""
+    election_path: str = "/election"
+    session_timeout: float = 4.0
+    extra_args: Sequence[str] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.node_id or self.port}.log"
+
+    def command(self) -> list[str]:
+        cmd = [
+            sys.executable, "-m", "electd", "serve",
+            "--zk", self.zk,
+            "--listen", self.address,
+            "--election-path", self.election_path,
+            "--session-timeout", str(self.session_timeout),
+            "--log-format", "json",
+        ]
+        if self.node_id:
+            cmd += ["--node-id", self.node_id]
+        return cmd + list(self.extra_args)
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        self.proc = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, start_new_session=True,
+        )
+        log.close()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            assert self.proc is not None
+            os.kill(self.proc.pid, sig)
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM, then SIGKILL if it does not exit in time. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.signal(signal.SIGCONT)  # a paused process cannot handle SIGTERM
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def log_records(self) -> list[dict[str, Any]]:
+        out = []
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return out
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                out.append({"msg": line, "level": "RAW", "ts": 0.0})
+        return out
+
+    def log_text(self, last: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-last:])
+        except OSError:
+            return ""
+
+
+def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.02) -> Any:
+    """Poll `predicate` until it returns something truthy; raise TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def run_dev(nodes: int, base_port: int, session_timeout: float, workdir: str | None) -> int:
+    from electd.client import ElectionClient, NoNodeAvailable
+
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.mkdtemp(prefix="electd-dev-")
+        root = Path(tmp)
+    else:
+        root = Path(workdir)
+        root.mkdir(parents=True, exist_ok=True)
+    zk = ZooKeeperCluster(root / "zookeeper", size=1)
+    procs: list[NodeProcess] = []
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    watch = None
+    try:
+        print(f"electd dev: starting ZooKeeper (work dir {root})", flush=True)
+        try:
+            zk.start()
+        except ZooKeeperNotInstalled as exc:
+            raise DevError(str(exc)) from None
+        print(f"  zookeeper  {zk.connect_string}   (log {zk.servers[0].log_path})", flush=True)
+        for i in range(nodes):
+            port = base_port + i if base_port else free_port()
+            proc = NodeProcess(zk.connect_string, port, root / "nodes", node_id=f"n{i + 1}",
+                               session_timeout=session_timeout)
+            procs.append(proc)
+        addresses = [p.address for p in procs]
+        with ElectionClient(addresses, timeout=1.0) as client:
+            # One at a time, each joined before the next starts: n1 leads, n2 watches n1, ...
+            for p in procs:
+                p.start()
+                try:
+                    wait_until(lambda p=p: _answers(client, p.address) or not p.alive(), 30,
+                               f"node {p.node_id} to join")
+                except TimeoutError:
+                    pass
+                if not p.alive():
+                    raise DevError(f"node {p.node_id} exited; its log:\n{p.log_text()}")
+                print(f"  node {p.node_id:<4}  {p.address}   (log {p.log_path})", flush=True)
+            try:
+                leader = client.get_leader()
+            except NoNodeAvailable as exc:
+                raise DevError(str(exc)) from None
+            print(f"leader: {leader.node.id} at {leader.node.address} (epoch {leader.epoch})")
+            print(f"try:  electd leader --target {addresses[0]}    "
+                  f"electd nodes --target {addresses[0]}", flush=True)
+            print("watching leader changes; Ctrl-C stops the cluster", flush=True)
+            watch = client.watch(min_epoch=leader.epoch + 1)
+            watcher = threading.Thread(target=_print_changes, args=(watch,), daemon=True)
+            watcher.start()
+            while not stop.wait(0.5):
+                for p in procs:
+                    if p.proc is not None and p.proc.poll() is not None:
+                        print(f"  node {p.node_id} exited with code {p.proc.returncode}",
+                              flush=True)
+                        p.proc = None
+        return 0
+    finally:
+        if watch is not None:
+            watch.cancel()
+        print("electd dev: stopping nodes and ZooKeeper", flush=True)
+        for p in procs:
+            p.signal(signal.SIGTERM)
+        for p in procs:
+            p.stop()
+        zk.stop()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print("electd dev: stopped", flush=True)
+
+
+def _answers(client: Any, address: str) -> bool:
+    import grpc
+
+    from electd.v1 import election_service_pb2 as pb
+
+    try:
+        client.stub(address).GetLeader(pb.GetLeaderRequest(), timeout=0.5)
+        return True
+    except grpc.RpcError:
+        return False
+
+
+def _print_changes(watch: Any) -> None:
+    for leader in watch:
+        print(f"{time.strftime('%H:%M:%S')} new leader: {leader.node.id} at "
+              f"{leader.node.address} (epoch {leader.epoch})", flush=True)

@@ -1,0 +1,109 @@
+"""ViewHub: the one place where the engine's threads hand their views to the asyncio loop.
+
+`publish` may be called from any thread; everything else runs on the loop. The hub keeps only
+the latest view (a slow stream never builds a queue) and bumps `generation` whenever what a
+client can observe changes: leader state, leader, epoch or reason. Lease renewals alone do not
+wake streams. A timer re-checks the lease when it would run out, so streams hear "unknown"
+even when the engine's threads are silent (for example after the process was paused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from electd.engine import LeaderInfo, View
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What clients observe: the vouched-for leader or the reason there is none."""
+
+    generation: int
+    leader: LeaderInfo | None
+    reason: str
+    closed: bool = False
+
+    def key(self) -> tuple[object, ...]:
+        if self.leader is None:
+            return (None, self.reason, self.closed)
+        return (self.leader.epoch, self.leader.member.znode, self.closed)
+
+
+class ViewHub:
+    def __init__(self, loop: asyncio.AbstractEventLoop, initial: View) -> None:
+        self._loop = loop
+        self._view = initial
+        self._snapshot = Snapshot(0, None, initial.reason or "starting")
+        self._changed = asyncio.Event()
+        self._lease_timer: asyncio.TimerHandle | None = None
+        self._serving = False
+        self._serving_listeners: list[Callable[[bool], None]] = []
+
+    # ----- any thread -----------------------------------------------------------------------
+
+    def publish(self, view: View) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._apply, view)
+        except RuntimeError:  # the loop is closed: the node is gone, nobody is listening
+            logger.debug("dropped view %d: event loop closed", view.version)
+
+    # ----- loop thread ----------------------------------------------------------------------
+
+    @property
+    def view(self) -> View:
+        return self._view
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def now(self) -> float:
+        return self._loop.time()  # time.monotonic, the engine's clock
+
+    def on_serving_change(self, listener: Callable[[bool], None]) -> None:
+        self._serving_listeners.append(listener)
+        listener(self._serving)
+
+    async def wait_changed(self, generation: int) -> None:
+        """Return as soon as the snapshot's generation differs from `generation`."""
+        while self._snapshot.generation == generation:
+            await self._changed.wait()
+
+    def close(self) -> None:
+        """End every stream: the node is shutting down."""
+        self._set(Snapshot(self._snapshot.generation + 1, None, "node is shutting down", True))
+
+    def _apply(self, view: View) -> None:
+        if view.version <= self._view.version or self._snapshot.closed:
+            return
+        self._view = view
+        self._refresh()
+
+    def _refresh(self) -> None:
+        now = self.now()
+        view = self._view
+        leader = view.vouched(now)
+        reason = "" if leader is not None else view.why_unknown(now)
+        candidate = Snapshot(self._snapshot.generation + 1, leader, reason)
+        if candidate.key() != self._snapshot.key():
+            self._set(candidate)
+        serving = view.serving(now)
+        if serving != self._serving:
+            self._serving = serving
+            for listener in self._serving_listeners:
+                listener(serving)
+        if self._lease_timer is not None:
+            self._lease_timer.cancel()
+            self._lease_timer = None
+        if leader is not None:
+            self._lease_timer = self._loop.call_at(view.valid_until, self._refresh)
+
+    def _set(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()

@@ -1,0 +1,97 @@
+"""Assembles a node's grpc.aio server: ElectionService, the standard health service
+(grpc.health.v1, driven by the hub), server reflection (for grpcurl) and keepalive policy."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from electd.rpc.hub import ViewHub
+from electd.rpc.servicer import ElectionServicer
+from electd.v1 import election_service_pb2 as pb
+from electd.v1 import election_service_pb2_grpc as pb_grpc
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ElectionService"].full_name
+
+SERVER_OPTIONS = [
+    # Never share a port with another process: a port in use must fail loudly.
+    ("grpc.so_reuseport", 0),
+    # Probe idle clients so that dead watchers do not pin resources.
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    # Let clients keep their streams alive with pings every 10 s (the client contract).
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+    ("grpc.http2.max_ping_strikes", 0),
+]
+
+
+class BindError(Exception):
+    """The listen address cannot be bound (in use, not local, no permission)."""
+
+
+def create_server(listen: str) -> tuple[grpc.aio.Server, int]:
+    """Create the server and bind it; returns it with the bound port (for port 0)."""
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    try:
+        port = server.add_insecure_port(listen)
+    except RuntimeError as exc:
+        raise BindError(f"cannot listen on {listen}: {exc}") from None
+    if port == 0:
+        raise BindError(f"cannot listen on {listen}: address in use or not available")
+    return server, port
+
+
+class HealthReporter:
+    """Drives grpc.health.v1 from the hub's serving flag. Called on the loop thread; applies
+    the latest status under a lock, so out-of-order task completion cannot leave a stale one."""
+
+    def __init__(self, health: HealthServicer) -> None:
+        self._health = health
+        self._latest = health_pb2.HealthCheckResponse.NOT_SERVING
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __call__(self, serving: bool) -> None:
+        self._latest = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        logger.info("health: %s", "SERVING" if serving else "NOT_SERVING")
+        task = asyncio.get_running_loop().create_task(self._apply())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _apply(self) -> None:
+        async with self._lock:
+            status = self._latest
+            for name in ("", SERVICE_NAME):
+                await self._health.set(name, status)
+
+
+def add_services(
+    server: grpc.aio.Server, servicer: ElectionServicer, hub: ViewHub
+) -> HealthServicer:
+    """Register ElectionService, health (NOT_SERVING until the hub says otherwise) and
+    reflection on `server`."""
+    pb_grpc.add_ElectionServiceServicer_to_server(servicer, server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    hub.on_serving_change(HealthReporter(health))
+    reflection.enable_server_reflection(
+        (
+            SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    return health
