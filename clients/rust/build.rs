@@ -16,6 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     tonic_prost_build::configure()
         .build_server(false) // a client crate: no server stubs
-        .compile_with_config(config, &[proto], &[proto_root, protoc_bin_vendored::include_path()?])?;
+        .compile_with_config(
+            config,
+            &[proto],
+            &[proto_root, protoc_bin_vendored::include_path()?],
+        )?;
     Ok(())
 }

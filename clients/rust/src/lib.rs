@@ -101,8 +101,12 @@ pub(crate) fn describe(status: &Status) -> String {
     let mut s = format!("{:?}: {}", status.code(), status.message());
     let mut source = std::error::Error::source(status);
     while let Some(e) = source {
-        s.push_str(": ");
-        s.push_str(&e.to_string());
+        // Layers often repeat their inner error's text; keep each text once.
+        let text = e.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
         source = e.source();
     }
     s
@@ -116,7 +120,11 @@ pub fn validate_address(addr: &str) -> Result<(), Error> {
     let host_ok = !host.is_empty()
         && (!host.contains(':') || (host.starts_with('[') && host.ends_with(']')))
         && !host.contains('/');
-    if port_ok && host_ok { Ok(()) } else { Err(bad()) }
+    if port_ok && host_ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
 }
 
 /// A client of an electd cluster. Cloning is cheap and clones share the
@@ -170,7 +178,12 @@ impl Client {
             channels.push(endpoint.connect_lazy());
         }
         Ok(Client {
-            inner: Arc::new(Inner { addrs, channels, config, current: AtomicUsize::new(0) }),
+            inner: Arc::new(Inner {
+                addrs,
+                channels,
+                config,
+                current: AtomicUsize::new(0),
+            }),
         })
     }
 
@@ -194,7 +207,10 @@ impl Client {
     /// Moves the client off address `i`, unless another task already did.
     pub(crate) fn failed(&self, i: usize) {
         let next = (i + 1) % self.inner.addrs.len();
-        let _ = self.inner.current.compare_exchange(i, next, Ordering::Relaxed, Ordering::Relaxed);
+        let _ = self
+            .inner
+            .current
+            .compare_exchange(i, next, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// Runs `call` against each address at most once, starting with the one in
@@ -222,10 +238,18 @@ impl Client {
                     last = format!("{}: {}", self.inner.addrs[i], describe(&status));
                     self.failed(i);
                 }
-                Err(status) => return Err(Error::Status { addr: self.inner.addrs[i].clone(), status }),
+                Err(status) => {
+                    return Err(Error::Status {
+                        addr: self.inner.addrs[i].clone(),
+                        status,
+                    });
+                }
             }
         }
-        Err(Error::NoNode { addrs: self.inner.addrs.clone(), last })
+        Err(Error::NoNode {
+            addrs: self.inner.addrs.clone(),
+            last,
+        })
     }
 
     /// Returns the current leader, asking each address at most once.
@@ -241,7 +265,10 @@ impl Client {
     /// Returns the live members in election order (leader first). An empty
     /// selector returns every node; otherwise only nodes carrying every
     /// `KEY=VALUE` label of the selector.
-    pub async fn list_nodes(&self, label_selector: HashMap<String, String>) -> Result<pb::ListNodesResponse, Error> {
+    pub async fn list_nodes(
+        &self,
+        label_selector: HashMap<String, String>,
+    ) -> Result<pb::ListNodesResponse, Error> {
         self.unary(|mut stub, timeout| {
             let label_selector = label_selector.clone();
             async move {
@@ -269,7 +296,10 @@ pub(crate) fn retryable(status: &Status) -> bool {
 /// it) so that clients that lost the same node do not return in lockstep.
 pub(crate) fn backoff_delay(config: &Config, rounds: u32) -> Duration {
     let factor = 2u32.saturating_pow(rounds.saturating_sub(1).min(30));
-    let d = config.backoff_base.saturating_mul(factor).min(config.backoff_max);
+    let d = config
+        .backoff_base
+        .saturating_mul(factor)
+        .min(config.backoff_max);
     let half = d / 2;
     half + half.mul_f64(fastrand::f64())
 }

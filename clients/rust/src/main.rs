@@ -66,7 +66,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     for a in &addrs {
         validate_address(a).map_err(|e| e.to_string())?;
     }
-    Ok(Some(Args { command, addrs, json }))
+    Ok(Some(Args {
+        command,
+        addrs,
+        json,
+    }))
 }
 
 // A single-threaded runtime is plenty for one client and keeps the binary
@@ -151,7 +155,9 @@ async fn shutdown_signal() {
 /// Seconds since the Unix epoch with milliseconds, for the human watch output
 /// (std has no calendar formatting, and a date crate is not worth it here).
 fn now_note() -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     format!("at unix time {}.{:03}", t.as_secs(), t.subsec_millis())
 }
 
@@ -171,9 +177,17 @@ impl Printer {
         let node = leader.node.clone().unwrap_or_default();
         let line = if self.json {
             // Keys in the contract's order; epoch is the exact int64.
-            format!(r#"{{"id":{},"address":{},"epoch":{}}}"#, js(&node.id), js(&node.address), leader.epoch)
+            format!(
+                r#"{{"id":{},"address":{},"epoch":{}}}"#,
+                js(&node.id),
+                js(&node.address),
+                leader.epoch
+            )
         } else {
-            format!("leader {} at {}, epoch {} ({note})", node.id, node.address, leader.epoch)
+            format!(
+                "leader {} at {}, epoch {} ({note})",
+                node.id, node.address, leader.epoch
+            )
         };
         write_line(&line)
     }
@@ -192,7 +206,8 @@ impl Printer {
             }
             return Ok(());
         }
-        let mut rows = vec![["ID", "ADDRESS", "SEQUENCE", "LEADER", "WATCHES", "VERSION"].map(String::from)];
+        let mut rows =
+            vec![["ID", "ADDRESS", "SEQUENCE", "LEADER", "WATCHES", "VERSION"].map(String::from)];
         for n in &resp.nodes {
             let lead = if n.is_leader { "*" } else { "" };
             rows.push([
@@ -204,12 +219,21 @@ impl Printer {
                 n.version.clone(),
             ]);
         }
-        let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+        let widths: Vec<usize> = (0..6)
+            .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+            .collect();
         for row in &rows {
-            let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:w$}")).collect();
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, w)| format!("{cell:w$}"))
+                .collect();
             write_line(cells.join("  ").trim_end())?;
         }
-        write_line(&format!("(epoch {}, answered by {})", resp.epoch, resp.responder_id))
+        write_line(&format!(
+            "(epoch {}, answered by {})",
+            resp.epoch, resp.responder_id
+        ))
     }
 }
 

@@ -70,7 +70,9 @@ impl Watch {
             let stream = match &mut self.stream {
                 Some(s) => s,
                 None => {
-                    let req = WatchLeaderRequest { min_epoch: self.last_epoch };
+                    let req = WatchLeaderRequest {
+                        min_epoch: self.last_epoch,
+                    };
                     match self.client.stub(self.idx).watch_leader(req).await {
                         Ok(resp) => self.stream.insert(resp.into_inner()),
                         Err(status) => {
@@ -94,8 +96,13 @@ impl Watch {
                             // Already returned (or older): never again.
                         }
                         (state, _) => {
-                            let why = if msg.reason.is_empty() { state.as_str_name().to_string() } else { msg.reason };
-                            self.last_error = format!("{}: cannot vouch for a leader: {why}", self.addr());
+                            let why = if msg.reason.is_empty() {
+                                state.as_str_name().to_string()
+                            } else {
+                                msg.reason
+                            };
+                            self.last_error =
+                                format!("{}: cannot vouch for a leader: {why}", self.addr());
                             self.fail_over().await?;
                         }
                     }
@@ -126,7 +133,10 @@ impl Watch {
             self.last_error = format!("{}: {}", self.addr(), describe(&status));
             Ok(())
         } else {
-            Err(Error::Status { addr: self.addr().to_string(), status })
+            Err(Error::Status {
+                addr: self.addr().to_string(),
+                status,
+            })
         }
     }
 
@@ -144,11 +154,14 @@ impl Watch {
             return Ok(());
         }
         self.failed += 1;
-        if self.failed % n != 0 {
+        if !self.failed.is_multiple_of(n) {
             return Ok(());
         }
         if !self.answered {
-            return Err(Error::NoNode { addrs: self.client.addrs().to_vec(), last: self.last_error.clone() });
+            return Err(Error::NoNode {
+                addrs: self.client.addrs().to_vec(),
+                last: self.last_error.clone(),
+            });
         }
         self.rounds = self.rounds.saturating_add(1);
         tokio::time::sleep(backoff_delay(self.client.config(), self.rounds)).await;

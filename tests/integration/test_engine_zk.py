@@ -1,0 +1,183 @@
+"""The engine on a real ZooKeeper: the recipe, its watch economy, and real faults (session
+expiry through a partition, connection loss during create, foreign data, wiped paths)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kazoo.client import KazooClient
+
+from electd.engine import ElectionEngine, Role
+from electd.zk import paths
+from tests.conftest import EngineHarness, poll
+from tests.support.tcpproxy import TcpProxy
+
+
+def leads(engine: ElectionEngine) -> bool:
+    return engine.view().is_leader(time.monotonic())
+
+
+def leader_id(engine: ElectionEngine) -> str | None:
+    info = engine.view().vouched(time.monotonic())
+    return info.member.record.id if info else None
+
+
+def settled(*engines: ElectionEngine) -> bool:
+    ids = {leader_id(e) for e in engines}
+    return len(ids) == 1 and None not in ids
+
+
+@pytest.fixture
+def kz(zk):
+    client = KazooClient(hosts=zk.connect_string)
+    client.start(10)
+    yield client
+    client.stop()
+    client.close()
+
+
+@pytest.fixture
+def proxy(zk):
+    server = zk.servers[0]
+    p = TcpProxy(server.host, server.client_port)
+    yield p
+    p.close()
+
+
+def wipe(kz: KazooClient, path: str) -> None:
+    """Delete the election path and every child in one transaction (members re-register at
+    once, so a child-by-child delete would race them)."""
+    for _ in range(50):
+        tx = kz.transaction()
+        for child in kz.get_children(path):
+            tx.delete(f"{path}/{child}")
+        tx.delete(path)
+        if all(r is True for r in tx.commit()):
+            return
+    raise AssertionError(f"could not wipe {path}")
+
+
+def test_first_to_join_leads_and_the_chain_is_built(engines: EngineHarness) -> None:
+    a = engines.start("a")
+    poll(lambda: leads(a), what="a leads")
+    b, c = engines.start("b"), engines.start("c")
+    poll(lambda: settled(a, b, c) and c.view().watching, what="chain")
+    assert leader_id(b) == "a"
+    assert b.view().watching == a.view().own_znode
+    assert c.view().watching == b.view().own_znode
+    members = c.members()
+    assert [m.member.record.id for m in members] == ["a", "b", "c"]
+    assert [m.watches for m in members] == ["", a.view().own_znode, b.view().own_znode]
+
+
+def test_watch_notifications_join_wakes_nobody_leave_wakes_only_the_successor(
+    engines: EngineHarness,
+) -> None:
+    """Per leader change each node does O(1) work; a non-leader leaving wakes only its
+    successor; a join wakes nobody (counted on real ZooKeeper watch notifications)."""
+    es = [engines.start(n) for n in "abcd"]
+    poll(lambda: settled(*es) and es[3].view().watching == es[2].view().own_znode, what="chain")
+
+    def events() -> list[int]:
+        return [e.stats.predecessor_events + e.stats.leader_events for e in es]
+
+    before = events()
+    e = engines.start("e")
+    poll(lambda: e.view().watching == es[3].view().own_znode, what="e joined")
+    time.sleep(0.3)  # give any (wrong) notification time to arrive before counting
+    assert events() == before, "a join must wake nobody"
+
+    es[1].stop()  # b, a non-leader, leaves
+    poll(lambda: es[2].view().watching == es[0].view().own_znode, what="c watches a")
+    time.sleep(0.3)
+    after = events()
+    assert after[2] == before[2] + 1, "b's successor wakes exactly once"
+    assert after[0] == before[0] and after[3] == before[3], "nobody else wakes"
+    assert e.stats.predecessor_events + e.stats.leader_events == 0
+
+    old = es[0].view().leader.epoch
+    es[0].stop()  # the leader leaves: every node hears of it once
+    rest = [es[2], es[3], e]
+    poll(lambda: settled(*rest) and leader_id(es[2]) == "c", what="c leads")
+    time.sleep(0.3)
+    final = [x.stats.predecessor_events + x.stats.leader_events for x in rest]
+    assert final == [after[2] + 1, after[3] + 1, 1]
+    assert all(x.view().leader.epoch > old for x in rest)
+
+
+def test_session_expiry_of_a_follower_rejoins_at_the_back(engines: EngineHarness, proxy) -> None:
+    a = engines.start("a")
+    b = engines.start("b", hosts=proxy.address, session_timeout=1.0)
+    c = engines.start("c")
+    poll(lambda: settled(a, b, c) and c.view().watching == b.view().own_znode, what="chain")
+    old_b = b.view().own_znode
+    proxy.block()  # partition b from ZooKeeper for longer than its session timeout
+    poll(lambda: c.view().watching == a.view().own_znode, what="c repairs the chain", timeout=10)
+    assert leader_id(a) == "a"
+    poll(lambda: b.view().vouched(time.monotonic()) is None, what="b stops vouching", timeout=5)
+    proxy.unblock()
+    poll(lambda: b.view().role is Role.FOLLOWER and b.view().own_znode != old_b, timeout=15,
+         what="b rejoined with a new znode")
+    assert b.view().watching == c.view().own_znode  # at the back
+    assert leader_id(b) == "a"
+
+
+def test_session_expiry_of_the_leader_moves_leadership(engines: EngineHarness, proxy) -> None:
+    a = engines.start("a", hosts=proxy.address, session_timeout=1.0)
+    poll(lambda: leads(a), what="a leads")
+    b = engines.start("b")
+    poll(lambda: settled(a, b), what="b follows a")
+    epoch = a.view().leader.epoch
+    proxy.block()
+    # The partitioned leader stops claiming within its lease (read timeout), without any event.
+    poll(lambda: not leads(a), timeout=2, what="a steps down")
+    poll(lambda: leads(b), timeout=10, what="b leads after a's session expired")
+    assert b.view().leader.epoch > epoch
+    proxy.unblock()
+    poll(lambda: a.view().role is Role.FOLLOWER and leader_id(a) == "b", timeout=15,
+         what="a rejoined behind b")
+    assert a.view().watching == b.view().own_znode
+    assert a.view().leader.epoch == b.view().leader.epoch
+
+
+def test_connection_loss_during_create_leaves_no_orphan(engines: EngineHarness, proxy, kz) -> None:
+    fired = proxy.cut_after(engines.path + "/" + paths.NAME_PREFIX)
+    a = engines.start("a", hosts=proxy.address, session_timeout=4.0)
+    poll(fired.is_set, what="the create was cut off")
+    poll(lambda: leads(a), timeout=15, what="a leads")
+    children = kz.get_children(engines.path)
+    assert len(children) == 1, children  # the create that lost its reply was found, not redone
+    assert children[0] == a.view().own_znode
+    assert a.stats.registrations == 1
+
+
+def test_foreign_and_corrupt_znodes_are_ignored(engines: EngineHarness, kz) -> None:
+    kz.ensure_path(engines.path)
+    kz.create(engines.path + "/not-electd", b"hello")
+    kz.create(engines.path + "/" + paths.NAME_PREFIX + "0" * 32 + "-", b"\x00garbage",
+              sequence=True)  # a valid name, lowest sequence, corrupt data
+    kz.create(engines.path + "/electd-short-0000000001", b"{}")
+    a, b = engines.start("a"), engines.start("b")
+    poll(lambda: settled(a, b) and leader_id(a) == "a", what="a leads despite foreign znodes")
+    assert [m.member.record.id for m in b.members()] == ["a", "b"]
+
+
+def test_wiped_election_path_re_registers_with_a_higher_epoch(engines: EngineHarness, kz) -> None:
+    a, b = engines.start("a"), engines.start("b")
+    poll(lambda: settled(a, b), what="settled")
+    epoch = a.view().leader.epoch
+    wipe(kz, engines.path)
+    poll(lambda: settled(a, b) and a.view().leader.epoch > epoch, timeout=10,
+         what="both re-registered")
+    assert a.stats.registrations == 2 and b.stats.registrations == 2
+
+
+def test_own_znode_deleted_by_an_operator(engines: EngineHarness, kz) -> None:
+    a, b = engines.start("a"), engines.start("b")
+    poll(lambda: settled(a, b) and leader_id(b) == "a", what="a leads")
+    first = a.view().own_znode
+    kz.delete(engines.path + "/" + first)
+    poll(lambda: leads(b) and a.view().role is Role.FOLLOWER, what="b leads, a follows")
+    assert a.view().own_znode != first
+    assert a.view().watching == b.view().own_znode

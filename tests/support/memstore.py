@@ -1,0 +1,160 @@
+"""An in-memory store with ZooKeeper's semantics for the engine's unit tests: sequential
+ephemeral entries per session, one-shot watches, state transitions. No mocks that switch on
+path strings: it is a small, real implementation of the `Store` protocol."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+
+from electd.engine.store import (
+    ConnState,
+    CoordinatorUnavailable,
+    Entry,
+    SessionLost,
+    StateListener,
+    Stored,
+    WatchEvent,
+    Watcher,
+)
+
+
+@dataclass
+class _Node:
+    data: bytes
+    owner: int
+    czxid: int
+    watches: set[Watcher] = field(default_factory=set)
+
+
+class MemEnsemble:
+    """The shared 'server': one election path, a zxid counter, a sequence counter."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.nodes: dict[str, _Node] = {}
+        self.foreign: set[str] = set()
+        self.zxid = itertools.count(100)
+        self.seq = itertools.count(0)
+        self.sessions = itertools.count(0x1000)
+
+    def expire(self, session: int) -> list[tuple[Watcher, WatchEvent]]:
+        with self.lock:
+            gone = [n for n, node in self.nodes.items() if node.owner == session]
+            return [f for n in gone for f in self._delete(n)]
+
+    def _delete(self, name: str) -> list[tuple[Watcher, WatchEvent]]:
+        node = self.nodes.pop(name, None)
+        if node is None:
+            return []
+        return [(w, WatchEvent.GONE) for w in node.watches]
+
+    def delete(self, name: str) -> None:
+        with self.lock:
+            fire = self._delete(name)
+        for w, ev in fire:
+            w(ev)
+
+    def add_raw(self, name: str, data: bytes, owner: int = 0) -> None:
+        """A child written by someone else (foreign or corrupt data)."""
+        with self.lock:
+            self.nodes[name] = _Node(data, owner, next(self.zxid))
+
+
+class MemStore:
+    def __init__(self, ensemble: MemEnsemble, session_timeout: float = 3.0) -> None:
+        self.ens = ensemble
+        self._timeout = session_timeout
+        self._sid: int | None = None
+        self._listeners: list[StateListener] = []
+        self.connected = False
+        self.calls = 0
+
+    # ----- test controls ----------------------------------------------------------------------
+
+    def connect(self) -> None:
+        if self._sid is None:
+            self._sid = next(self.ens.sessions)
+        self.connected = True
+        self._emit(ConnState.CONNECTED)
+
+    def suspend(self) -> None:
+        self.connected = False
+        self._emit(ConnState.SUSPENDED)
+
+    def expire(self) -> None:
+        sid, self._sid = self._sid, None
+        self.connected = False
+        fire = self.ens.expire(sid) if sid is not None else []
+        self._emit(ConnState.LOST)
+        for w, ev in fire:
+            w(ev)
+
+    def _emit(self, state: ConnState) -> None:
+        for listener in list(self._listeners):
+            listener(state)
+
+    # ----- Store ------------------------------------------------------------------------------
+
+    def _check(self) -> int:
+        self.calls += 1
+        if self._sid is None:
+            raise SessionLost("expired")
+        if not self.connected:
+            raise CoordinatorUnavailable("disconnected")
+        return self._sid
+
+    def session_id(self) -> int | None:
+        return self._sid if self.connected else None
+
+    def session_timeout(self) -> float:
+        return self._timeout
+
+    def add_state_listener(self, listener: StateListener) -> None:
+        self._listeners.append(listener)
+
+    def register(self, token: str, data: bytes, maybe_exists: bool) -> Entry:
+        sid = self._check()
+        with self.ens.lock:
+            if maybe_exists:
+                for e in self._entries():
+                    if e.token == token:
+                        return e
+            name = f"electd-{token}-{next(self.ens.seq):010d}"
+            self.ens.nodes[name] = _Node(data, sid, next(self.ens.zxid))
+            return Entry(name, token, int(name[-10:]))
+
+    def _entries(self) -> list[Entry]:
+        out = []
+        for name in self.ens.nodes:
+            parts = name.split("-")
+            if len(parts) == 3 and parts[0] == "electd" and len(parts[1]) == 32:
+                out.append(Entry(name, parts[1], int(parts[2])))
+        return sorted(out, key=lambda e: e.sequence)
+
+    def entries(self) -> list[Entry]:
+        self._check()
+        with self.ens.lock:
+            return self._entries()
+
+    def read(self, name: str, watch: Watcher | None = None) -> Stored | None:
+        self._check()
+        with self.ens.lock:
+            node = self.ens.nodes.get(name)
+            if node is None:
+                return None
+            if watch is not None:
+                node.watches.add(watch)
+            return Stored(node.data, node.owner, node.czxid, 0)
+
+    def remove(self, name: str) -> None:
+        self._check()
+        self.ens.delete(name)
+
+    def close(self) -> None:
+        if self._sid is not None:
+            sid, self._sid = self._sid, None
+            for w, ev in self.ens.expire(sid):
+                w(ev)
+        self.connected = False

@@ -1,0 +1,174 @@
+"""A fault-injecting TCP proxy between ZooKeeper clients and a ZooKeeper server.
+
+Real faults, on real sockets, for tests and the fault suite:
+  * `block()` / `unblock()`: a partition. Nothing is forwarded either way and new connections
+    hang, so the client's pings go unanswered and the server stops hearing from the session
+    (it expires after the session timeout, exactly as across a real network partition).
+  * `drop()`: reset every open connection (connection loss; the session survives).
+  * `cut_after(opcode, path_prefix)`: forward the next matching ZooKeeper request, then cut the
+    connection before its reply can reach the client. Used for "connection loss during create":
+    the server commits the create, the client never hears about it.
+
+Understands just enough of ZooKeeper's framing: every packet is a 4-byte big-endian length and
+a body; after the connect request, each request body starts with xid (int32), type (int32) and,
+for path operations, a length-prefixed path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+
+OP_CREATE = 1
+OP_CREATE2 = 15
+
+
+@dataclass
+class _Cut:
+    opcodes: tuple[int, ...]
+    path_prefix: str
+    fired: threading.Event
+
+
+class TcpProxy:
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._gate = threading.Event()
+        self._gate.set()
+        self._lock = threading.Lock()
+        self._conns: list[tuple[socket.socket, socket.socket]] = []
+        self._cut: _Cut | None = None
+        self._closed = False
+        self.connections = 0
+        threading.Thread(target=self._accept_loop, name="tcpproxy-accept", daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    # ----- faults ----------------------------------------------------------------------------
+
+    def block(self) -> None:
+        self._gate.clear()
+
+    def unblock(self) -> None:
+        self._gate.set()
+
+    def drop(self) -> None:
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for a, b in conns:
+            _close(a, b)
+
+    def cut_after(self, path_prefix: str, opcodes: tuple[int, ...] = (OP_CREATE, OP_CREATE2)
+                  ) -> threading.Event:
+        """Arm a one-shot cut; the returned event is set when it fired."""
+        cut = _Cut(opcodes, path_prefix, threading.Event())
+        self._cut = cut
+        return cut.fired
+
+    def close(self) -> None:
+        self._closed = True
+        self._gate.set()
+        self._listener.close()
+        self.drop()
+
+    # ----- plumbing --------------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        self._gate.wait()
+        try:
+            server = socket.create_connection(self.upstream, timeout=5)
+            server.settimeout(None)
+        except OSError:
+            client.close()
+            return
+        for s in (client, server):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            self._conns.append((client, server))
+            self.connections += 1
+        pair_state = {"cut": False}
+        threading.Thread(target=self._pump_requests, args=(client, server, pair_state),
+                         daemon=True).start()
+        threading.Thread(target=self._pump, args=(server, client, pair_state),
+                         daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, state: dict[str, bool]) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                self._gate.wait()
+                if state["cut"]:
+                    break  # the reply to the cut request must never arrive
+                dst.sendall(data)
+        except OSError:
+            pass
+        _close(src, dst)
+
+    def _pump_requests(self, src: socket.socket, dst: socket.socket,
+                       state: dict[str, bool]) -> None:
+        buf = b""
+        first = True
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                self._gate.wait()
+                buf += data
+                # Forward whole frames, looking at each request's opcode and path.
+                while len(buf) >= 4:
+                    (length,) = struct.unpack(">i", buf[:4])
+                    if len(buf) < 4 + length:
+                        break
+                    frame, buf = buf[: 4 + length], buf[4 + length:]
+                    fire = not first and self._matches(frame)
+                    first = False
+                    if fire:
+                        state["cut"] = True
+                    dst.sendall(frame)
+                    if fire:
+                        time.sleep(0.2)  # let the server commit it; its reply is discarded
+                        assert self._cut is not None
+                        cut, self._cut = self._cut, None
+                        _close(src, dst)
+                        cut.fired.set()
+                        return
+        except OSError:
+            pass
+        _close(src, dst)
+
+    def _matches(self, frame: bytes) -> bool:
+        cut = self._cut
+        if cut is None or len(frame) < 16:
+            return False
+        _, opcode, path_len = struct.unpack(">iii", frame[4:16])
+        if opcode not in cut.opcodes or path_len < 0:
+            return False
+        path = frame[16: 16 + path_len].decode(errors="replace")
+        return path.startswith(cut.path_prefix)
+
+
+def _close(*socks: socket.socket) -> None:
+    for s in socks:
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            s.close()

@@ -1,0 +1,148 @@
+"""The election engine against the in-memory store: the recipe's decisions and invariants."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from electd.engine import ElectionEngine, NodeRecord, Role, View
+from tests.conftest import poll
+from tests.support.memstore import MemEnsemble, MemStore
+
+
+class Node:
+    def __init__(self, ens: MemEnsemble, node_id: str, timeout: float = 3.0) -> None:
+        self.store = MemStore(ens, timeout)
+        self.views: list[View] = []
+        self.engine = ElectionEngine(self.store, NodeRecord(node_id, f"{node_id}:1"),
+                                     self.views.append)
+        self.store.connect()
+        self.engine.start()
+
+    @property
+    def view(self) -> View:
+        return self.engine.view()
+
+    def leads(self) -> bool:
+        return self.view.is_leader(time.monotonic())
+
+    def leader_id(self) -> str | None:
+        info = self.view.vouched(time.monotonic())
+        return info.member.record.id if info else None
+
+
+@pytest.fixture
+def ens() -> MemEnsemble:
+    return MemEnsemble()
+
+
+@pytest.fixture
+def cluster(ens: MemEnsemble):
+    made: list[Node] = []
+
+    def make(node_id: str, timeout: float = 3.0) -> Node:
+        node = Node(ens, node_id, timeout)
+        made.append(node)
+        poll(lambda: node.view.role in (Role.LEADER, Role.FOLLOWER), 5, f"{node_id} joined")
+        return node
+
+    yield make
+    for node in made:
+        node.engine.stop()
+
+
+def test_first_to_join_leads_and_each_follower_watches_its_predecessor(cluster) -> None:
+    a, b, c = cluster("a"), cluster("b"), cluster("c")
+    poll(lambda: a.leads() and b.leader_id() == "a" and c.leader_id() == "a", 5, "a leads")
+    assert b.view.watching == a.view.own_znode
+    assert c.view.watching == b.view.own_znode
+    assert a.view.watching == ""
+
+
+def test_leader_leaving_hands_over_with_a_higher_epoch(cluster) -> None:
+    a, b = cluster("a"), cluster("b")
+    poll(a.leads, 5, "a leads")
+    old = a.view.leader.epoch
+    a.engine.stop()
+    poll(b.leads, 5, "b leads")
+    assert b.view.leader.epoch > old
+    assert a.view.role is Role.STOPPED
+
+
+def test_suspended_leader_stops_claiming_at_once_and_resumes_on_reconnect(cluster) -> None:
+    a = cluster("a")
+    poll(a.leads, 5, "a leads")
+    epoch = a.view.leader.epoch
+    a.store.suspend()
+    # The state callback itself publishes: no worker round trip is needed to step down.
+    assert not a.leads()
+    assert a.view.role is Role.DISCONNECTED
+    a.store.connect()
+    poll(a.leads, 5, "a leads again")
+    assert a.view.leader.epoch == epoch  # same znode, same session: same term
+
+
+def test_expired_leader_rejoins_at_the_back(cluster) -> None:
+    a, b = cluster("a"), cluster("b")
+    poll(lambda: a.leads() and b.leader_id() == "a", 5, "a leads")
+    first = a.view.leader.epoch
+    a.store.expire()
+    assert not a.leads()
+    poll(b.leads, 5, "b leads")
+    a.store.connect()  # a new session
+    poll(lambda: a.view.role is Role.FOLLOWER and a.view.watching == b.view.own_znode, 5,
+         "a rejoined behind b")
+    assert b.view.leader.epoch > first
+
+
+def test_own_entry_deleted_by_someone_else_steps_down_and_registers_again(cluster, ens) -> None:
+    a, b = cluster("a"), cluster("b")
+    poll(a.leads, 5, "a leads")
+    first = a.view.own_znode
+    ens.delete(first)
+    poll(lambda: b.leads() and a.view.role is Role.FOLLOWER and a.view.own_znode != first, 5,
+         "a re-registered behind b")
+    assert a.engine.stats.registrations == 2
+
+
+def test_corrupt_and_foreign_entries_are_ignored(cluster, ens) -> None:
+    ens.add_raw("electd-" + "f" * 32 + "-0000009999", b"not json")  # sorts last
+    ens.add_raw("electd-" + "e" * 32 + "-0000000000", b"\xff\xfe garbage")  # sorts first
+    a, b = cluster("a"), cluster("b")
+    poll(lambda: a.leads() and b.leader_id() == "a", 5, "a leads despite a corrupt lowest entry")
+    assert [m.member.record.id for m in b.engine.members()] == ["a", "b"]
+
+
+def test_lease_runs_out_without_word_from_the_store(ens) -> None:
+    """A node that hears nothing (paused, or its store hangs) stops vouching after the lease."""
+    node = Node(ens, "a", timeout=0.3)  # lease = 0.2 s
+    try:
+        poll(node.leads, 5, "a leads")
+        node.engine._heartbeat = 3600  # silence the heartbeat: no more round trips
+        view = node.view
+        assert view.is_leader(time.monotonic())
+        assert not view.is_leader(view.valid_until + 0.001)
+        poll(lambda: not node.leads(), 2, "lease ran out")
+    finally:
+        node.engine.stop()
+
+
+def test_a_join_wakes_nobody_and_a_middle_leave_wakes_only_its_successor(cluster, ens) -> None:
+    a, b, c, d = cluster("a"), cluster("b"), cluster("c"), cluster("d")
+    poll(lambda: d.view.watching == c.view.own_znode, 5, "chain built")
+
+    def events() -> list[int]:
+        return [n.engine.stats.predecessor_events + n.engine.stats.leader_events
+                for n in (a, b, c, d)]
+
+    before = events()
+    e = cluster("e")
+    poll(lambda: e.view.watching == d.view.own_znode, 5, "e joined")
+    assert events() == before  # nobody woke for the join
+    ens.delete(b.view.own_znode)
+    poll(lambda: c.view.watching == a.view.own_znode, 5, "c now watches a")
+    after = events()
+    assert after[2] == before[2] + 1  # c, b's successor, woke once
+    assert [after[i] for i in (0, 3)] == [before[i] for i in (0, 3)]
+    assert a.leads()
