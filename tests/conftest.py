@@ -53,14 +53,21 @@ class EngineHarness:
         self.stores: list[ZkStore] = []
         self.views: dict[str, list[View]] = {}
 
-    def start(self, node_id: str, hosts: str | None = None, session_timeout: float = 2.0,
-              path: str | None = None) -> ElectionEngine:
-        store = ZkStore(hosts or self.zk.connect_string, path or self.path, session_timeout,
-                        connect_timeout=10)
+    def start(
+        self,
+        node_id: str,
+        hosts: str | None = None,
+        session_timeout: float = 2.0,
+        path: str | None = None,
+    ) -> ElectionEngine:
+        store = ZkStore(
+            hosts or self.zk.connect_string, path or self.path, session_timeout, connect_timeout=10
+        )
         store.start()
         views = self.views.setdefault(node_id, [])
-        engine = ElectionEngine(store, NodeRecord(node_id, f"127.0.0.1:{free_port()}"),
-                                views.append)
+        engine = ElectionEngine(
+            store, NodeRecord(node_id, f"127.0.0.1:{free_port()}"), views.append
+        )
         engine.start()
         self.engines.append(engine)
         self.stores.append(store)
@@ -83,11 +90,22 @@ class NodeFactory:
         self.zk, self.path, self.workdir = zk, path, workdir
         self.procs: list[NodeProcess] = []
 
-    def start(self, node_id: str, session_timeout: float = 2.0, zk: str | None = None,
-              extra: tuple[str, ...] = ()) -> NodeProcess:
-        proc = NodeProcess(zk or self.zk.connect_string, free_port(), self.workdir,
-                           node_id=node_id, election_path=self.path,
-                           session_timeout=session_timeout, extra_args=extra)
+    def start(
+        self,
+        node_id: str,
+        session_timeout: float = 2.0,
+        zk: str | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> NodeProcess:
+        proc = NodeProcess(
+            zk or self.zk.connect_string,
+            free_port(),
+            self.workdir,
+            node_id=node_id,
+            election_path=self.path,
+            session_timeout=session_timeout,
+            extra_args=extra,
+        )
         proc.start()
         self.procs.append(proc)
         return proc
@@ -98,8 +116,9 @@ class NodeFactory:
 
 
 @pytest.fixture
-def nodes(zk: ZooKeeperCluster, election_path: str, tmp_path: Path,
-          request: pytest.FixtureRequest) -> Iterator[NodeFactory]:
+def nodes(
+    zk: ZooKeeperCluster, election_path: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[NodeFactory]:
     factory = NodeFactory(zk, election_path, tmp_path / "nodes")
     yield factory
     factory.stop_all()
@@ -109,8 +128,12 @@ def nodes(zk: ZooKeeperCluster, election_path: str, tmp_path: Path,
         print(f"\n----- ZooKeeper -----\n{zk.logs()}")
 
 
-def poll(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition",
-         interval: float = 0.02) -> Any:
+def poll(
+    predicate: Callable[[], Any],
+    timeout: float = 15.0,
+    what: str = "condition",
+    interval: float = 0.02,
+) -> Any:
     """Poll with a deadline (no bare sleeps in tests)."""
     from electd.devcluster.cluster import wait_until
 

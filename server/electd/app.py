@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import Any
 
 from electd import __version__
 from electd.config import ConfigError, NodeConfig
@@ -49,13 +50,17 @@ async def run_node(cfg: NodeConfig) -> None:
     logger.info(
         "node=%s serving gRPC on %s:%d (advertised as %s); connecting to ZooKeeper %s, "
         "election path %s",
-        node_id, cfg.listen.host, port, advertise, cfg.zk, cfg.election_path,
+        node_id,
+        cfg.listen.host,
+        port,
+        advertise,
+        cfg.zk,
+        cfg.election_path,
     )
     try:
-        start = loop.run_in_executor(None, store.start)
-        done, _ = await asyncio.wait(
-            [start, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED
-        )
+        start: asyncio.Future[Any] = asyncio.ensure_future(loop.run_in_executor(None, store.start))
+        stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait([start, stopped], return_when=asyncio.FIRST_COMPLETED)
         if start not in done:
             logger.info("node=%s stopped before ZooKeeper answered", node_id)
             return

@@ -71,8 +71,9 @@ def setup_logging(fmt: str, level: str) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s",
-                              "%Y-%m-%dT%H:%M:%S")
+            logging.Formatter(
+                "%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
+            )
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -103,45 +104,79 @@ def build_parser() -> argparse.ArgumentParser:
         "(leaves the election first, so the successor takes over at once).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    serve.add_argument("--zk", default=_env("ELECTD_ZK", "127.0.0.1:2181"),
-                       metavar="HOST:PORT[,HOST:PORT...][/chroot]",
-                       help="ZooKeeper connect string " + ENV_HELP % "ELECTD_ZK")
-    serve.add_argument("--election-path", default=_env("ELECTD_ELECTION_PATH", "/election"),
-                       metavar="PATH",
-                       help="persistent znode under which members register; created if "
-                       "missing " + ENV_HELP % "ELECTD_ELECTION_PATH")
-    serve.add_argument("--listen", default=_env("ELECTD_LISTEN", "127.0.0.1:7000"),
-                       metavar="HOST:PORT",
-                       help="gRPC bind address; port 0 picks a free port "
-                       + ENV_HELP % "ELECTD_LISTEN")
-    serve.add_argument("--advertise", default=_env("ELECTD_ADVERTISE", "") or None,
-                       metavar="HOST:PORT",
-                       help="address other nodes and clients are told (default: the listen "
-                       "address with the bound port) " + ENV_HELP % "ELECTD_ADVERTISE")
-    serve.add_argument("--node-id", default=_env("ELECTD_NODE_ID", "") or None, metavar="ID",
-                       help="stable node id (default: <advertised host>-<port>) "
-                       + ENV_HELP % "ELECTD_NODE_ID")
-    serve.add_argument("--label", action="append", metavar="KEY=VALUE",
-                       default=[x for x in _env("ELECTD_LABELS", "").split(",") if x],
-                       help="label to publish with the node; repeatable "
-                       "(env ELECTD_LABELS, comma-separated)")
-    serve.add_argument("--session-timeout", type=float, metavar="SECONDS",
-                       default=_env_float("ELECTD_SESSION_TIMEOUT", 10.0),
-                       help="ZooKeeper session timeout: a crashed leader is replaced after "
-                       "about this long; the server's maxSessionTimeout must allow it "
-                       + ENV_HELP % "ELECTD_SESSION_TIMEOUT")
-    serve.add_argument("--connect-timeout", type=float, metavar="SECONDS",
-                       default=_env_float("ELECTD_CONNECT_TIMEOUT", 15.0),
-                       help="give up at startup if no ZooKeeper server answers within this "
-                       + ENV_HELP % "ELECTD_CONNECT_TIMEOUT")
-    serve.add_argument("--shutdown-grace", type=float, metavar="SECONDS",
-                       default=_env_float("ELECTD_SHUTDOWN_GRACE", 5.0),
-                       help="how long in-flight calls may finish on shutdown "
-                       + ENV_HELP % "ELECTD_SHUTDOWN_GRACE")
-    serve.add_argument("--max-streams", type=int, metavar="N",
-                       default=int(_env_float("ELECTD_MAX_STREAMS", 20000)),
-                       help="cap on concurrent WatchLeader streams (RESOURCE_EXHAUSTED beyond) "
-                       + ENV_HELP % "ELECTD_MAX_STREAMS")
+    serve.add_argument(
+        "--zk",
+        default=_env("ELECTD_ZK", "127.0.0.1:2181"),
+        metavar="HOST:PORT[,HOST:PORT...][/chroot]",
+        help="ZooKeeper connect string " + ENV_HELP % "ELECTD_ZK",
+    )
+    serve.add_argument(
+        "--election-path",
+        default=_env("ELECTD_ELECTION_PATH", "/election"),
+        metavar="PATH",
+        help="persistent znode under which members register; created if "
+        "missing " + ENV_HELP % "ELECTD_ELECTION_PATH",
+    )
+    serve.add_argument(
+        "--listen",
+        default=_env("ELECTD_LISTEN", "127.0.0.1:7000"),
+        metavar="HOST:PORT",
+        help="gRPC bind address; port 0 picks a free port " + ENV_HELP % "ELECTD_LISTEN",
+    )
+    serve.add_argument(
+        "--advertise",
+        default=_env("ELECTD_ADVERTISE", "") or None,
+        metavar="HOST:PORT",
+        help="address other nodes and clients are told (default: the listen "
+        "address with the bound port) " + ENV_HELP % "ELECTD_ADVERTISE",
+    )
+    serve.add_argument(
+        "--node-id",
+        default=_env("ELECTD_NODE_ID", "") or None,
+        metavar="ID",
+        help="stable node id (default: <advertised host>-<port>) " + ENV_HELP % "ELECTD_NODE_ID",
+    )
+    serve.add_argument(
+        "--label",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[x for x in _env("ELECTD_LABELS", "").split(",") if x],
+        help="label to publish with the node; repeatable (env ELECTD_LABELS, comma-separated)",
+    )
+    serve.add_argument(
+        "--session-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=_env_float("ELECTD_SESSION_TIMEOUT", 10.0),
+        help="ZooKeeper session timeout: a crashed leader is replaced after "
+        "about this long; the server's maxSessionTimeout must allow it "
+        + ENV_HELP
+        % "ELECTD_SESSION_TIMEOUT",
+    )
+    serve.add_argument(
+        "--connect-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=_env_float("ELECTD_CONNECT_TIMEOUT", 15.0),
+        help="give up at startup if no ZooKeeper server answers within this "
+        + ENV_HELP % "ELECTD_CONNECT_TIMEOUT",
+    )
+    serve.add_argument(
+        "--shutdown-grace",
+        type=float,
+        metavar="SECONDS",
+        default=_env_float("ELECTD_SHUTDOWN_GRACE", 5.0),
+        help="how long in-flight calls may finish on shutdown "
+        + ENV_HELP % "ELECTD_SHUTDOWN_GRACE",
+    )
+    serve.add_argument(
+        "--max-streams",
+        type=int,
+        metavar="N",
+        default=int(_env_float("ELECTD_MAX_STREAMS", 20000)),
+        help="cap on concurrent WatchLeader streams (RESOURCE_EXHAUSTED beyond) "
+        + ENV_HELP % "ELECTD_MAX_STREAMS",
+    )
     _add_logging(serve)
 
     for name, text in (
@@ -149,18 +184,32 @@ def build_parser() -> argparse.ArgumentParser:
         ("nodes", "list the members in election order"),
         ("watch", "stream leader changes until interrupted"),
     ):
-        cmd = sub.add_parser(name, help=text, description=text.capitalize() + ", asking the "
-                             "first node in --target that answers (failover to the next).",
-                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        cmd.add_argument("--target", action="append", metavar="HOST:PORT",
-                         help="node address; repeatable (default: env ELECTD_TARGET, "
-                         "comma-separated, else 127.0.0.1:7000)")
+        cmd = sub.add_parser(
+            name,
+            help=text,
+            description=text.capitalize() + ", asking the "
+            "first node in --target that answers (failover to the next).",
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        cmd.add_argument(
+            "--target",
+            action="append",
+            metavar="HOST:PORT",
+            help="node address; repeatable (default: env ELECTD_TARGET, "
+            "comma-separated, else 127.0.0.1:7000)",
+        )
         cmd.add_argument("--json", action="store_true", help="print JSON lines for scripts")
-        cmd.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS",
-                         help="deadline of each call")
+        cmd.add_argument(
+            "--timeout", type=float, default=2.0, metavar="SECONDS", help="deadline of each call"
+        )
         if name == "nodes":
-            cmd.add_argument("--selector", action="append", default=[], metavar="KEY=VALUE",
-                             help="only nodes with this label; repeatable")
+            cmd.add_argument(
+                "--selector",
+                action="append",
+                default=[],
+                metavar="KEY=VALUE",
+                help="only nodes with this label; repeatable",
+            )
 
     dev = sub.add_parser(
         "dev",
@@ -171,23 +220,42 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     dev.add_argument("--nodes", type=int, default=3, metavar="N", help="number of nodes (1-50)")
-    dev.add_argument("--base-port", type=int, default=7001, metavar="PORT",
-                     help="gRPC port of the first node; the others follow (0: free ports)")
-    dev.add_argument("--session-timeout", type=float, default=4.0, metavar="SECONDS",
-                     help="session timeout of each node")
-    dev.add_argument("--workdir", default=None, metavar="DIR",
-                     help="where ZooKeeper data and node logs go (default: a temp dir, removed "
-                     "on exit)")
+    dev.add_argument(
+        "--base-port",
+        type=int,
+        default=7001,
+        metavar="PORT",
+        help="gRPC port of the first node; the others follow (0: free ports)",
+    )
+    dev.add_argument(
+        "--session-timeout",
+        type=float,
+        default=4.0,
+        metavar="SECONDS",
+        help="session timeout of each node",
+    )
+    dev.add_argument(
+        "--workdir",
+        default=None,
+        metavar="DIR",
+        help="where ZooKeeper data and node logs go (default: a temp dir, removed on exit)",
+    )
     return parser
 
 
 def _add_logging(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("--log-format", choices=("text", "json"),
-                     default=_env("ELECTD_LOG_FORMAT", "text"),
-                     help="log line format " + ENV_HELP % "ELECTD_LOG_FORMAT")
-    cmd.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
-                     default=_env("ELECTD_LOG_LEVEL", "info").lower(),
-                     help="log level " + ENV_HELP % "ELECTD_LOG_LEVEL")
+    cmd.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=_env("ELECTD_LOG_FORMAT", "text"),
+        help="log line format " + ENV_HELP % "ELECTD_LOG_FORMAT",
+    )
+    cmd.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=_env("ELECTD_LOG_LEVEL", "info").lower(),
+        help="log level " + ENV_HELP % "ELECTD_LOG_LEVEL",
+    )
 
 
 # ----- commands --------------------------------------------------------------------------------
@@ -199,10 +267,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         cfg = build_node_config(
-            zk=args.zk, election_path=args.election_path, listen=args.listen,
-            advertise=args.advertise, node_id=args.node_id, labels=args.label,
-            session_timeout=args.session_timeout, connect_timeout=args.connect_timeout,
-            shutdown_grace=args.shutdown_grace, max_streams=args.max_streams,
+            zk=args.zk,
+            election_path=args.election_path,
+            listen=args.listen,
+            advertise=args.advertise,
+            node_id=args.node_id,
+            labels=args.label,
+            session_timeout=args.session_timeout,
+            connect_timeout=args.connect_timeout,
+            shutdown_grace=args.shutdown_grace,
+            max_streams=args.max_streams,
         )
     except ConfigError as exc:
         _fail(str(exc), 2)
@@ -251,15 +325,25 @@ def cmd_query(args: argparse.Namespace) -> int:
                 if args.json:
                     print(_leader_json(leader))
                 else:
-                    print(f"leader {leader.node.id} at {leader.node.address} "
-                          f"(epoch {leader.epoch}, znode {leader.node.znode})")
+                    print(
+                        f"leader {leader.node.id} at {leader.node.address} "
+                        f"(epoch {leader.epoch}, znode {leader.node.znode})"
+                    )
             elif args.command == "nodes":
                 nodes = client.list_nodes(selector)
                 for n in nodes:
                     if args.json:
-                        print(_dumps({"id": n.id, "address": n.address,
-                                          "sequence": n.sequence, "is_leader": n.is_leader,
-                                          "watches": n.watches}))
+                        print(
+                            _dumps(
+                                {
+                                    "id": n.id,
+                                    "address": n.address,
+                                    "sequence": n.sequence,
+                                    "is_leader": n.is_leader,
+                                    "watches": n.watches,
+                                }
+                            )
+                        )
                 if not args.json:
                     _print_nodes(nodes)
             else:
@@ -275,8 +359,16 @@ def _print_nodes(nodes: Sequence[Any]) -> None:
     rows = [("", "ID", "ADDRESS", "SEQ", "WATCHES", "LABELS")]
     for n in nodes:
         labels = ",".join(f"{k}={v}" for k, v in sorted(n.labels.items()))
-        rows.append(("*" if n.is_leader else "", n.id, n.address, str(n.sequence),
-                     n.watches[-10:] if n.watches else "-", labels or "-"))
+        rows.append(
+            (
+                "*" if n.is_leader else "",
+                n.id,
+                n.address,
+                str(n.sequence),
+                n.watches[-10:] if n.watches else "-",
+                labels or "-",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
@@ -298,8 +390,10 @@ def _watch(client: Any, as_json: bool) -> int:
             print(_leader_json(leader), flush=True)
         else:
             stamp = time.strftime("%H:%M:%S")
-            print(f"{stamp} leader {leader.node.id} at {leader.node.address} "
-                  f"(epoch {leader.epoch})", flush=True)
+            print(
+                f"{stamp} leader {leader.node.id} at {leader.node.address} (epoch {leader.epoch})",
+                flush=True,
+            )
     return 0
 
 

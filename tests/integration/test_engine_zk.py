@@ -117,8 +117,11 @@ def test_session_expiry_of_a_follower_rejoins_at_the_back(engines: EngineHarness
     assert leader_id(a) == "a"
     poll(lambda: b.view().vouched(time.monotonic()) is None, what="b stops vouching", timeout=5)
     proxy.unblock()
-    poll(lambda: b.view().role is Role.FOLLOWER and b.view().own_znode != old_b, timeout=15,
-         what="b rejoined with a new znode")
+    poll(
+        lambda: b.view().role is Role.FOLLOWER and b.view().own_znode != old_b,
+        timeout=15,
+        what="b rejoined with a new znode",
+    )
     assert b.view().watching == c.view().own_znode  # at the back
     assert leader_id(b) == "a"
 
@@ -135,8 +138,11 @@ def test_session_expiry_of_the_leader_moves_leadership(engines: EngineHarness, p
     poll(lambda: leads(b), timeout=10, what="b leads after a's session expired")
     assert b.view().leader.epoch > epoch
     proxy.unblock()
-    poll(lambda: a.view().role is Role.FOLLOWER and leader_id(a) == "b", timeout=15,
-         what="a rejoined behind b")
+    poll(
+        lambda: a.view().role is Role.FOLLOWER and leader_id(a) == "b",
+        timeout=15,
+        what="a rejoined behind b",
+    )
     assert a.view().watching == b.view().own_znode
     assert a.view().leader.epoch == b.view().leader.epoch
 
@@ -155,8 +161,9 @@ def test_connection_loss_during_create_leaves_no_orphan(engines: EngineHarness, 
 def test_foreign_and_corrupt_znodes_are_ignored(engines: EngineHarness, kz) -> None:
     kz.ensure_path(engines.path)
     kz.create(engines.path + "/not-electd", b"hello")
-    kz.create(engines.path + "/" + paths.NAME_PREFIX + "0" * 32 + "-", b"\x00garbage",
-              sequence=True)  # a valid name, lowest sequence, corrupt data
+    kz.create(
+        engines.path + "/" + paths.NAME_PREFIX + "0" * 32 + "-", b"\x00garbage", sequence=True
+    )  # a valid name, lowest sequence, corrupt data
     kz.create(engines.path + "/electd-short-0000000001", b"{}")
     a, b = engines.start("a"), engines.start("b")
     poll(lambda: settled(a, b) and leader_id(a) == "a", what="a leads despite foreign znodes")
@@ -168,8 +175,11 @@ def test_wiped_election_path_re_registers_with_a_higher_epoch(engines: EngineHar
     poll(lambda: settled(a, b), what="settled")
     epoch = a.view().leader.epoch
     wipe(kz, engines.path)
-    poll(lambda: settled(a, b) and a.view().leader.epoch > epoch, timeout=10,
-         what="both re-registered")
+    poll(
+        lambda: settled(a, b) and a.view().leader.epoch > epoch,
+        timeout=10,
+        what="both re-registered",
+    )
     assert a.stats.registrations == 2 and b.stats.registrations == 2
 
 

@@ -15,8 +15,8 @@ from electd.engine.store import (
     SessionLost,
     StateListener,
     Stored,
-    WatchEvent,
     Watcher,
+    WatchEvent,
 )
 
 

@@ -66,8 +66,9 @@ class TcpProxy:
         for a, b in conns:
             _close(a, b)
 
-    def cut_after(self, path_prefix: str, opcodes: tuple[int, ...] = (OP_CREATE, OP_CREATE2)
-                  ) -> threading.Event:
+    def cut_after(
+        self, path_prefix: str, opcodes: tuple[int, ...] = (OP_CREATE, OP_CREATE2)
+    ) -> threading.Event:
         """Arm a one-shot cut; the returned event is set when it fired."""
         cut = _Cut(opcodes, path_prefix, threading.Event())
         self._cut = cut
@@ -103,10 +104,10 @@ class TcpProxy:
             self._conns.append((client, server))
             self.connections += 1
         pair_state = {"cut": False}
-        threading.Thread(target=self._pump_requests, args=(client, server, pair_state),
-                         daemon=True).start()
-        threading.Thread(target=self._pump, args=(server, client, pair_state),
-                         daemon=True).start()
+        threading.Thread(
+            target=self._pump_requests, args=(client, server, pair_state), daemon=True
+        ).start()
+        threading.Thread(target=self._pump, args=(server, client, pair_state), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, state: dict[str, bool]) -> None:
         try:
@@ -122,8 +123,9 @@ class TcpProxy:
             pass
         _close(src, dst)
 
-    def _pump_requests(self, src: socket.socket, dst: socket.socket,
-                       state: dict[str, bool]) -> None:
+    def _pump_requests(
+        self, src: socket.socket, dst: socket.socket, state: dict[str, bool]
+    ) -> None:
         buf = b""
         first = True
         try:
@@ -138,7 +140,7 @@ class TcpProxy:
                     (length,) = struct.unpack(">i", buf[:4])
                     if len(buf) < 4 + length:
                         break
-                    frame, buf = buf[: 4 + length], buf[4 + length:]
+                    frame, buf = buf[: 4 + length], buf[4 + length :]
                     fire = not first and self._matches(frame)
                     first = False
                     if fire:
@@ -162,7 +164,7 @@ class TcpProxy:
         _, opcode, path_len = struct.unpack(">iii", frame[4:16])
         if opcode not in cut.opcodes or path_len < 0:
             return False
-        path = frame[16: 16 + path_len].decode(errors="replace")
+        path = frame[16 : 16 + path_len].decode(errors="replace")
         return path.startswith(cut.path_prefix)
 
 

@@ -15,8 +15,9 @@ class Node:
     def __init__(self, ens: MemEnsemble, node_id: str, timeout: float = 3.0) -> None:
         self.store = MemStore(ens, timeout)
         self.views: list[View] = []
-        self.engine = ElectionEngine(self.store, NodeRecord(node_id, f"{node_id}:1"),
-                                     self.views.append)
+        self.engine = ElectionEngine(
+            self.store, NodeRecord(node_id, f"{node_id}:1"), self.views.append
+        )
         self.store.connect()
         self.engine.start()
 
@@ -91,8 +92,11 @@ def test_expired_leader_rejoins_at_the_back(cluster) -> None:
     assert not a.leads()
     poll(b.leads, 5, "b leads")
     a.store.connect()  # a new session
-    poll(lambda: a.view.role is Role.FOLLOWER and a.view.watching == b.view.own_znode, 5,
-         "a rejoined behind b")
+    poll(
+        lambda: a.view.role is Role.FOLLOWER and a.view.watching == b.view.own_znode,
+        5,
+        "a rejoined behind b",
+    )
     assert b.view.leader.epoch > first
 
 
@@ -101,8 +105,11 @@ def test_own_entry_deleted_by_someone_else_steps_down_and_registers_again(cluste
     poll(a.leads, 5, "a leads")
     first = a.view.own_znode
     ens.delete(first)
-    poll(lambda: b.leads() and a.view.role is Role.FOLLOWER and a.view.own_znode != first, 5,
-         "a re-registered behind b")
+    poll(
+        lambda: b.leads() and a.view.role is Role.FOLLOWER and a.view.own_znode != first,
+        5,
+        "a re-registered behind b",
+    )
     assert a.engine.stats.registrations == 2
 
 
@@ -133,8 +140,9 @@ def test_a_join_wakes_nobody_and_a_middle_leave_wakes_only_its_successor(cluster
     poll(lambda: d.view.watching == c.view.own_znode, 5, "chain built")
 
     def events() -> list[int]:
-        return [n.engine.stats.predecessor_events + n.engine.stats.leader_events
-                for n in (a, b, c, d)]
+        return [
+            n.engine.stats.predecessor_events + n.engine.stats.leader_events for n in (a, b, c, d)
+        ]
 
     before = events()
     e = cluster("e")

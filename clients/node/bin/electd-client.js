@@ -78,6 +78,8 @@ async function main(argv) {
       // program exits 0 instead of dying with 130/143.
       process.once('SIGINT', () => stop.abort());
       process.once('SIGTERM', () => stop.abort());
+      // stdout gone (say, `watch | head -1`): nobody is listening any more.
+      process.stdout.once('error', () => stop.abort());
       const onFailover = json ? undefined
         : (address, reason) => process.stderr.write(`electd-client: leaving ${address}: ${reason}\n`);
       for await (const leader of client.watchLeader({ signal: stop.signal, onFailover })) {

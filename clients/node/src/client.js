@@ -41,7 +41,9 @@ function isFailoverCode(code) {
 
 function describe(err) {
   const name = Status[err.code] ?? String(err.code);
-  return err.details ? `${name}: ${err.details}` : name;
+  // grpc-js appends an empty "Resolution note:" to connection errors; drop the noise.
+  const details = (err.details ?? '').replace(/\s*Resolution note:\s*$/, '');
+  return details ? `${name}: ${details}` : name;
 }
 
 /** Checks HOST:PORT (IPv6 in brackets) up front, so a typo is a usage error, not a retry loop. */

@@ -286,9 +286,19 @@ impl Client {
     }
 }
 
-/// Whether a status means "this node can't answer now, ask another one".
+/// Whether a status means "this node can't answer now, ask another one":
+/// `UNAVAILABLE`, `DEADLINE_EXCEEDED`, or a failure of the connection itself.
 pub(crate) fn retryable(status: &Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded)
+    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded) || from_transport(status)
+}
+
+/// Whether the status was made here from a transport error rather than sent by
+/// the server. tonic reports some broken connections (for example a node
+/// killed mid-stream: "stream closed because of a broken pipe") as `UNKNOWN`;
+/// such statuses carry the underlying error as their source, whereas statuses
+/// read from a server's trailers never do.
+fn from_transport(status: &Status) -> bool {
+    std::error::Error::source(status).is_some()
 }
 
 /// The pause after `rounds` (1, 2, ...) consecutive failed rounds:

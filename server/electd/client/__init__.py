@@ -17,7 +17,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TypeVar
 
 import grpc
 
@@ -32,6 +33,7 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 ]
+_R = TypeVar("_R")
 # Codes after which another node may well answer.
 FAILOVER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
@@ -83,7 +85,7 @@ class ElectionClient:
             if channel is None:
                 channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
                 self._channels[address] = channel
-        return pb_grpc.ElectionServiceStub(channel)
+        return pb_grpc.ElectionServiceStub(channel)  # type: ignore[no-untyped-call]
 
     def get_leader(self) -> pb.Leader:
         response: pb.GetLeaderResponse = self._unary(
@@ -102,7 +104,7 @@ class ElectionClient:
         """Leaders from now on, one per change, with strictly increasing epochs."""
         return LeaderWatch(self, min_epoch)
 
-    def _unary(self, call):  # type: ignore[no-untyped-def]
+    def _unary(self, call: Callable[[pb_grpc.ElectionServiceStub], _R]) -> _R:
         errors = []
         n = len(self.addresses)
         for i in range(n):

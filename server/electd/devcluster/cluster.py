@@ -8,6 +8,7 @@ on Ctrl-C, leaving no process or port behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -53,12 +54,20 @@ class NodeProcess:
 
     def command(self) -> list[str]:
         cmd = [
-            sys.executable, "-m", "electd", "serve",
-            "--zk", self.zk,
-            "--listen", self.address,
-            "--election-path", self.election_path,
-            "--session-timeout", str(self.session_timeout),
-            "--log-format", "json",
+            sys.executable,
+            "-m",
+            "electd",
+            "serve",
+            "--zk",
+            self.zk,
+            "--listen",
+            self.address,
+            "--election-path",
+            self.election_path,
+            "--session-timeout",
+            str(self.session_timeout),
+            "--log-format",
+            "json",
         ]
         if self.node_id:
             cmd += ["--node-id", self.node_id]
@@ -69,8 +78,12 @@ class NodeProcess:
         log = self.log_path.open("ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, start_new_session=True,
+            self.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
         )
         log.close()
 
@@ -112,7 +125,7 @@ class NodeProcess:
             self.proc.wait()
 
     def log_records(self) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         try:
             lines = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
@@ -172,19 +185,25 @@ def run_dev(nodes: int, base_port: int, session_timeout: float, workdir: str | N
         print(f"  zookeeper  {zk.connect_string}   (log {zk.servers[0].log_path})", flush=True)
         for i in range(nodes):
             port = base_port + i if base_port else free_port()
-            proc = NodeProcess(zk.connect_string, port, root / "nodes", node_id=f"n{i + 1}",
-                               session_timeout=session_timeout)
+            proc = NodeProcess(
+                zk.connect_string,
+                port,
+                root / "nodes",
+                node_id=f"n{i + 1}",
+                session_timeout=session_timeout,
+            )
             procs.append(proc)
         addresses = [p.address for p in procs]
         with ElectionClient(addresses, timeout=1.0) as client:
             # One at a time, each joined before the next starts: n1 leads, n2 watches n1, ...
             for p in procs:
                 p.start()
-                try:
-                    wait_until(lambda p=p: _answers(client, p.address) or not p.alive(), 30,
-                               f"node {p.node_id} to join")
-                except TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):
+                    wait_until(
+                        lambda p=p: _answers(client, p.address) or not p.alive(),
+                        30,
+                        f"node {p.node_id} to join",
+                    )
                 if not p.alive():
                     raise DevError(f"node {p.node_id} exited; its log:\n{p.log_text()}")
                 print(f"  node {p.node_id:<4}  {p.address}   (log {p.log_path})", flush=True)
@@ -193,8 +212,11 @@ def run_dev(nodes: int, base_port: int, session_timeout: float, workdir: str | N
             except NoNodeAvailable as exc:
                 raise DevError(str(exc)) from None
             print(f"leader: {leader.node.id} at {leader.node.address} (epoch {leader.epoch})")
-            print(f"try:  electd leader --target {addresses[0]}    "
-                  f"electd nodes --target {addresses[0]}", flush=True)
+            print(
+                f"try:  electd leader --target {addresses[0]}    "
+                f"electd nodes --target {addresses[0]}",
+                flush=True,
+            )
             print("watching leader changes; Ctrl-C stops the cluster", flush=True)
             watch = client.watch(min_epoch=leader.epoch + 1)
             watcher = threading.Thread(target=_print_changes, args=(watch,), daemon=True)
@@ -202,8 +224,9 @@ def run_dev(nodes: int, base_port: int, session_timeout: float, workdir: str | N
             while not stop.wait(0.5):
                 for p in procs:
                     if p.proc is not None and p.proc.poll() is not None:
-                        print(f"  node {p.node_id} exited with code {p.proc.returncode}",
-                              flush=True)
+                        print(
+                            f"  node {p.node_id} exited with code {p.proc.returncode}", flush=True
+                        )
                         p.proc = None
         return 0
     finally:
@@ -234,5 +257,8 @@ def _answers(client: Any, address: str) -> bool:
 
 def _print_changes(watch: Any) -> None:
     for leader in watch:
-        print(f"{time.strftime('%H:%M:%S')} new leader: {leader.node.id} at "
-              f"{leader.node.address} (epoch {leader.epoch})", flush=True)
+        print(
+            f"{time.strftime('%H:%M:%S')} new leader: {leader.node.id} at "
+            f"{leader.node.address} (epoch {leader.epoch})",
+            flush=True,
+        )

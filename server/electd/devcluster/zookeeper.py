@@ -117,8 +117,17 @@ class ZooKeeperServer:
         java = shutil.which("java") or "java"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [java, "-Xms64m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-             "-cp", classpath(), main, str(cfg)],
+            [
+                java,
+                "-Xms64m",
+                "-Xmx256m",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+                "-cp",
+                classpath(),
+                main,
+                str(cfg),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -216,7 +225,9 @@ class ZooKeeperCluster:
 
 
 @contextlib.contextmanager
-def running(size: int = 1, tick_ms: int = 200, workdir: Path | None = None) -> Iterator[ZooKeeperCluster]:
+def running(
+    size: int = 1, tick_ms: int = 200, workdir: Path | None = None
+) -> Iterator[ZooKeeperCluster]:
     """Start ZooKeeper for the duration of a with-block; always stopped afterwards."""
     tmp = None
     if workdir is None:

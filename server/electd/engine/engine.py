@@ -43,7 +43,6 @@ from electd.engine.store import (
     ConnState,
     CoordinatorUnavailable,
     Entry,
-    SessionLost,
     Store,
     Stored,
     WatchEvent,
@@ -124,7 +123,9 @@ class ElectionEngine:
         if self._thread.is_alive():
             self._thread.join(timeout)
         if self._thread.is_alive():  # stuck in a store call: closing the session unblocks it
-            logger.warning("node=%s engine did not stop in %.0fs; closing", self._record.id, timeout)
+            logger.warning(
+                "node=%s engine did not stop in %.0fs; closing", self._record.id, timeout
+            )
             self._store.close()
             self._thread.join(timeout)
 
@@ -169,7 +170,9 @@ class ElectionEngine:
             with self._lock:
                 if self._view.role is Role.LEADER:
                     logger.warning("node=%s own znode vanished: stepping down", self._record.id)
-                    self._publish_locked(Role.JOINING, None, "own znode vanished; rejoining", "", "")
+                    self._publish_locked(
+                        Role.JOINING, None, "own znode vanished; rejoining", "", ""
+                    )
         self._queue.put(_WAKE)
 
     # ----- the worker ----------------------------------------------------------------------
@@ -445,4 +448,3 @@ class ElectionEngine:
             self._last_ok + self._lease,
         )
         self._publish_cb(self._view)
-

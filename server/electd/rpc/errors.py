@@ -50,6 +50,7 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, rp
     if code is None:
         logger.exception("bug: unhandled error in %s", rpc)
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {rpc}: {exc!r}")
+        return
     logger.debug("%s -> %s: %s", rpc, code.name, exc)
     await context.abort(code, str(exc))
 
@@ -81,7 +82,7 @@ def stream_boundary(
         try:
             async for item in fn(self, request, context):
                 yield item
-        except Exception as exc:  # the servicer boundary: every error gets its status code
+        except Exception as exc:  # noqa: BLE001 - the servicer boundary: every error gets its code
             await _abort(context, exc, fn.__name__)
 
     return wrapper

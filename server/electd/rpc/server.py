@@ -82,7 +82,7 @@ def add_services(
 ) -> HealthServicer:
     """Register ElectionService, health (NOT_SERVING until the hub says otherwise) and
     reflection on `server`."""
-    pb_grpc.add_ElectionServiceServicer_to_server(servicer, server)
+    pb_grpc.add_ElectionServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     hub.on_serving_change(HealthReporter(health))

@@ -52,21 +52,18 @@ class ElectionServicer(pb_grpc.ElectionServiceServicer):
         return self._streams
 
     @unary_boundary
-    async def GetLeader(
-        self, request: pb.GetLeaderRequest, context: Any
-    ) -> pb.GetLeaderResponse:
+    async def GetLeader(self, request: pb.GetLeaderRequest, context: Any) -> pb.GetLeaderResponse:
         view = self._hub.view
         now = self._hub.now()
         info = view.vouched(now)
         if info is None:
-            raise NotVouching(f"node {self._node_id} cannot vouch for a leader: "
-                              f"{view.why_unknown(now)}")
+            raise NotVouching(
+                f"node {self._node_id} cannot vouch for a leader: {view.why_unknown(now)}"
+            )
         return pb.GetLeaderResponse(leader=convert.leader(info), responder_id=self._node_id)
 
     @unary_boundary
-    async def ListNodes(
-        self, request: pb.ListNodesRequest, context: Any
-    ) -> pb.ListNodesResponse:
+    async def ListNodes(self, request: pb.ListNodesRequest, context: Any) -> pb.ListNodesResponse:
         selector = dict(request.label_selector)
         for key in selector:
             if not LABEL_KEY.match(key):
@@ -76,12 +73,11 @@ class ElectionServicer(pb_grpc.ElectionServiceServicer):
                 )
         view = self._hub.view
         if view.vouched(self._hub.now()) is None:
-            raise NotVouching(f"node {self._node_id} cannot list members: "
-                              f"{view.why_unknown(self._hub.now())}")
+            raise NotVouching(
+                f"node {self._node_id} cannot list members: {view.why_unknown(self._hub.now())}"
+            )
         loop = asyncio.get_running_loop()
-        members = await asyncio.wait_for(
-            loop.run_in_executor(None, self._members), MEMBERS_TIMEOUT
-        )
+        members = await asyncio.wait_for(loop.run_in_executor(None, self._members), MEMBERS_TIMEOUT)
         info = self._hub.view.vouched(self._hub.now())
         if info is None:  # lost the session while reading: do not vouch for what we read
             raise NotVouching(f"node {self._node_id} lost ZooKeeper while listing members")

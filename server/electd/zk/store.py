@@ -12,6 +12,7 @@ while ZooKeeper is away.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -36,8 +37,8 @@ from electd.engine.store import (
     SessionLost,
     StateListener,
     Stored,
-    WatchEvent,
     Watcher,
+    WatchEvent,
 )
 from electd.zk import paths
 
@@ -140,7 +141,7 @@ class ZkStore:
             except NoNodeError:  # the election path was deleted: recreate it
                 self._client.ensure_path(self._path)
                 created = self._wait(self._client.create_async(prefix, data, None, True, True))
-            parsed = _entry(created.rsplit("/", 1)[-1])
+            parsed = _entry(str(created).rsplit("/", 1)[-1])
             assert parsed is not None, created
             return parsed
 
@@ -164,10 +165,10 @@ class ZkStore:
 
     def remove(self, name: str) -> None:
         path = paths.join(self._path, name)
-        try:
-            self._call(lambda: self._retry.copy()(lambda: self._wait(self._client.delete_async(path))))
-        except NoNodeError:
-            pass
+        with contextlib.suppress(NoNodeError):
+            self._call(
+                lambda: self._retry.copy()(lambda: self._wait(self._client.delete_async(path)))
+            )
 
     # ----- helpers --------------------------------------------------------------------------
 
@@ -233,4 +234,3 @@ def _entry(name: str) -> Entry | None:
     if parsed is None:
         return None
     return Entry(name, parsed[0], parsed[1])
-

@@ -36,17 +36,22 @@ public final class Main {
       "ADDR is the HOST:PORT of an electd node; any node answers for the cluster.",
       "exit status: 0 ok (watch: also on SIGINT/SIGTERM), 1 no node answered, 2 bad usage");
 
-  private final PrintStream out = System.out;
-  private final PrintStream err = System.err;
+  private final PrintStream out;
+  private final PrintStream err;
   private boolean json;
+  private volatile LeaderWatch watch;
 
-  private Main() {}
-
-  public static void main(String[] args) {
-    System.exit(new Main().run(args));
+  Main(PrintStream out, PrintStream err) {
+    this.out = out;
+    this.err = err;
   }
 
-  private int run(String[] args) {
+  public static void main(String[] args) {
+    System.exit(new Main(System.out, System.err).run(args));
+  }
+
+  /** Runs one command and returns the exit status. */
+  int run(String[] args) {
     String command = null;
     List<String> addresses = new ArrayList<>();
     for (String arg : args) {
@@ -129,13 +134,13 @@ public final class Main {
     line(String.format(format, "ID", "ADDRESS", "SEQUENCE", "LEADER", "WATCHES"));
     for (Node node : response.getNodesList()) {
       line(String.format(format, node.getId(), node.getAddress(), node.getSequence(),
-          node.getIsLeader() ? "yes" : "", node.getWatches()));
+          node.getIsLeader() ? "yes" : "", node.getWatches()).stripTrailing());
     }
     line(String.format("epoch %d (answered by %s)", response.getEpoch(), response.getResponderId()));
   }
 
   private int watch(ElectdClient client) throws InterruptedException {
-    LeaderWatch watch = client.watchLeader(0, new LeaderListener() {
+    watch = client.watchLeader(0, new LeaderListener() {
       @Override
       public void onLeader(Leader leader) {
         if (json) {
@@ -156,9 +161,10 @@ public final class Main {
     // The JVM's default for SIGINT/SIGTERM is to exit 130/143 from shutdown hooks; the
     // contract wants exit 0, so handle the signals ourselves (sun.misc.Signal, in the
     // jdk.unsupported module, is the only JDK API for that) and end the watch cleanly.
-    Signal.handle(new Signal("INT"), s -> watch.close());
-    Signal.handle(new Signal("TERM"), s -> watch.close());
-    watch.await(); // returns when closed; throws ElectdException if no node answered
+    LeaderWatch w = watch;
+    Signal.handle(new Signal("INT"), s -> w.close());
+    Signal.handle(new Signal("TERM"), s -> w.close());
+    w.await(); // returns when closed; throws ElectdException if no node answered
     return 0;
   }
 
@@ -171,6 +177,9 @@ public final class Main {
   private void line(String s) {
     out.println(s);
     out.flush(); // one line per event, visible at once even through a pipe
+    if (out.checkError() && watch != null) {
+      watch.close(); // stdout is gone (say, `watch | head -1`): nobody is listening any more
+    }
   }
 
   /** A JSON string literal (RFC 8259), without pulling in a JSON library for three fields. */

@@ -1,0 +1,29 @@
+# electd developer entry points. The README's two commands are `make dev` and `make test`.
+.PHONY: bootstrap dev test check unit gen clients soak bench clean
+
+PYTEST := .venv/bin/pytest
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+## Start a local cluster: a real ZooKeeper and 3 nodes on ports 7001-7003 (Ctrl-C stops it).
+dev: bootstrap
+	.venv/bin/electd dev --nodes 3
+
+## Everything CI runs: static checks, then the whole test suite against real processes.
+test: bootstrap
+	scripts/check.sh
+	$(PYTEST) tests
+
+check: bootstrap
+	scripts/check.sh
+
+unit: bootstrap
+	$(PYTEST) tests/unit
+
+## Regenerate server/electd/v1 from proto/ (the one command; CI checks it is in sync).
+gen: bootstrap
+	scripts/gen-proto.sh
+
+clean:
+	rm -rf .venv tools/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,268 @@
+package electd
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/electd/electd/clients/go/electdpb"
+)
+
+// fakeNode is an in-process ElectionService on 127.0.0.1 whose answers each
+// test scripts.
+type fakeNode struct {
+	electdpb.UnimplementedElectionServiceServer
+	addr      string
+	calls     atomic.Int32
+	getLeader func() (*electdpb.GetLeaderResponse, error)
+	watch     func(*electdpb.WatchLeaderRequest, electdpb.ElectionService_WatchLeaderServer) error
+}
+
+func (f *fakeNode) GetLeader(context.Context, *electdpb.GetLeaderRequest) (*electdpb.GetLeaderResponse, error) {
+	f.calls.Add(1)
+	return f.getLeader()
+}
+
+func (f *fakeNode) WatchLeader(req *electdpb.WatchLeaderRequest, s electdpb.ElectionService_WatchLeaderServer) error {
+	f.calls.Add(1)
+	return f.watch(req, s)
+}
+
+func startNode(t *testing.T, f *fakeNode) *fakeNode {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	electdpb.RegisterElectionServiceServer(srv, f)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	f.addr = lis.Addr().String()
+	return f
+}
+
+// deadAddr is an address where nothing listens.
+func deadAddr(t *testing.T) string {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	return addr
+}
+
+func leaderResp(id string, epoch int64) *electdpb.GetLeaderResponse {
+	return &electdpb.GetLeaderResponse{Leader: leader(id, epoch), ResponderId: id}
+}
+
+func leader(id string, epoch int64) *electdpb.Leader {
+	return &electdpb.Leader{Node: &electdpb.Node{Id: id, Address: id + ":1"}, Epoch: epoch}
+}
+
+func elected(id string, epoch int64) *electdpb.WatchLeaderResponse {
+	return &electdpb.WatchLeaderResponse{State: electdpb.LeaderState_LEADER_STATE_ELECTED, Leader: leader(id, epoch)}
+}
+
+func newClient(t *testing.T, addrs ...string) *Client {
+	t.Helper()
+	c, err := New(addrs, WithCallTimeout(time.Second), WithBackoff(time.Millisecond, 10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestGetLeaderFailsOverAndSticks(t *testing.T) {
+	unavailable := startNode(t, &fakeNode{getLeader: func() (*electdpb.GetLeaderResponse, error) {
+		return nil, status.Error(codes.Unavailable, "no ZooKeeper session")
+	}})
+	good := startNode(t, &fakeNode{getLeader: func() (*electdpb.GetLeaderResponse, error) {
+		return leaderResp("n3", 1<<40+3), nil
+	}})
+	c := newClient(t, deadAddr(t), unavailable.addr, good.addr)
+	for range 2 {
+		resp, err := c.GetLeader(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetLeader().GetEpoch() != 1<<40+3 {
+			t.Fatalf("epoch %d", resp.GetLeader().GetEpoch())
+		}
+	}
+	// The second call went straight to the node that answered.
+	if n := unavailable.calls.Load(); n != 1 {
+		t.Fatalf("unavailable node called %d times, want 1", n)
+	}
+}
+
+func TestGetLeaderReturnsOtherErrorsAtOnce(t *testing.T) {
+	bad := startNode(t, &fakeNode{getLeader: func() (*electdpb.GetLeaderResponse, error) {
+		return nil, status.Error(codes.InvalidArgument, "nope")
+	}})
+	good := startNode(t, &fakeNode{getLeader: func() (*electdpb.GetLeaderResponse, error) {
+		return leaderResp("n2", 2), nil
+	}})
+	c := newClient(t, bad.addr, good.addr)
+	_, err := c.GetLeader(context.Background())
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("got %v, want INVALID_ARGUMENT", err)
+	}
+	if good.calls.Load() != 0 {
+		t.Fatal("an INVALID_ARGUMENT answer must not be retried on another node")
+	}
+}
+
+func TestNoNodeErrorNamesAddresses(t *testing.T) {
+	a, b := deadAddr(t), deadAddr(t)
+	c := newClient(t, a, b)
+	_, err := c.GetLeader(context.Background())
+	var nn *NoNodeError
+	if !errors.As(err, &nn) {
+		t.Fatalf("got %v, want *NoNodeError", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, a) || !strings.Contains(msg, b) || status.Code(nn.Last) != codes.Unavailable {
+		t.Fatalf("bad error: %v", err)
+	}
+}
+
+func TestWatchResumesWithMinEpochAndNeverRepeats(t *testing.T) {
+	var mu sync.Mutex
+	var minEpochs []int64
+	record := func(req *electdpb.WatchLeaderRequest) {
+		mu.Lock()
+		defer mu.Unlock()
+		minEpochs = append(minEpochs, req.GetMinEpoch())
+	}
+	// First node: two leaders, then it shuts down (stream ends with OK).
+	a := startNode(t, &fakeNode{watch: func(req *electdpb.WatchLeaderRequest, s electdpb.ElectionService_WatchLeaderServer) error {
+		record(req)
+		s.Send(elected("n1", 5))
+		s.Send(elected("n2", 7))
+		return nil
+	}})
+	// Second node is behind at first, then catches up, then reports a new leader.
+	b := startNode(t, &fakeNode{watch: func(req *electdpb.WatchLeaderRequest, s electdpb.ElectionService_WatchLeaderServer) error {
+		record(req)
+		s.Send(elected("n1", 5))
+		s.Send(elected("n2", 7))
+		s.Send(elected("n3", 9))
+		<-s.Context().Done()
+		return nil
+	}})
+	c := newClient(t, a.addr, b.addr)
+	var got []int64
+	err := c.Watch(context.Background(), func(l *electdpb.Leader) error {
+		got = append(got, l.GetEpoch())
+		if l.GetEpoch() == 9 {
+			return errors.New("done")
+		}
+		return nil
+	})
+	if err == nil || err.Error() != "done" {
+		t.Fatalf("Watch returned %v", err)
+	}
+	if want := []int64{5, 7, 9}; !equal(got, want) {
+		t.Fatalf("reported %v, want %v", got, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []int64{0, 7}; !equal(minEpochs, want) {
+		t.Fatalf("min_epoch sent %v, want %v", minEpochs, want)
+	}
+}
+
+func TestWatchMovesOnFromUnknownState(t *testing.T) {
+	unknown := startNode(t, &fakeNode{watch: func(_ *electdpb.WatchLeaderRequest, s electdpb.ElectionService_WatchLeaderServer) error {
+		s.Send(&electdpb.WatchLeaderResponse{State: electdpb.LeaderState_LEADER_STATE_UNKNOWN, Reason: "disconnected"})
+		<-s.Context().Done() // the client, not the node, must end this stream
+		return nil
+	}})
+	good := startNode(t, &fakeNode{watch: func(_ *electdpb.WatchLeaderRequest, s electdpb.ElectionService_WatchLeaderServer) error {
+		s.Send(elected("n2", 4))
+		<-s.Context().Done()
+		return nil
+	}})
+	c := newClient(t, unknown.addr, good.addr)
+	err := c.Watch(context.Background(), func(l *electdpb.Leader) error { return errors.New("got one") })
+	if err == nil || err.Error() != "got one" {
+		t.Fatalf("Watch returned %v", err)
+	}
+}
+
+func TestWatchCancelEndsStreamAtOnce(t *testing.T) {
+	ended := make(chan struct{})
+	n := startNode(t, &fakeNode{watch: func(_ *electdpb.WatchLeaderRequest, s electdpb.ElectionService_WatchLeaderServer) error {
+		s.Send(elected("n1", 1))
+		<-s.Context().Done()
+		close(ended)
+		return nil
+	}})
+	c := newClient(t, n.addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	err := c.Watch(ctx, func(*electdpb.Leader) error { cancel(); return nil })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Watch returned %v, want context.Canceled", err)
+	}
+	select {
+	case <-ended:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the server did not see the stream end")
+	}
+}
+
+func TestWatchGivesUpWhenNoNodeEverAnswered(t *testing.T) {
+	c := newClient(t, deadAddr(t), deadAddr(t))
+	err := c.Watch(context.Background(), func(*electdpb.Leader) error { return nil })
+	var nn *NoNodeError
+	if !errors.As(err, &nn) {
+		t.Fatalf("got %v, want *NoNodeError", err)
+	}
+}
+
+func TestBackoffDelay(t *testing.T) {
+	o := options{backoffBase: 50 * time.Millisecond, backoffMax: 2 * time.Second}
+	for rounds, full := range map[int]time.Duration{1: 50 * time.Millisecond, 2: 100 * time.Millisecond, 7: 2 * time.Second, 40: 2 * time.Second} {
+		for range 20 {
+			if d := o.backoffDelay(rounds); d < full/2 || d > full {
+				t.Fatalf("round %d: delay %v outside [%v, %v]", rounds, d, full/2, full)
+			}
+		}
+	}
+}
+
+func TestValidateAddress(t *testing.T) {
+	for _, ok := range []string{"127.0.0.1:7001", "localhost:1", "[::1]:65535"} {
+		if err := ValidateAddress(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "foo", ":7001", "host:0", "host:70000", "host:http", "::1:7001"} {
+		if ValidateAddress(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func equal(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,117 @@
+package io.electd.client.example;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.electd.v1.ElectionServiceGrpc;
+import io.electd.v1.GetLeaderRequest;
+import io.electd.v1.GetLeaderResponse;
+import io.electd.v1.Leader;
+import io.electd.v1.ListNodesRequest;
+import io.electd.v1.ListNodesResponse;
+import io.electd.v1.Node;
+import io.grpc.Server;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.stub.StreamObserver;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** The CLI's exit codes and its exact --json lines (clients/README.md). */
+@Timeout(30)
+class MainTest {
+  private static Server server;
+  private static String address;
+
+  @BeforeAll
+  static void start() throws Exception {
+    server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
+        .addService(new ElectionServiceGrpc.ElectionServiceImplBase() {
+          @Override
+          public void getLeader(GetLeaderRequest request, StreamObserver<GetLeaderResponse> obs) {
+            obs.onNext(GetLeaderResponse.newBuilder()
+                .setLeader(Leader.newBuilder()
+                    .setNode(Node.newBuilder().setId("n1").setAddress("127.0.0.1:7001"))
+                    .setEpoch(4294967302L))
+                .setResponderId("n2")
+                .build());
+            obs.onCompleted();
+          }
+
+          @Override
+          public void listNodes(ListNodesRequest request, StreamObserver<ListNodesResponse> obs) {
+            obs.onNext(ListNodesResponse.newBuilder()
+                .addNodes(Node.newBuilder().setId("n1").setAddress("127.0.0.1:7001").setIsLeader(true))
+                .addNodes(Node.newBuilder().setId("n\"2").setAddress("127.0.0.1:7002").setSequence(1)
+                    .setWatches("electd-x-0000000000"))
+                .setEpoch(4294967302L)
+                .build());
+            obs.onCompleted();
+          }
+        })
+        .build()
+        .start();
+    address = "127.0.0.1:" + server.getPort();
+  }
+
+  @AfterAll
+  static void stop() throws InterruptedException {
+    server.shutdownNow().awaitTermination();
+  }
+
+  private record Result(int code, String out, String err) {}
+
+  private static Result run(String... args) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    int code = new Main(new PrintStream(out, true, StandardCharsets.UTF_8),
+        new PrintStream(err, true, StandardCharsets.UTF_8)).run(args);
+    return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+  }
+
+  @Test
+  void leaderJson() {
+    Result r = run("--json", "leader", "127.0.0.1:1", address);
+    assertEquals(new Result(0, "{\"id\":\"n1\",\"address\":\"127.0.0.1:7001\",\"epoch\":4294967302}\n", ""), r);
+    assertEquals(r, run("leader", address, "--json"));
+  }
+
+  @Test
+  void nodesJson() {
+    assertEquals(new Result(0,
+        "{\"id\":\"n1\",\"address\":\"127.0.0.1:7001\",\"sequence\":0,\"is_leader\":true,\"watches\":\"\"}\n"
+            + "{\"id\":\"n\\\"2\",\"address\":\"127.0.0.1:7002\",\"sequence\":1,\"is_leader\":false,"
+            + "\"watches\":\"electd-x-0000000000\"}\n",
+        ""), run("nodes", "--json", address));
+  }
+
+  @Test
+  void badUsageExits2() {
+    for (String[] args : new String[][] {{}, {"leader"}, {"frob", address}, {"--bogus", "leader", address},
+        {"nodes", "no-port"}}) {
+      Result r = run(args);
+      assertEquals(2, r.code(), String.join(" ", args));
+      assertTrue(r.err().contains("usage:"), r.err());
+      assertEquals("", r.out());
+    }
+    assertEquals(0, run("--help").code());
+  }
+
+  @Test
+  void noNodeAnsweredExits1NamingTheAddresses() {
+    Result r = run("--json", "nodes", "127.0.0.1:1", "127.0.0.1:2");
+    assertEquals(1, r.code());
+    assertEquals("", r.out());
+    assertTrue(r.err().contains("no electd node answered (tried 127.0.0.1:1, 127.0.0.1:2)"), r.err());
+  }
+
+  @Test
+  void quoteEscapesJson() {
+    assertEquals("\"a\\\"b\\\\c\\n\\u0001é\"", Main.quote("a\"b\\c\n\u0001é"));
+  }
+}

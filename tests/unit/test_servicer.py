@@ -1,0 +1,138 @@
+"""ElectionService on an in-process grpc.aio server bound to port 0, fed synthetic views
+through the hub: status codes, stream semantics, lease expiry, stream caps, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+import pytest
+
+from electd.engine import LeaderInfo, Member, MemberView, NodeRecord, Role, View
+from electd.rpc.hub import ViewHub
+from electd.rpc.server import add_services, create_server
+from electd.rpc.servicer import ElectionServicer
+from electd.v1 import election_service_pb2 as pb
+from electd.v1 import election_service_pb2_grpc as pb_grpc
+
+
+def member(node_id: str, seq: int) -> Member:
+    return Member(
+        f"electd-{'a' * 32}-{seq:010d}",
+        seq,
+        NodeRecord(node_id, f"{node_id}:1"),
+        0x100 + seq,
+        1000 + seq,
+        0,
+    )
+
+
+def view(version: int, leader: Member | None, valid_for: float = 60.0) -> View:
+    info = LeaderInfo(leader, leader.czxid, time.time()) if leader else None
+    return View(
+        version,
+        "me",
+        Role.FOLLOWER if leader else Role.DISCONNECTED,
+        info,
+        "" if leader else "disconnected from ZooKeeper",
+        "",
+        "",
+        time.monotonic() + valid_for,
+    )
+
+
+async def serve(max_streams: int = 100):
+    loop = asyncio.get_running_loop()
+    hub = ViewHub(loop, View(0, "me", Role.JOINING, None, "starting", "", "", 0))
+    members = [MemberView(member("a", 0), True, ""), MemberView(member("b", 1), False, "x")]
+    server, port = create_server("127.0.0.1:0")
+    servicer = ElectionServicer(hub, lambda: members, "me", max_streams)
+    add_services(server, servicer, hub)
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    return hub, server, channel, pb_grpc.ElectionServiceStub(channel)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def test_unary_calls_follow_the_view() -> None:
+    async def body() -> None:
+        hub, server, channel, stub = await serve()
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.GetLeader(pb.GetLeaderRequest())
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        hub.publish(view(1, member("a", 0)))
+        await asyncio.sleep(0.05)
+        resp = await stub.GetLeader(pb.GetLeaderRequest())
+        assert (resp.leader.node.id, resp.leader.epoch, resp.responder_id) == ("a", 1000, "me")
+        nodes = await stub.ListNodes(pb.ListNodesRequest())
+        assert [n.id for n in nodes.nodes] == ["a", "b"] and nodes.epoch == 1000
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ListNodes(pb.ListNodesRequest(label_selector={"bad key!": "x"}))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        await channel.close()
+        await server.stop(0)
+
+    run(body())
+
+
+def test_stream_sends_current_then_changes_then_unknown_when_the_lease_runs_out() -> None:
+    async def body() -> None:
+        hub, server, channel, stub = await serve()
+        hub.publish(view(1, member("a", 0)))
+        await asyncio.sleep(0.05)
+        call = stub.WatchLeader(pb.WatchLeaderRequest())
+        first = await call.read()
+        assert first.state == pb.LEADER_STATE_ELECTED and first.leader.node.id == "a"
+        hub.publish(view(2, member("a", 0)))  # a lease renewal only: no message
+        hub.publish(view(3, member("b", 1), valid_for=0.3))  # then nothing more: lease expires
+        second = await call.read()
+        assert second.leader.node.id == "b" and second.leader.epoch > first.leader.epoch
+        third = await call.read()
+        assert third.state == pb.LEADER_STATE_UNKNOWN and "lease" in third.reason
+        hub.close()
+        assert await call.read() == grpc.aio.EOF  # the stream ends cleanly on shutdown
+        assert await call.code() == grpc.StatusCode.OK
+        await channel.close()
+        await server.stop(0)
+
+    run(body())
+
+
+def test_slow_stream_gets_the_latest_state_not_a_queue() -> None:
+    async def body() -> None:
+        hub, server, channel, stub = await serve()
+        hub.publish(view(1, member("a", 0)))
+        await asyncio.sleep(0.05)
+        call = stub.WatchLeader(pb.WatchLeaderRequest())
+        assert (await call.read()).leader.node.id == "a"
+        for v in range(2, 50):  # many changes before the client reads again
+            hub.publish(view(v, member(f"n{v}", v)))
+        await asyncio.sleep(0.2)
+        latest = await call.read()
+        assert latest.leader.node.id == "n49"
+        call.cancel()
+        await channel.close()
+        await server.stop(0)
+
+    run(body())
+
+
+def test_stream_cap_gives_resource_exhausted() -> None:
+    async def body() -> None:
+        hub, server, channel, stub = await serve(max_streams=1)
+        hub.publish(view(1, member("a", 0)))
+        first = stub.WatchLeader(pb.WatchLeaderRequest())
+        await first.read()
+        second = stub.WatchLeader(pb.WatchLeaderRequest())
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await second.read()
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        first.cancel()
+        await channel.close()
+        await server.stop(0)
+
+    run(body())
