@@ -13,6 +13,7 @@ from typing import Any
 from electd import __version__
 from electd.config import ConfigError, NodeConfig
 from electd.engine import CoordinatorUnavailable, ElectionEngine, NodeRecord, Role, View
+from electd.leader_command import LeaderCommand
 from electd.rpc.hub import ViewHub
 from electd.rpc.server import BindError, add_services, create_server
 from electd.rpc.servicer import ElectionServicer
@@ -41,6 +42,10 @@ async def run_node(cfg: NodeConfig) -> None:
     engine = ElectionEngine(store, record, hub.publish)
     servicer = ElectionServicer(hub, engine.members, node_id, cfg.max_streams)
     health = add_services(server, servicer, hub)
+    leader_cmd = None
+    if cfg.leader_command:
+        leader_cmd = LeaderCommand(cfg.leader_command, node_id, str(advertise), cfg.shutdown_grace)
+        hub.on_leading_change(leader_cmd.on_leading)
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -72,9 +77,13 @@ async def run_node(cfg: NodeConfig) -> None:
         await stop.wait()
         logger.info("node=%s shutting down", node_id)
         await health.enter_graceful_shutdown()
+        if leader_cmd is not None:  # stop the leader's work before giving up leadership
+            await leader_cmd.close()
         await loop.run_in_executor(None, engine.stop)
     finally:
         hub.close()
+        if leader_cmd is not None:
+            await leader_cmd.close()
         await server.stop(cfg.shutdown_grace)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

@@ -177,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="cap on concurrent WatchLeader streams (RESOURCE_EXHAUSTED beyond) "
         + ENV_HELP % "ELECTD_MAX_STREAMS",
     )
+    serve.add_argument(
+        "--leader-command",
+        default=_env("ELECTD_LEADER_COMMAND", ""),
+        metavar="CMD",
+        help="shell command to run only while this node leads; it gets the "
+        "fencing epoch in ELECTD_EPOCH and is sent SIGTERM the moment the node "
+        "stops leading " + ENV_HELP % "ELECTD_LEADER_COMMAND",
+    )
     _add_logging(serve)
 
     for name, text in (
@@ -277,6 +285,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             connect_timeout=args.connect_timeout,
             shutdown_grace=args.shutdown_grace,
             max_streams=args.max_streams,
+            leader_command=args.leader_command,
         )
     except ConfigError as exc:
         _fail(str(exc), 2)

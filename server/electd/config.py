@@ -58,6 +58,7 @@ class NodeConfig:
     connect_timeout: float = 15.0
     shutdown_grace: float = 5.0
     max_streams: int = 20_000
+    leader_command: str = ""
 
     @property
     def zk_path(self) -> str:
@@ -165,6 +166,7 @@ def build_node_config(
     connect_timeout: float,
     shutdown_grace: float = 5.0,
     max_streams: int = 20_000,
+    leader_command: str = "",
 ) -> NodeConfig:
     """Validate raw settings (from flags or environment) into a NodeConfig."""
     if node_id and not _NODE_ID.match(node_id):
@@ -191,4 +193,5 @@ def build_node_config(
         connect_timeout=connect_timeout,
         shutdown_grace=shutdown_grace,
         max_streams=max_streams,
+        leader_command=leader_command.strip(),
     )

@@ -147,7 +147,7 @@ class ElectionEngine:
                     if state is ConnState.SUSPENDED
                     else "ZooKeeper session expired; rejoining"
                 )
-                if self._view.role is Role.LEADER:
+                if self._view.role is Role.LEADER and not self._stopping:
                     logger.warning(
                         "node=%s stepping down at once: %s", self._record.id, self._conn_reason
                     )

@@ -43,6 +43,8 @@ class ViewHub:
         self._lease_timer: asyncio.TimerHandle | None = None
         self._serving = False
         self._serving_listeners: list[Callable[[bool], None]] = []
+        self._leading: int | None = None
+        self._leading_listeners: list[Callable[[int | None], None]] = []
 
     # ----- any thread -----------------------------------------------------------------------
 
@@ -69,6 +71,12 @@ class ViewHub:
         self._serving_listeners.append(listener)
         listener(self._serving)
 
+    def on_leading_change(self, listener: Callable[[int | None], None]) -> None:
+        """`listener(epoch)` when this node starts leading (with its epoch), `listener(None)`
+        as soon as it stops (step-down, lost session, lease run out, shutdown)."""
+        self._leading_listeners.append(listener)
+        listener(self._leading)
+
     async def wait_changed(self, generation: int) -> None:
         """Return as soon as the snapshot's generation differs from `generation`."""
         while self._snapshot.generation == generation:
@@ -76,6 +84,7 @@ class ViewHub:
 
     def close(self) -> None:
         """End every stream: the node is shutting down."""
+        self._set_leading(None)
         self._set(Snapshot(self._snapshot.generation + 1, None, "node is shutting down", True))
 
     def _apply(self, view: View) -> None:
@@ -97,11 +106,18 @@ class ViewHub:
             self._serving = serving
             for listener in self._serving_listeners:
                 listener(serving)
+        self._set_leading(leader.epoch if leader is not None and view.is_leader(now) else None)
         if self._lease_timer is not None:
             self._lease_timer.cancel()
             self._lease_timer = None
         if leader is not None:
             self._lease_timer = self._loop.call_at(view.valid_until, self._refresh)
+
+    def _set_leading(self, epoch: int | None) -> None:
+        if epoch != self._leading:
+            self._leading = epoch
+            for listener in self._leading_listeners:
+                listener(epoch)
 
     def _set(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
