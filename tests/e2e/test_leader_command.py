@@ -14,8 +14,7 @@ from tests.support.tcpproxy import TcpProxy
 def command(log: Path) -> str:
     # Appends "<node> start|stop <epoch> <unix time>" lines; stops cleanly on SIGTERM.
     line = f'echo "$ELECTD_NODE_ID %s $ELECTD_EPOCH $(date +%%s.%%N)" >> {log}'
-    return (f"{line % 'start'}; trap '{line % 'stop'}; exit 0' TERM; "
-            "while :; do sleep 0.05; done")
+    return f"{line % 'start'}; trap '{line % 'stop'}; exit 0' TERM; while :; do sleep 0.05; done"
 
 
 def terms(log: Path) -> list[tuple[str, str, int, float]]:
@@ -50,8 +49,10 @@ def test_leader_command_follows_leadership_on_graceful_handover(
     poll(lambda: [r[:2] for r in terms(log)] == [("n1", "start")], what="n1's command runs")
     n1.signal(signal.SIGTERM)
     assert n1.wait(15) == 0
-    poll(lambda: [r[:2] for r in terms(log)] == [("n1", "start"), ("n1", "stop"),
-                                                  ("n2", "start")], what="n2's command runs")
+    poll(
+        lambda: [r[:2] for r in terms(log)] == [("n1", "start"), ("n1", "stop"), ("n2", "start")],
+        what="n2's command runs",
+    )
     rows = terms(log)
     assert_terms_never_overlap(rows)
     assert rows[2][2] > rows[0][2]
@@ -64,8 +65,9 @@ def test_leader_command_stops_when_the_leader_is_cut_off(
     server = zk.servers[0]
     proxy = TcpProxy(server.host, server.client_port)
     try:
-        n1 = nodes.start("n1", zk=proxy.address, session_timeout=1.5,
-                         extra=("--leader-command", command(log)))
+        n1 = nodes.start(
+            "n1", zk=proxy.address, session_timeout=1.5, extra=("--leader-command", command(log))
+        )
         wait_joined(n1)
         n2 = nodes.start("n2", session_timeout=1.5, extra=("--leader-command", command(log)))
         wait_joined(n2)
