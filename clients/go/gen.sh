@@ -41,6 +41,7 @@ if [ ! -x "$buf" ]; then
 fi
 
 mkdir -p "$out/electdpb"
+out=$(cd "$out" && pwd) # absolute: buf runs from the repository root
 rm -f "$out"/electdpb/*.pb.go
 cd "$root"
 PATH=$bin:$PATH "$buf" generate --template "$here/buf.gen.yaml" -o "$out"

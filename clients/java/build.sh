@@ -23,7 +23,9 @@ if ! command -v mvn >/dev/null || ! command -v javac >/dev/null; then
   fi
 fi
 
-mvn -q -B "$@" package
+# Maven 3.8 prints stray colour-reset codes even with -q -B; strip them (pipefail keeps
+# mvn's exit status).
+mvn -q -B "$@" package 2>&1 | sed -u 's/\x1b\[0m//g'
 
 # A dynamic CDS archive of the classes one run loads (about a third off JVM start-up).
 # Recorded by a run that fails fast: nothing listens on port 1 of the loopback address.

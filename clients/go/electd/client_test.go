@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,12 +174,12 @@ func TestWatchResumesWithMinEpochAndNeverRepeats(t *testing.T) {
 	if err == nil || err.Error() != "done" {
 		t.Fatalf("Watch returned %v", err)
 	}
-	if want := []int64{5, 7, 9}; !equal(got, want) {
+	if want := []int64{5, 7, 9}; !slices.Equal(got, want) {
 		t.Fatalf("reported %v, want %v", got, want)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if want := []int64{0, 7}; !equal(minEpochs, want) {
+	if want := []int64{0, 7}; !slices.Equal(minEpochs, want) {
 		t.Fatalf("min_epoch sent %v, want %v", minEpochs, want)
 	}
 }
@@ -253,16 +254,4 @@ func TestValidateAddress(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-}
-
-func equal(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

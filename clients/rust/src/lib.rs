@@ -313,3 +313,66 @@ pub(crate) fn backoff_delay(config: &Config, rounds: u32) -> Duration {
     let half = d / 2;
     half + half.mul_f64(fastrand::f64())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        for ok in ["127.0.0.1:7001", "localhost:1", "[::1]:65535"] {
+            assert!(validate_address(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "foo",
+            ":7001",
+            "host:0",
+            "host:70000",
+            "host:http",
+            "::1:7001",
+            "a/b:1",
+        ] {
+            assert!(validate_address(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let config = Config::default();
+        for (rounds, full) in [(1, 50), (2, 100), (3, 200), (7, 2000), (40, 2000)] {
+            let full = Duration::from_millis(full);
+            for _ in 0..20 {
+                let d = backoff_delay(&config, rounds);
+                assert!(d >= full / 2 && d <= full, "round {rounds}: {d:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn server_statuses_are_not_transport_failures() {
+        assert!(!retryable(&Status::invalid_argument("bad selector")));
+        assert!(!retryable(&Status::unknown("from the server")));
+        assert!(retryable(&Status::unavailable("no session")));
+        let mut broken = Status::unknown("error reading a body from connection");
+        broken.set_source(Arc::new(std::io::Error::from(
+            std::io::ErrorKind::BrokenPipe,
+        )));
+        assert!(retryable(&broken));
+    }
+
+    #[tokio::test]
+    async fn no_node_error_names_every_address() {
+        // Port 1 on loopback: nothing listens, connecting is refused at once.
+        let client = Client::new(["127.0.0.1:1", "[::1]:1"]).unwrap();
+        let err = client.get_leader().await.unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::NoNode { .. }), "{msg}");
+        assert!(
+            msg.contains("127.0.0.1:1") && msg.contains("[::1]:1"),
+            "{msg}"
+        );
+        let err = client.watch().next().await.unwrap_err();
+        assert!(matches!(err, Error::NoNode { .. }), "{err}");
+    }
+}

@@ -242,3 +242,43 @@ fn write_line(line: &str) -> io::Result<()> {
     writeln!(stdout, "{line}")?;
     stdout.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Args>, String> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn bad_usage() {
+        for args in [
+            &[][..],
+            &["--json"],
+            &["leader"],
+            &["bogus", "127.0.0.1:1"],
+            &["leader", "--verbose", "127.0.0.1:1"],
+            &["nodes", "no-port"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn json_flag_anywhere() {
+        for args in [
+            &["--json", "watch", "127.0.0.1:1", "127.0.0.1:2"],
+            &["watch", "--json", "127.0.0.1:1", "127.0.0.1:2"],
+            &["watch", "127.0.0.1:1", "127.0.0.1:2", "--json"],
+        ] {
+            let a = parse(args).unwrap().unwrap();
+            assert!(a.json && a.command == Command::Watch && a.addrs.len() == 2);
+        }
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(js("n\"1\\"), r#""n\"1\\""#);
+    }
+}

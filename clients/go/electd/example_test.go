@@ -1,0 +1,51 @@
+package electd_test
+
+import (
+	"context"
+	"log"
+	"os"
+	"os/signal"
+
+	"github.com/electd/electd/clients/go/electd"
+	"github.com/electd/electd/clients/go/electdpb"
+)
+
+// doLeaderWork stands for the work only the leader may do. It must stop when
+// ctx is done and should pass epoch along with every write, so that the
+// resources it writes to can reject a deposed leader (one with a lower epoch).
+func doLeaderWork(ctx context.Context, epoch int64) { <-ctx.Done() }
+
+// Do some work only while this node (id "n1") is the leader.
+func ExampleClient_Watch() {
+	const myID = "n1"
+	c, err := electd.New([]string{"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	stopWork := func() {} // ends the current term's work and waits for it
+	err = c.Watch(ctx, func(l *electdpb.Leader) error {
+		// Every report is a new term (a higher epoch): whatever ran for the
+		// previous term must stop before anything else happens.
+		stopWork()
+		stopWork = func() {}
+		if l.GetNode().GetId() != myID {
+			return nil
+		}
+		workCtx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			doLeaderWork(workCtx, l.GetEpoch())
+		}()
+		stopWork = func() { cancel(); <-done }
+		return nil
+	})
+	stopWork()
+	if err != nil && ctx.Err() == nil {
+		log.Fatal(err)
+	}
+}
