@@ -10,13 +10,18 @@ bootstrap:
 dev: bootstrap
 	.venv/bin/electd dev --nodes 3
 
-## Everything CI runs: static checks, then the whole test suite against real processes.
-test: bootstrap
+## Everything CI runs: static checks, client builds, then the whole test suite against real
+## processes (ZooKeeper, electd nodes, every client).
+test: bootstrap clients
 	scripts/check.sh
 	$(PYTEST) tests
 
 check: bootstrap
 	scripts/check.sh
+
+## Build every client example and the Go tools (grpcurl, grpc-health-probe).
+clients: bootstrap
+	scripts/build-clients.sh
 
 unit: bootstrap
 	$(PYTEST) tests/unit

@@ -4,7 +4,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 step() { printf '\n== %s\n' "$*"; }
-step "ruff";        .venv/bin/ruff check server tests bench && .venv/bin/ruff format --check server tests bench
+step "ruff";        .venv/bin/ruff check server tests bench clients/python && .venv/bin/ruff format --check server tests bench clients/python
 step "mypy";        .venv/bin/mypy
 step "buf lint";    tools/node_modules/.bin/buf lint
 step "buf breaking"
@@ -18,4 +18,4 @@ else
 fi
 if [ -n "$against" ]; then tools/node_modules/.bin/buf breaking --against "$against" && echo "no breaking changes against $against"
 else echo "no earlier proto to compare against"; fi
-step "generated code"; scripts/check-gen.sh
+step "generated code"; scripts/check-gen.sh && clients/go/check-gen.sh

@@ -9,8 +9,8 @@ import logging
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 
+from electd.rpc import reflection
 from electd.rpc.hub import ViewHub
 from electd.rpc.servicer import ElectionServicer
 from electd.v1 import election_service_pb2 as pb
@@ -86,12 +86,7 @@ def add_services(
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     hub.on_serving_change(HealthReporter(health))
-    reflection.enable_server_reflection(
-        (
-            SERVICE_NAME,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
+    reflection.enable(
+        server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
     )
     return health

@@ -1,0 +1,79 @@
+"""The Python example client: `leader`, `nodes`, `watch` over one or more node addresses,
+exactly as the other languages' examples (clients/README.md). Built on `electd.client`, the
+Python client library that ships in the `electd` package."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from typing import Any
+
+import grpc
+
+from electd.client import ElectionClient, NoNodeAvailable
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="electd-python", description=__doc__)
+    parser.add_argument("--json", action="store_true", help="print JSON lines")
+    parser.add_argument("command", choices=("leader", "nodes", "watch"))
+    parser.add_argument("addresses", nargs="+", metavar="ADDR", help="node HOST:PORT")
+    # --json may come before or after the command.
+    args = parser.parse_intermixed_args(argv)
+    with ElectionClient(args.addresses) as client:
+        try:
+            if args.command == "leader":
+                leader = client.get_leader()
+                doc = {"id": leader.node.id, "address": leader.node.address, "epoch": leader.epoch}
+                print(
+                    dumps(doc)
+                    if args.json
+                    else f"leader {doc['id']} at {doc['address']} (epoch {doc['epoch']})"
+                )
+            elif args.command == "nodes":
+                for n in client.list_nodes():
+                    doc = {
+                        "id": n.id,
+                        "address": n.address,
+                        "sequence": n.sequence,
+                        "is_leader": n.is_leader,
+                        "watches": n.watches,
+                    }
+                    print(
+                        dumps(doc)
+                        if args.json
+                        else f"{'*' if n.is_leader else ' '} {n.id} {n.address} seq={n.sequence}"
+                    )
+            else:
+                watch = client.watch()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(sig, lambda *_: watch.cancel())
+                for leader in watch:
+                    doc = {
+                        "id": leader.node.id,
+                        "address": leader.node.address,
+                        "epoch": leader.epoch,
+                    }
+                    print(
+                        dumps(doc)
+                        if args.json
+                        else f"leader {doc['id']} at {doc['address']} (epoch {doc['epoch']})",
+                        flush=True,
+                    )
+        except NoNodeAvailable as exc:
+            print(f"electd-python: {exc}", file=sys.stderr)
+            return 1
+        except grpc.RpcError as exc:
+            print(f"electd-python: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
