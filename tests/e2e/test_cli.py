@@ -131,3 +131,9 @@ def test_no_node_answering_exits_1_naming_the_addresses() -> None:
     dead = f"127.0.0.1:{free_port()}"
     proc = run("leader", "--target", dead, "--timeout", "0.5")
     assert_one_line_error(proc, 1, dead)
+
+
+def test_watch_with_no_node_answering_exits_1() -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    proc = run("watch", "--target", dead, "--timeout", "0.5")
+    assert_one_line_error(proc, 1, dead)

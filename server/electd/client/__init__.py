@@ -126,7 +126,9 @@ class ElectionClient:
 
 
 class LeaderWatch:
-    """An iterator of leaders; `cancel()` (from any thread) ends it at once."""
+    """An iterator of leaders; `cancel()` (from any thread) ends it at once. Raises
+    NoNodeAvailable if no node answers at all in the first round; once one has answered, it
+    keeps trying (with backoff) until cancelled."""
 
     def __init__(self, client: ElectionClient, min_epoch: int) -> None:
         self._client = client
@@ -146,10 +148,13 @@ class LeaderWatch:
         backoff = Backoff()
         address = self._client.addresses[self._client._current]
         failures = 0
+        answered = False  # has any node ever answered? If none does in the first round: fail
+        errors: list[str] = []
         while not self._cancelled.is_set():
             got_leader = False
             try:
                 for msg in self._stream(address):
+                    answered = True
                     if msg.state == pb.LEADER_STATE_ELECTED:
                         got_leader = True
                         backoff.reset()
@@ -170,6 +175,9 @@ class LeaderWatch:
                 self.last_error = f"{address}: {exc.code().name}: {exc.details()}"
             if not got_leader:
                 failures += 1
+                errors.append(self.last_error)
+            if not answered and failures == len(self._client.addresses):
+                raise NoNodeAvailable("no electd node answered (" + "; ".join(errors) + ")")
             if failures and failures % len(self._client.addresses) == 0:
                 self._cancelled.wait(backoff.delay())
             address = self._client._advance()
