@@ -154,3 +154,21 @@ def test_a_join_wakes_nobody_and_a_middle_leave_wakes_only_its_successor(cluster
     assert after[2] == before[2] + 1  # c, b's successor, woke once
     assert [after[i] for i in (0, 3)] == [before[i] for i in (0, 3)]
     assert a.leads()
+
+
+def test_never_claims_a_lowest_entry_owned_by_another_session(cluster, ens) -> None:
+    """Before claiming, the owner of the lowest entry must be our session (the guard against
+    two leaders after a session expiry): an entry with our name but another owner is not ours."""
+    a = cluster("a")
+    poll(a.leads, 5, "a leads")
+    first = a.view.own_znode
+    with ens.lock:
+        ens.nodes[first].owner = 0xDEAD  # as if a previous session still owned it
+    a.engine._queue.put("wake")
+    poll(
+        lambda: a.view.own_znode != first and a.view.role is Role.FOLLOWER,
+        5,
+        "a re-registered instead of claiming",
+    )
+    assert a.view.leader.member.znode == first  # the foreign-owned entry is reported as leader
+    assert a.view.watching == first
