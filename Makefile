@@ -14,6 +14,7 @@ dev: bootstrap
 ## processes (ZooKeeper, electd nodes, every client).
 test: bootstrap clients
 	scripts/check.sh
+	scripts/test-clients.sh
 	$(PYTEST) tests
 
 check: bootstrap
@@ -32,3 +33,13 @@ gen: bootstrap
 
 clean:
 	rm -rf .venv tools/node_modules .pytest_cache .mypy_cache .ruff_cache
+
+## Long randomized fault soak: MINUTES=10 (default), SEED=<n> to replay; output in .tmp/soak.
+soak: bootstrap
+	.venv/bin/python -m tests.faults.soak --minutes $(or $(MINUTES),10) $(if $(SEED),--seed $(SEED)) --out .tmp/soak
+
+## Benchmarks (BENCHMARKS.md): install etcd, ghz, the stream client and matplotlib, then run the
+## full suite (about 15 minutes on 2 cores). Smoke-sized: .venv/bin/python -m bench --quick
+bench: bootstrap
+	bench/install.sh
+	.venv/bin/python -m bench

@@ -77,6 +77,7 @@ async def run_node(cfg: NodeConfig) -> None:
         await stop.wait()
         logger.info("node=%s shutting down", node_id)
         await health.enter_graceful_shutdown()
+        hub.retire()  # stop vouching before the znode goes: the successor may lead at once
         if leader_cmd is not None:  # stop the leader's work before giving up leadership
             await leader_cmd.close()
         await loop.run_in_executor(None, engine.stop)

@@ -152,6 +152,9 @@ class MemStore:
         self._check()
         self.ens.delete(name)
 
+    def sync(self) -> None:
+        self._check()
+
     def close(self) -> None:
         if self._sid is not None:
             sid, self._sid = self._sid, None

@@ -4,6 +4,10 @@ Used by `electd dev`, the tests, the benchmarks and the fault suite; never a moc
 jars installed by scripts/bootstrap.sh (Debian's `zookeeper` package, /usr/share/java) or the
 classpath in $ELECTD_ZK_CLASSPATH. Imports neither kazoo nor grpc: readiness is checked with
 ZooKeeper's `srvr` four-letter command over a plain socket.
+
+For fault injection an ensemble can route its servers' quorum and election traffic through
+ports of the caller's choosing (`ZooKeeperCluster.route`, e.g. one fault-injecting TCP proxy per
+directed link), so that servers can be partitioned from each other.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +71,9 @@ def four_letter(host: str, port: int, word: str, timeout: float = 1.0) -> str:
 @dataclass
 class ZooKeeperServer:
     """One ZooKeeper server process. `peers` (for an ensemble) lists every server's
-    (client_port, quorum_port, election_port), this one at index `myid - 1`."""
+    (client_port, quorum_port, election_port), this one at index `myid - 1`. `peer_routes`
+    optionally maps another server's myid to the (quorum_port, election_port) this server dials
+    to reach it instead of that server's own ports (a proxy); it binds its own ports as usual."""
 
     workdir: Path
     client_port: int
@@ -76,6 +82,9 @@ class ZooKeeperServer:
     tick_ms: int = 200
     host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    sync_limit: int = 10
+    peer_routes: Mapping[int, tuple[int, int]] = field(default_factory=dict)
+    jvm_flags: Sequence[str] = ()
 
     @property
     def address(self) -> str:
@@ -103,8 +112,10 @@ class ZooKeeperServer:
             "forceSync=no",
         ]
         if self.peers:
-            lines += ["initLimit=50", "syncLimit=10"]
+            lines += ["initLimit=50", f"syncLimit={self.sync_limit}"]
             for i, (_, quorum, election) in enumerate(self.peers, start=1):
+                if i != self.myid and i in self.peer_routes:
+                    quorum, election = self.peer_routes[i]
                 lines.append(f"server.{i}={self.host}:{quorum}:{election}")
             (data / "myid").write_text(f"{self.myid}\n")
         cfg = self.workdir / "zoo.cfg"
@@ -123,6 +134,7 @@ class ZooKeeperServer:
                 "-Xmx256m",
                 "-XX:+UseSerialGC",
                 "-XX:TieredStopAtLevel=1",
+                *self.jvm_flags,
                 "-cp",
                 classpath(),
                 main,
@@ -184,12 +196,19 @@ class ZooKeeperServer:
 
 @dataclass
 class ZooKeeperCluster:
-    """A standalone server (size 1) or an ensemble (size 3 or 5) in one work directory."""
+    """A standalone server (size 1) or an ensemble (size 3 or 5) in one work directory.
+
+    `route(from_myid, to_myid, kind, port)`, when given, is asked once per directed link and
+    kind ("quorum" or "election") for the port server `from_myid` should dial to reach that
+    port of server `to_myid`; it returns `port` itself for a direct link."""
 
     workdir: Path
     size: int = 1
     tick_ms: int = 200
     servers: list[ZooKeeperServer] = field(default_factory=list)
+    sync_limit: int = 10
+    route: Callable[[int, int, str, int], int] | None = None
+    jvm_flags: Sequence[str] = ()
 
     @property
     def connect_string(self) -> str:
@@ -201,8 +220,25 @@ class ZooKeeperCluster:
         for i, (client, _, _) in enumerate(ports, start=1):
             wd = self.workdir / f"zk{i}"
             wd.mkdir(parents=True, exist_ok=True)
+            routes: dict[int, tuple[int, int]] = {}
+            if self.route is not None and peers:
+                for j, (_, quorum, election) in enumerate(peers, start=1):
+                    if j != i:
+                        routes[j] = (
+                            self.route(i, j, "quorum", quorum),
+                            self.route(i, j, "election", election),
+                        )
             self.servers.append(
-                ZooKeeperServer(wd, client, myid=i, peers=peers, tick_ms=self.tick_ms)
+                ZooKeeperServer(
+                    wd,
+                    client,
+                    myid=i,
+                    peers=peers,
+                    tick_ms=self.tick_ms,
+                    sync_limit=self.sync_limit,
+                    peer_routes=routes,
+                    jvm_flags=tuple(self.jvm_flags),
+                )
             )
         for server in self.servers:
             server.start()

@@ -3,7 +3,8 @@ recipe, decided through a `Store` (engine/store.py). Imports neither kazoo nor g
 
 Threads. Store callbacks (watches, connection states) arrive on the store's threads; they only
 flip flags under `_lock` and queue a wake-up, never block. All store calls of the election run
-on the engine's own worker thread, which coalesces queued wake-ups into one `_reconcile`.
+on the engine's own worker thread, which coalesces queued wake-ups into one pass: `_fast` when
+the only news are watched entries below ours that went away, else a full `_reconcile`.
 `members()` may be called from any thread (it only reads). Every decision is published as an
 immutable `View` through the `publish` callback, from whichever thread made it.
 
@@ -14,9 +15,18 @@ Invariants:
   * The election decision watches only the predecessor; the leader entry is watched too (one
     notification per leader change per node) so every node knows the leader; a join wakes
     nobody, a non-leader leaving wakes only its successor.
+  * Entries below ours can only go away: a new entry always gets a higher sequence than every
+    live one, and the election path cannot be deleted while our ephemeral entry is in it. So
+    after a full pass has listed the entries below ours, a later pass may decide from that
+    list (a superset of the live ones) without listing again, and may trust an entry whose
+    watch is still set (ZooKeeper delivers a session's events in order, so an entry whose
+    deletion we have not heard of existed when the event we are handling happened). A graceful
+    leader change then costs the successor and the node right behind it no round trip at all,
+    and any other node one read, however many members there are.
   * SUSPENDED or LOST: stop vouching for any leader at once. A local lease (the session's read
-    timeout, counted from the send time of the last successful round trip) covers the silent
-    cases (the process was paused), where no event arrives.
+    timeout, counted from the send time of the last successful ZooKeeper `sync`, which must
+    pass through the quorum leader) covers the silent cases (the process was paused, or its
+    ZooKeeper server lost its quorum but still answers reads), where no event arrives.
 """
 
 from __future__ import annotations
@@ -52,6 +62,8 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 _WAKE, _TICK, _STOP = "wake", "tick", "stop"
+# What a watched entry was to us when its watch was set (for the stats).
+_OWN, _LEADER, _PREDECESSOR = "own", "leader", "predecessor"
 # Retry delays after a failed round of work (ZooKeeper trouble or a bug), in seconds.
 _BACKOFF_START, _BACKOFF_MAX = 0.05, 2.0
 
@@ -65,6 +77,29 @@ class EngineStats:
     own_events: int = 0
     reconciles: int = 0
     registrations: int = 0
+
+
+class _Watch:
+    """The engine's watch on one entry: reports the entry's name with the event. Equal per
+    (engine, entry), so that a store keeping one registration per callback and znode never
+    registers the same watch twice."""
+
+    __slots__ = ("_engine", "name")
+
+    def __init__(self, engine: ElectionEngine, name: str) -> None:
+        self._engine = engine
+        self.name = name
+
+    def __call__(self, event: WatchEvent) -> None:
+        self._engine._on_watch(self.name, event)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, _Watch) and other._engine is self._engine and other.name == self.name
+        )
+
+    def __hash__(self) -> int:
+        return hash((id(self._engine), self.name))
 
 
 class ElectionEngine:
@@ -97,6 +132,10 @@ class ElectionEngine:
         self._version = 0
         self._view = View(0, record.id, Role.JOINING, None, self._conn_reason, "", "", 0.0)
         self._last_ok = -1e18  # monotonic send time of the last successful round trip
+        # Entries whose watch is set and has not fired yet (name -> _OWN / _LEADER /
+        # _PREDECESSOR), and the watch events the worker has not looked at yet.
+        self._armed: dict[str, str] = {}
+        self._events: list[tuple[str, WatchEvent]] = []
         # Worker-thread only.
         self._own: Entry | None = None
         self._own_sid: int | None = None
@@ -104,6 +143,14 @@ class ElectionEngine:
         self._leader: LeaderInfo | None = None
         self._max_epoch = 0
         self._stopping = False
+        self._left = ""  # the entry `_leave` deleted
+        # What the last full pass learned, for `_fast`: the entries below ours (lowest first;
+        # a superset of the live ones), the members read so far (None: not a valid record),
+        # our own member, and the connection generation that pass decided in (-1: none).
+        self._chain: list[Entry] = []
+        self._seen: dict[str, Member | None] = {}
+        self._own_member: Member | None = None
+        self._decided_gen = -1
         # Any thread, guarded by _cache_lock: decoded records by entry name (data never changes).
         self._cache_lock = threading.Lock()
         self._cache: dict[str, Member | None] = {}
@@ -119,6 +166,7 @@ class ElectionEngine:
     def stop(self, timeout: float = 10.0) -> None:
         """Leave the election: delete our entry (the successor takes over at once), end the
         session, publish a STOPPED view. Safe to call more than once."""
+        self._leave()
         self._queue.put(_STOP)
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -132,6 +180,27 @@ class ElectionEngine:
     def view(self) -> View:
         with self._lock:
             return self._view
+
+    def _leave(self) -> None:
+        """Step down, then delete our entry right away, from the caller's thread rather than
+        after the worker has woken up: the successor's watch fires one thread hop sooner. The
+        STOPPED view is published before the delete is sent, because the successor may claim
+        the moment it is deleted (with no round trip): two nodes must never both vouch for
+        themselves. From here on no pass decides or registers again; `_shutdown` finds the
+        entry gone and only ends the session."""
+        own = self._own
+        with self._lock:
+            if self._stopping or own is None or not self._connected:
+                return
+            self._stopping = True
+            self._publish_locked(Role.STOPPED, None, "node is shutting down", "", "")
+        try:
+            self._store.remove(own.name)
+        except CoordinatorUnavailable as exc:
+            logger.warning("node=%s could not delete %s: %s", self._record.id, own.name, exc)
+            return
+        self._left = own.name
+        logger.info("node=%s left the election (deleted %s)", self._record.id, own.name)
 
     # ----- callbacks from the store's threads: flag, publish, wake; never block ------------
 
@@ -147,32 +216,34 @@ class ElectionEngine:
                     if state is ConnState.SUSPENDED
                     else "ZooKeeper session expired; rejoining"
                 )
-                if self._view.role is Role.LEADER and not self._stopping:
-                    logger.warning(
-                        "node=%s stepping down at once: %s", self._record.id, self._conn_reason
-                    )
-                self._publish_locked(Role.DISCONNECTED, None, self._conn_reason, "", "")
+                if not self._stopping:  # a node that is stopping already published STOPPED
+                    if self._view.role is Role.LEADER:
+                        logger.warning(
+                            "node=%s stepping down at once: %s", self._record.id, self._conn_reason
+                        )
+                    self._publish_locked(Role.DISCONNECTED, None, self._conn_reason, "", "")
         if not self._stopping:
             logger.info("node=%s ZooKeeper connection %s", self._record.id, state.value)
         self._queue.put(_WAKE)
 
-    def _on_predecessor(self, event: WatchEvent) -> None:
-        self.stats.predecessor_events += 1
-        self._queue.put(_WAKE)
-
-    def _on_leader(self, event: WatchEvent) -> None:
-        self.stats.leader_events += 1
-        self._queue.put(_WAKE)
-
-    def _on_own(self, event: WatchEvent) -> None:
-        self.stats.own_events += 1
-        if event is WatchEvent.GONE and not self._stopping:
-            with self._lock:
-                if self._view.role is Role.LEADER:
-                    logger.warning("node=%s own znode vanished: stepping down", self._record.id)
-                    self._publish_locked(
-                        Role.JOINING, None, "own znode vanished; rejoining", "", ""
-                    )
+    def _on_watch(self, name: str, event: WatchEvent) -> None:
+        with self._lock:
+            role = self._armed.pop(name, _PREDECESSOR)
+            self._events.append((name, event))
+            if (
+                role == _OWN
+                and event is WatchEvent.GONE
+                and not self._stopping
+                and self._view.role is Role.LEADER
+            ):
+                logger.warning("node=%s own znode vanished: stepping down", self._record.id)
+                self._publish_locked(Role.JOINING, None, "own znode vanished; rejoining", "", "")
+        if role == _OWN:
+            self.stats.own_events += 1
+        elif role == _LEADER:
+            self.stats.leader_events += 1
+        else:
+            self.stats.predecessor_events += 1
         self._queue.put(_WAKE)
 
     # ----- the worker ----------------------------------------------------------------------
@@ -195,26 +266,56 @@ class ElectionEngine:
             if _STOP in events:
                 break
             try:
-                if _WAKE in events or retry_at is not None:
+                if retry_at is not None:
                     self._reconcile()
+                elif _WAKE in events:
+                    if not self._fast():
+                        self._reconcile()
                 else:
                     self._renew()
                 retry_at, delay = None, _BACKOFF_START
             except CoordinatorUnavailable as exc:
+                self._decided_gen = -1
                 logger.info("node=%s ZooKeeper unavailable (%s); retrying", self._record.id, exc)
                 retry_at, delay = self._clock() + delay, min(delay * 2, _BACKOFF_MAX)
             except Exception:
+                self._decided_gen = -1
                 logger.exception("node=%s bug in the election engine; retrying", self._record.id)
                 retry_at, delay = self._clock() + delay, min(delay * 2, _BACKOFF_MAX)
         self._shutdown()
 
     def _timed(self, fn: Callable[[], _T]) -> _T:
-        """Run one store round trip; on success it renews the lease from its send time."""
+        """Run one store round trip. Reads do not renew the lease: a ZooKeeper follower cut off
+        from its quorum still answers them (for up to syncLimit ticks) while the leader may
+        already have expired our session. Only `_synced` renews."""
+        return fn()
+
+    def _synced(self) -> None:
+        """One round trip through ZooKeeper's quorum leader (sync); on success it renews the
+        lease from its send time. Every heartbeat and every full pass starts with one."""
         sent = self._clock()
-        result = fn()
+        self._store.sync()
         with self._lock:
             self._last_ok = max(self._last_ok, sent)
-        return result
+
+    def _lease_fresh(self) -> bool:
+        """True while more than one heartbeat interval of the lease is left."""
+        with self._lock:
+            return self._last_ok + self._lease - self._clock() > self._heartbeat
+
+    def _read(self, name: str, role: str) -> Stored | None:
+        """Read an entry and set our watch on it (one round trip). The watch counts as set from
+        before the call: an event racing the reply then only makes us look again."""
+        with self._lock:
+            self._armed[name] = role
+        stored = None
+        try:
+            stored = self._timed(lambda: self._store.read(name, _Watch(self, name)))
+        finally:
+            if stored is None:  # gone, or the call failed: no watch we can count on
+                with self._lock:
+                    self._armed.pop(name, None)
+        return stored
 
     def _renew(self) -> None:
         """Heartbeat: one read of our own entry renews the lease and proves it still exists."""
@@ -223,18 +324,23 @@ class ElectionEngine:
             if not self._connected or own is None:
                 return
             gen = self._conn_gen
-        stored = self._timed(lambda: self._store.read(own.name, self._on_own))
+        self._synced()
+        stored = self._read(own.name, _OWN)
         if stored is None or stored.session_id != self._own_sid:
             self._reconcile()
             return
         with self._lock:
-            if gen == self._conn_gen:
+            if gen == self._conn_gen and not self._stopping:
                 v = self._view
                 self._publish_locked(v.role, v.leader, v.reason, v.own_znode, v.watching)
 
     def _reconcile(self) -> None:
+        if self._stopping:
+            return  # leaving: never decide (or register) again
         self.stats.reconciles += 1
+        self._decided_gen = -1
         with self._lock:
+            self._events.clear()  # the listing below supersedes them
             if not self._connected:
                 self._publish_locked(Role.DISCONNECTED, None, self._conn_reason, "", "")
                 return
@@ -242,7 +348,10 @@ class ElectionEngine:
         sid = self._store.session_id()
         if sid is None:
             raise CoordinatorUnavailable("no session")
+        self._synced()
         for _ in range(16):  # each pass either decides or learned that something moved
+            if self._stopping:
+                return  # leaving: never register again
             if self._own is None or self._own_sid != sid:
                 self._register(sid)
             decided = self._decide(sid, gen)
@@ -280,14 +389,17 @@ class ElectionEngine:
             )
             self._own = None
             return False
+        self._chain = entries[:mine]
+        live = {e.name for e in entries}
+        self._seen = {k: v for k, v in self._seen.items() if k in live}
         # The leader: the lowest entry whose data is a valid record (foreign data is skipped).
         leader: Member | None = None
         for entry in entries[: mine + 1]:
-            watch = self._on_own if entry.name == own.name else self._on_leader
-            stored = self._timed(lambda e=entry, w=watch: self._store.read(e.name, w))  # type: ignore[misc]
+            stored = self._read(entry.name, _OWN if entry.name == own.name else _LEADER)
             if stored is None:
                 return False  # it went away between the listing and the read
             member = self._to_member(entry, stored, own)
+            self._seen[entry.name] = member
             if member is not None:
                 leader = member
                 break
@@ -306,6 +418,7 @@ class ElectionEngine:
                 self._own = None
                 return False
             role = Role.LEADER
+            self._own_member = leader
         else:
             role = Role.FOLLOWER
             # Watch only the predecessor: the nearest valid entry below ours.
@@ -313,25 +426,107 @@ class ElectionEngine:
                 if entry.name == leader.znode:
                     watching = entry.name  # already watched by the leader read above
                     break
-                stored = self._timed(
-                    lambda e=entry: self._store.read(e.name, self._on_predecessor)  # type: ignore[misc]
-                )
+                stored = self._read(entry.name, _PREDECESSOR)
                 if stored is None:
                     return False  # the predecessor is already gone: decide again at once
-                if self._to_member(entry, stored, own) is not None:
+                member = self._to_member(entry, stored, own)
+                self._seen[entry.name] = member
+                if member is not None:
                     watching = entry.name
                     break
-            if self._timed(lambda: self._store.read(own.name, self._on_own)) is None:
+            stored = self._read(own.name, _OWN)
+            if stored is None:
                 self._own = None
                 return False
+            self._own_member = self._to_member(own, stored, own)
+        return self._conclude(gen, role, leader, watching)
+
+    def _conclude(self, gen: int, role: Role, leader: Member, watching: str) -> bool:
+        own = self._own
+        assert own is not None
         info = self._leader_info(leader)
         with self._lock:
             if gen != self._conn_gen:
                 return True  # the connection moved on; the state callback already published
+            if self._stopping:
+                return True  # leaving: STOPPED is published; never vouch again
+            self._decided_gen = gen
             before = self._view
             self._publish_locked(role, info, "", own.name, watching)
         self._log_transition(before, role, info, watching)
         return True
+
+    def _fast(self) -> bool:
+        """Decide again without listing, when the only news since the last full pass are
+        watched entries below ours that went away (see the module's invariants). Returns False
+        when a full pass is needed instead."""
+        own, own_member = self._own, self._own_member
+        if self._stopping:
+            return True  # leaving: nothing to decide
+        with self._lock:
+            events, self._events = self._events, []
+            gen = self._conn_gen
+            usable = (
+                bool(events)
+                and self._connected
+                and gen == self._decided_gen
+                and own is not None
+                and own_member is not None
+                and self._armed.get(own.name) == _OWN
+                and all(ev is WatchEvent.GONE and name != own.name for name, ev in events)
+            )
+            gone = {name for name, _ in events}
+            for name in gone:
+                self._armed.pop(name, None)
+        if not usable or not self._lease_fresh():
+            return False
+        assert own is not None and own_member is not None
+        sid = self._store.session_id()
+        if sid is None or sid != self._own_sid or own_member.session_id != sid:
+            return False
+        self.stats.reconciles += 1
+        self._chain = [e for e in self._chain if e.name not in gone]
+        for name in gone:
+            self._seen.pop(name, None)
+        leader: Member | None = None
+        for entry in list(self._chain):
+            member = self._probe(entry, _LEADER)
+            if member is not None:
+                leader = member
+                break
+        watching = ""
+        if leader is None:
+            role, leader = Role.LEADER, own_member
+        else:
+            role = Role.FOLLOWER
+            for entry in reversed(self._chain):
+                if entry.name == leader.znode:
+                    watching = entry.name
+                    break
+                if self._probe(entry, _PREDECESSOR) is not None:
+                    watching = entry.name
+                    break
+        return self._conclude(gen, role, leader, watching)
+
+    def _probe(self, entry: Entry, role: str) -> Member | None:
+        """The member of an entry of the chain if it is live and valid, else None. An entry
+        with a watch set and a known valid record needs no round trip; anything else is read
+        (setting our watch); an entry found gone is dropped from the chain."""
+        with self._lock:
+            armed = entry.name in self._armed
+            if armed and role == _LEADER:
+                self._armed[entry.name] = _LEADER
+        known = self._seen.get(entry.name)
+        if armed and known is not None:
+            return known
+        stored = self._read(entry.name, role)
+        if stored is None:
+            self._chain.remove(entry)
+            self._seen.pop(entry.name, None)
+            return None
+        member = self._to_member(entry, stored, self._own)
+        self._seen[entry.name] = member
+        return member
 
     def _leader_info(self, leader: Member) -> LeaderInfo:
         prev = self._leader
@@ -370,9 +565,11 @@ class ElectionEngine:
             )
 
     def _shutdown(self) -> None:
-        self._stopping = True
+        with self._lock:  # step down before the entry goes (see `_leave`)
+            self._stopping = True
+            self._publish_locked(Role.STOPPED, None, "node is shutting down", "", "")
         own = self._own
-        if own is not None and self._connected:
+        if own is not None and self._connected and own.name != self._left:
             try:
                 self._store.remove(own.name)
                 logger.info("node=%s left the election (deleted %s)", self._record.id, own.name)

@@ -93,6 +93,12 @@ class Store(Protocol):
         """Delete an entry; an entry that is already gone is not an error."""
         ...
 
+    def sync(self) -> None:
+        """A round trip through the coordinator's quorum (ZooKeeper's sync): it cannot succeed
+        on a server that has lost its quorum, unlike a read, which such a server still answers
+        until it notices (up to syncLimit ticks)."""
+        ...
+
     def close(self) -> None:
         """End the session (its ephemeral entries go with it)."""
         ...

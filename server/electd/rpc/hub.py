@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from electd.engine import LeaderInfo, View
+from electd.engine import LeaderInfo, Role, View
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class ViewHub:
         self._serving_listeners: list[Callable[[bool], None]] = []
         self._leading: int | None = None
         self._leading_listeners: list[Callable[[int | None], None]] = []
+        self._retired = False
 
     # ----- any thread -----------------------------------------------------------------------
 
@@ -82,13 +83,21 @@ class ViewHub:
         while self._snapshot.generation == generation:
             await self._changed.wait()
 
+    def retire(self, reason: str = "node is shutting down") -> None:
+        """Stop vouching for any leader, for good, before the node leaves the election: once
+        its znode is deleted a successor may lead within milliseconds, and from then on no
+        answer of this node may name itself. Views the engine publishes later are ignored."""
+        self._retired = True
+        self._view = replace(self._view, role=Role.STOPPED, leader=None, reason=reason)
+        self._refresh()
+
     def close(self) -> None:
         """End every stream: the node is shutting down."""
         self._set_leading(None)
         self._set(Snapshot(self._snapshot.generation + 1, None, "node is shutting down", True))
 
     def _apply(self, view: View) -> None:
-        if view.version <= self._view.version or self._snapshot.closed:
+        if view.version <= self._view.version or self._snapshot.closed or self._retired:
             return
         self._view = view
         self._refresh()

@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from electd.engine import MemberView
+from electd.engine import LeaderInfo, MemberView
 from electd.rpc import convert
 from electd.rpc.errors import (
     InvalidArgument,
@@ -46,6 +46,9 @@ class ElectionServicer(pb_grpc.ElectionServiceServicer):
         self._streams = 0
         # The stream message of the current generation, built once and sent to every stream.
         self._cached: tuple[int, pb.WatchLeaderResponse] | None = None
+        # The GetLeader answer for the current leader (LeaderInfo is immutable and replaced on
+        # every change), built once instead of on every call.
+        self._leader_answer: tuple[LeaderInfo, pb.GetLeaderResponse] | None = None
 
     @property
     def open_streams(self) -> int:
@@ -60,7 +63,12 @@ class ElectionServicer(pb_grpc.ElectionServiceServicer):
             raise NotVouching(
                 f"node {self._node_id} cannot vouch for a leader: {view.why_unknown(now)}"
             )
-        return pb.GetLeaderResponse(leader=convert.leader(info), responder_id=self._node_id)
+        cached = self._leader_answer
+        if cached is not None and cached[0] is info:
+            return cached[1]
+        answer = pb.GetLeaderResponse(leader=convert.leader(info), responder_id=self._node_id)
+        self._leader_answer = (info, answer)
+        return answer
 
     @unary_boundary
     async def ListNodes(self, request: pb.ListNodesRequest, context: Any) -> pb.ListNodesResponse:

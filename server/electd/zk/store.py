@@ -79,7 +79,8 @@ class ZkStore:
         )
         self._foreign_lock = threading.Lock()
         self._foreign: set[str] = set()
-        self._wrapped: dict[Watcher, Callable[[WatchedEvent], Any]] = {}
+        self._wrapped_lock = threading.Lock()
+        self._wrapped: dict[tuple[Watcher, str], Callable[[WatchedEvent], Any]] = {}
         self._closed = False
 
     # ----- lifecycle -----------------------------------------------------------------------
@@ -152,7 +153,7 @@ class ZkStore:
 
     def read(self, name: str, watch: Watcher | None = None) -> Stored | None:
         path = paths.join(self._path, name)
-        kwatch = self._wrap(watch) if watch is not None else None
+        kwatch = self._wrap(watch, path) if watch is not None else None
 
         def get() -> tuple[bytes, Any]:
             return self._wait(self._client.get_async(path, kwatch))  # type: ignore[no-any-return]
@@ -169,6 +170,11 @@ class ZkStore:
             self._call(
                 lambda: self._retry.copy()(lambda: self._wait(self._client.delete_async(path)))
             )
+
+    def sync(self) -> None:
+        self._call(
+            lambda: self._retry.copy()(lambda: self._wait(self._client.sync_async(self._path)))
+        )
 
     # ----- helpers --------------------------------------------------------------------------
 
@@ -192,16 +198,23 @@ class ZkStore:
         would wait forever while it reconnects)."""
         return async_result.get(timeout=self._timeout)
 
-    def _wrap(self, watch: Watcher) -> Callable[[WatchedEvent], Any]:
-        """kazoo watch -> engine watch. One wrapper per engine callback, so that kazoo (which
-        keeps watchers in a set per path) never registers the same callback twice on a znode."""
-        wrapped = self._wrapped.get(watch)
-        if wrapped is None:
+    def _wrap(self, watch: Watcher, path: str) -> Callable[[WatchedEvent], Any]:
+        """kazoo watch -> engine watch. One wrapper per engine callback and znode, so that kazoo
+        (which keeps watchers in a set per path) never registers the same callback twice on a
+        znode. A wrapper is forgotten when it fires (kazoo forgets a fired watch too), so the
+        table only holds watches that are set."""
+        key = (watch, path)
+        with self._wrapped_lock:
+            wrapped = self._wrapped.get(key)
+            if wrapped is None:
 
-            def on_event(event: WatchedEvent) -> None:
-                watch(_EVENTS.get(event.type, WatchEvent.SESSION))
+                def on_event(event: WatchedEvent) -> None:
+                    with self._wrapped_lock:
+                        if self._wrapped.get(key) is on_event:
+                            del self._wrapped[key]
+                    watch(_EVENTS.get(event.type, WatchEvent.SESSION))
 
-            wrapped = self._wrapped.setdefault(watch, on_event)
+                wrapped = self._wrapped[key] = on_event
         return wrapped
 
     def _warn_foreign(self, name: str) -> None:
