@@ -1,0 +1,1 @@
+"""electd's benchmarks: `python -m bench` (see bench/cli.py and BENCHMARKS.md)."""

@@ -1,0 +1,105 @@
+"""Renders a results file as the results part of BENCHMARKS.md: when and where it was measured
+(machine, load, versions), one table per benchmark with its same-run baselines and ratios, the
+plots, and the targets met or missed.
+
+    python -m bench.markdown bench/results/full-XXXX.json            # print it
+    python -m bench.markdown bench/results/full-XXXX.json --update BENCHMARKS.md
+        # replace what lies between the <!-- results:begin --> / <!-- results:end --> markers
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from bench.report import Results
+
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+TITLES = {
+    "failover": "1. Graceful failover (SIGTERM of the leader)",
+    "crash": "2. Crash failover (SIGKILL of the leader)",
+    "herd": "3. Herd scaling",
+    "fanout": "4. Fan-out: WatchLeader streams on one node",
+    "unary": "5. Unary throughput and latency (ghz)",
+    "resources": "7. Resources",
+}
+PLOTS = {
+    "failover": ["failover"],
+    "crash": ["crash"],
+    "herd": ["herd", "herd-notifications"],
+    "fanout": ["fanout"],
+    "unary": ["unary"],
+}
+
+
+def render(results: Results, json_path: Path, doc_dir: Path) -> str:
+    meta = results.meta
+    m = meta.get("machine", {})
+    v = m.get("versions", {})
+    took = ", ".join(f"{k} {v:.0f} s" for k, v in (meta.get("seconds") or {}).items())
+    lines = [
+        f"Results file: `{os.path.relpath(json_path, doc_dir)}` ({meta.get('kind')} run, "
+        f"started {meta.get('started')}; time per benchmark: {took}).",
+        "",
+        f"- Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB, "
+        f"{m.get('os')}, Linux {m.get('kernel')}.",
+        f"- Load average (1/5/15 min) at start {meta.get('load_at_start')}, "
+        f"at end {meta.get('load_at_end')}.",
+        f"- Versions: electd {v.get('electd')} ({m.get('git')}), Python {m.get('python')}, "
+        f"kazoo {v.get('kazoo')}, grpcio {v.get('grpcio')}, protobuf {v.get('protobuf')}, "
+        f"ZooKeeper {v.get('zookeeper')} (Debian; {v.get('java')}), {v.get('etcd')} (Debian), "
+        f"ghz {v.get('ghz')}, {v.get('go')}.",
+        "",
+    ]
+    if meta.get("failed"):
+        lines += [f"**Benchmarks that failed in this run:** {', '.join(meta['failed'])}", ""]
+    for note in results.notes:
+        lines += [f"> {note}", ""]
+    benches = dict.fromkeys(r.bench for r in results.rows.values())
+    stem = json_path.with_suffix("")
+    for bench in [b for b in TITLES if b in benches]:
+        lines += [f"### {TITLES[bench]}", "", results.markdown(bench), ""]
+        for plot in PLOTS.get(bench, []):
+            png = stem.parent / f"{stem.name}-{plot}.png"
+            if png.is_file():
+                lines += [f"![{bench}]({os.path.relpath(png, doc_dir)})", ""]
+    verdicts = [r for r in results.rows.values() if r.target]
+    if verdicts:
+        lines += ["### Targets", "", "| target | row | verdict |", "|---|---|---|"]
+        for r in verdicts:
+            word = {True: "met", False: "**missed**", None: "n/a"}[r.met]
+            lines.append(f"| {r.target} | {r.metric} ({r.system}, {r.size}) | {word} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.markdown")
+    p.add_argument("results", type=Path)
+    p.add_argument("--update", type=Path, default=None, metavar="BENCHMARKS.md")
+    args = p.parse_args(argv)
+    results = Results.load(args.results)
+    target = args.update
+    body = render(
+        results,
+        args.results.resolve(),
+        (target or Path.cwd()).resolve().parent if target else Path.cwd(),
+    )
+    if target is None:
+        print(body)
+        return 0
+    text = target.read_text()
+    if BEGIN not in text or END not in text:
+        print(f"{target}: no {BEGIN} / {END} markers", file=sys.stderr)
+        return 1
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    target.write_text(f"{head}{BEGIN}\n{body}\n{END}{tail}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

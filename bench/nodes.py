@@ -1,0 +1,83 @@
+"""electd node processes for the benchmarks: start (via `electd.devcluster.NodeProcess`), wait
+until joined and serving, read leadership times from their JSON logs, stop them all."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench import procs
+from bench.context import Context
+from electd.devcluster.cluster import NodeProcess
+from electd.devcluster.zookeeper import free_port
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+def start(
+    ctx: Context,
+    node_id: str,
+    path: str,
+    session_timeout: float = 4.0,
+    workdir: Path | None = None,
+    extra: tuple[str, ...] = (),
+) -> NodeProcess:
+    proc = NodeProcess(
+        ctx.zk().connect_string,
+        free_port(),
+        workdir or ctx.workdir / "nodes",
+        node_id=node_id,
+        election_path=path,
+        session_timeout=session_timeout,
+        extra_args=extra,
+    )
+    proc.start()
+    ctx.stack.callback(proc.stop)
+    return proc
+
+
+def serving(proc: NodeProcess, timeout: float = 0.5) -> bool:
+    with grpc.insecure_channel(proc.address) as channel:
+        try:
+            resp = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout
+            )
+        except grpc.RpcError:
+            return False
+    return bool(resp.status == SERVING)
+
+
+def wait_serving(proc: NodeProcess, timeout: float = 30.0, interval: float = 0.02) -> float:
+    """Wait until the node reports SERVING (joined, with a live session); returns unix time."""
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"node {proc.node_id} exited:\n{proc.log_text()}")
+        return serving(proc)
+
+    procs.wait_for(ready, timeout, f"node {proc.node_id} to serve", interval)
+    return time.time()
+
+
+def leader_since(proc: NodeProcess, after: float) -> float | None:
+    """Unix time of the node's "I am a new leader" log line logged after `after`, if any."""
+    needle = f"I am a new leader: node={proc.node_id} "
+    for rec in reversed(proc.log_records()):
+        ts = float(rec.get("ts", 0.0))
+        if ts < after:
+            return None
+        if needle in str(rec.get("msg", "")):
+            return ts
+    return None
+
+
+def log_time(proc: NodeProcess, needle: str, after: float) -> float | None:
+    """Unix time of the first log line containing `needle` logged after `after`."""
+    for rec in proc.log_records():
+        ts = float(rec.get("ts", 0.0))
+        if ts >= after and needle in str(rec.get("msg", "")):
+            return ts
+    return None

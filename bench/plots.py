@@ -1,0 +1,160 @@
+"""PNG plots of a results file (matplotlib, headless): one figure per benchmark, written next
+to the JSON as <results>-<bench>.png and embedded in BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from bench.report import Results, Row
+
+
+def _label(row: Row) -> str:
+    head = (
+        row.metric
+        if row.metric.lower().startswith(row.system.split()[0].lower())
+        else (f"{row.system}: {row.metric}")
+    )
+    return head + (f" ({row.size})" if row.size else "")
+
+
+def _box(results: Results, keys: list[str], title: str, out: Path, unit: str = "ms") -> Path:
+    rows = [results.rows[k] for k in keys if k in results.rows and results.rows[k].samples]
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(rows) + 1.6))
+    if rows:
+        ax.boxplot(
+            [r.samples for r in rows],
+            vert=False,
+            whis=(1, 99),
+            showfliers=True,
+            flierprops={"markersize": 3},
+        )
+        ax.set_yticks(range(1, len(rows) + 1), [_label(r)[:70] for r in rows], fontsize=8)
+        ax.invert_yaxis()
+    ax.set_xlabel(unit)
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _size(row: Row) -> float:
+    m = re.search(r"[\d,]+", row.size.replace("c=", ""))
+    return float(m.group(0).replace(",", "")) if m else math.nan
+
+
+def _lines(
+    results: Results,
+    pattern: str,
+    stats: tuple[str, ...],
+    title: str,
+    unit: str,
+    out: Path,
+    xlabel: str = "",
+) -> Path:
+    series: dict[str, list[Row]] = defaultdict(list)
+    for row in results.rows.values():
+        if re.fullmatch(pattern, row.key):
+            series[f"{row.system}: {row.metric}"].append(row)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for name, rows in series.items():
+        rows.sort(key=_size)
+        xs = [_size(r) for r in rows]
+        for stat in stats:
+            ys = [float(r.stats.get(stat) or math.nan) for r in rows]
+            ax.plot(xs, ys, marker="o", label=f"{name} {stat}" if len(stats) > 1 else name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylabel(unit)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def draw(results: Results, stem: Path) -> list[Path]:
+    out: list[Path] = []
+    benches = {r.bench for r in results.rows.values()}
+
+    def path(name: str) -> Path:
+        return stem.parent / f"{stem.name}-{name}.png"
+
+    if "failover" in benches:
+        keys = [
+            "failover.zk_floor",
+            "failover.kazoo_election",
+            "failover.electd_sigterm_deleted",
+            "failover.electd_successor",
+            "failover.electd_watch_third",
+            "failover.etcd_campaign",
+            "failover.etcd_observe",
+        ]
+        out.append(
+            _box(
+                results, keys, "Graceful failover (box: p25-p75, whiskers p1-p99)", path("failover")
+            )
+        )
+    if "crash" in benches:
+        keys = [k for k in results.rows if k.startswith("crash.") and "ratio" not in k]
+        out.append(_box(results, keys, "Crash failover (SIGKILL)", path("crash")))
+    if "herd" in benches:
+        out.append(
+            _lines(
+                results,
+                r"herd\.(electd|naive)_\d+",
+                ("p50", "p99"),
+                "Herd: leader leaves -> successor declares",
+                "ms",
+                path("herd"),
+                "contenders",
+            )
+        )
+        out.append(
+            _lines(
+                results,
+                r"herd\.(electd|naive)_\d+_per_(change|leave|join)_notif",
+                ("p50",),
+                "Herd: ZooKeeper watch notifications (all contenders)",
+                "notifications",
+                path("herd-notifications"),
+                "contenders",
+            )
+        )
+    if "fanout" in benches:
+        out.append(
+            _lines(
+                results,
+                r"fanout\.(electd|etcd_watch|etcd_observe|grpc\.aio_floor)_\d+",
+                ("p50", "p99"),
+                "Fan-out: leader change -> last stream has it",
+                "ms",
+                path("fanout"),
+                "open streams",
+            )
+        )
+    if "unary" in benches:
+        out.append(
+            _lines(
+                results,
+                r"unary\.\w+_c\d+_rps",
+                ("p50",),
+                "Unary throughput under ghz",
+                "requests/s",
+                path("unary"),
+                "concurrency",
+            )
+        )
+    return out

@@ -1,0 +1,127 @@
+"""Driver of the Go stream client (bench/watchtool, built by bench/install.sh): N leader-watch
+streams on one server, and per leader change the receive times of the new leader."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import procs
+from bench.context import tool
+
+
+class ToolMissing(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """Receive times (unix ns) of a leader change on every stream."""
+
+    got: int
+    n: int
+    leader: str
+    first_ns: int
+    p50_ns: int
+    p99_ns: int
+    last_ns: int
+
+    @property
+    def complete(self) -> bool:
+        return self.got == self.n
+
+
+class Watchers:
+    """`streams` WatchLeader (electd) or Observe (etcd) streams over `conns` connections."""
+
+    def __init__(
+        self,
+        target: str,
+        kind: str = "electd",
+        streams: int = 1,
+        conns: int = 1,
+        name: str = "bench-election",
+        log: Path | None = None,
+        ready_timeout: float = 180.0,
+    ) -> None:
+        exe = tool("electd-watchtool")
+        if exe is None:
+            raise ToolMissing("electd-watchtool is not built: run bench/install.sh")
+        cmd = [
+            exe,
+            f"-target={target}",
+            f"-kind={kind}",
+            f"-streams={streams}",
+            f"-conns={conns}",
+            f"-name={name}",
+            f"-ready-timeout={ready_timeout:g}s",
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log.open("ab") if log else subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        self.ready = self._read()
+        if "error" in self.ready:
+            self.close()
+            raise RuntimeError(f"watch streams on {target} failed: {self.ready['error']}")
+        self.leader: str = self.ready.get("leader", "")
+        self.open_ms: float = self.ready.get("open_ms", 0.0)
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the stream client exited")
+        doc: dict[str, Any] = json.loads(line)
+        return doc
+
+    def _cmd(self, text: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def mark(self) -> str:
+        """Take every stream's current leader as its baseline; returns that leader."""
+        leader: str = self._cmd("mark").get("leader", "")
+        return leader
+
+    def wait(self, timeout: float) -> Arrival:
+        doc = self._cmd(f"wait {int(timeout * 1000)}")
+        if doc.get("error"):
+            raise RuntimeError(f"a watch stream failed: {doc['error']}")
+        return Arrival(
+            doc["got"],
+            doc["n"],
+            doc.get("leader", ""),
+            doc.get("first_ns", 0),
+            doc.get("p50_ns", 0),
+            doc.get("p99_ns", 0),
+            doc.get("last_ns", 0),
+        )
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                procs.kill(self.proc)
+        for f in (self.proc.stdin, self.proc.stdout):
+            if f is not None:
+                f.close()
+
+    def __enter__(self) -> Watchers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
