@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from electd.devcluster.cluster import wait_until
 
 
 def install_signal_handlers() -> None:
@@ -105,14 +106,7 @@ def cpu_seconds(pid: int) -> float:
 
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.01) -> Any:
     """Poll `predicate` until it returns something truthy; TimeoutError naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
+    return wait_until(predicate, timeout, what, interval)
 
 
 def children(pid: int | None = None) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import grpc
 
-from electd.devcluster.cluster import NodeProcess
+from electd.devcluster.cluster import NodeProcess, wait_until
 from electd.devcluster.zookeeper import ZooKeeperCluster, ZooKeeperServer, four_letter, free_port
 from electd.v1 import election_service_pb2 as pb
 from electd.v1 import election_service_pb2_grpc as pb_grpc
@@ -46,14 +46,7 @@ ZK_JVM_FLAGS = (
 
 
 def poll(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
+    return wait_until(predicate, timeout, what, interval)
 
 
 class Ensemble:
