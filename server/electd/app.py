@@ -76,11 +76,14 @@ async def run_node(cfg: NodeConfig) -> None:
         engine.start()
         await stop.wait()
         logger.info("node=%s shutting down", node_id)
-        await health.enter_graceful_shutdown()
-        hub.retire()  # stop vouching before the znode goes: the successor may lead at once
-        if leader_cmd is not None:  # stop the leader's work before giving up leadership
+        # Order matters: stop vouching (the successor may lead the moment our znode goes), stop
+        # the leader's work, leave the election as early as possible (the successor's failover
+        # time starts here), and only then the rest of the shutdown.
+        hub.retire()
+        if leader_cmd is not None:
             await leader_cmd.close()
         await loop.run_in_executor(None, engine.stop)
+        await health.enter_graceful_shutdown()
     finally:
         hub.close()
         if leader_cmd is not None:
