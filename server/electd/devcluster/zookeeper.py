@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -45,11 +46,43 @@ def classpath() -> str:
     )
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (ZooKeeper cannot bind port 0 and report it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port that is free now and that nothing else will be handed by the kernel.
+
+    ZooKeeper cannot bind port 0 and report the port, and nodes restarted by the fault suite
+    must get their old port back, so ports are chosen up front. They come from outside the
+    kernel's ephemeral range: a port taken from inside it (bind to 0) can be given to any
+    outgoing connection (a ZooKeeper client, a quorum link) before its owner binds it, which
+    made CI fail with "Address already in use". Ports are never handed out twice per process.
+    """
+    low, high = _ephemeral_range()
+    pool = (10_000, low - 1) if low - 10_000 >= 1024 else (high + 1, 65_535)
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        port = rng.randint(*pool)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # Like the servers themselves: TIME_WAIT leftovers do not count, a listener does.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port found in {pool[0]}-{pool[1]} on {host}")
 
 
 def four_letter(host: str, port: int, word: str, timeout: float = 1.0) -> str:
