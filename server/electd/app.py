@@ -48,8 +48,21 @@ async def run_node(cfg: NodeConfig) -> None:
         hub.on_leading_change(leader_cmd.on_leading)
 
     stop = asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        """Runs on the loop at once: stop vouching, and (with no leader command whose work
+        must end first) leave the election right here, without waiting for the reply; the
+        successor's failover time starts at this signal."""
+        if stop.is_set():
+            return
+        logger.info("node=%s shutting down (%s)", node_id, sig.name)
+        stop.set()
+        hub.retire()
+        if leader_cmd is None:
+            engine.leave()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
 
     await server.start()
     logger.info(
@@ -75,13 +88,14 @@ async def run_node(cfg: NodeConfig) -> None:
             raise StartupError(str(exc)) from None
         engine.start()
         await stop.wait()
-        logger.info("node=%s shutting down", node_id)
         # Order matters: stop vouching (the successor may lead the moment our znode goes), stop
         # the leader's work, leave the election as early as possible (the successor's failover
-        # time starts here), and only then the rest of the shutdown.
+        # time starts here), and only then the rest of the shutdown. Without a leader command
+        # `on_signal` has done the first and the third already.
         hub.retire()
         if leader_cmd is not None:
             await leader_cmd.close()
+        engine.leave()
         await loop.run_in_executor(None, engine.stop)
         await health.enter_graceful_shutdown()
     finally:

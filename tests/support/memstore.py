@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from electd.engine.store import (
@@ -70,6 +71,7 @@ class MemStore:
         self._listeners: list[StateListener] = []
         self.connected = False
         self.calls = 0
+        self.before_next_call: Callable[[], None] | None = None
 
     # ----- test controls ----------------------------------------------------------------------
 
@@ -91,6 +93,17 @@ class MemStore:
         for w, ev in fire:
             w(ev)
 
+    def expire_and_reconnect(self) -> None:
+        """What kazoo does after a long pause: the old session is found expired (its entries
+        are gone), a new one is established, and calls in flight simply continue in it."""
+        old = self._sid
+        self._sid = next(self.ens.sessions)
+        fire = self.ens.expire(old) if old is not None else []
+        self._emit(ConnState.LOST)
+        self._emit(ConnState.CONNECTED)
+        for w, ev in fire:
+            w(ev)
+
     def _emit(self, state: ConnState) -> None:
         for listener in list(self._listeners):
             listener(state)
@@ -99,6 +112,9 @@ class MemStore:
 
     def _check(self) -> int:
         self.calls += 1
+        hook, self.before_next_call = self.before_next_call, None
+        if hook is not None:
+            hook()
         if self._sid is None:
             raise SessionLost("expired")
         if not self.connected:
@@ -114,16 +130,16 @@ class MemStore:
     def add_state_listener(self, listener: StateListener) -> None:
         self._listeners.append(listener)
 
-    def register(self, token: str, data: bytes, maybe_exists: bool) -> Entry:
+    def register(self, token: str, data: bytes, maybe_exists: bool) -> tuple[Entry, int]:
         sid = self._check()
         with self.ens.lock:
             if maybe_exists:
                 for e in self._entries():
                     if e.token == token:
-                        return e
+                        return e, self.ens.nodes[e.name].owner
             name = f"electd-{token}-{next(self.ens.seq):010d}"
             self.ens.nodes[name] = _Node(data, sid, next(self.ens.zxid))
-            return Entry(name, token, int(name[-10:]))
+            return Entry(name, token, int(name[-10:])), sid
 
     def _entries(self) -> list[Entry]:
         out = []
@@ -151,6 +167,14 @@ class MemStore:
     def remove(self, name: str) -> None:
         self._check()
         self.ens.delete(name)
+
+    def remove_nowait(self, name: str, done: Callable[[Exception | None], None]) -> None:
+        try:
+            self.remove(name)
+        except CoordinatorUnavailable as exc:
+            done(exc)
+        else:
+            done(None)
 
     def sync(self) -> None:
         self._check()

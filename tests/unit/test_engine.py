@@ -172,3 +172,38 @@ def test_never_claims_a_lowest_entry_owned_by_another_session(cluster, ens) -> N
     )
     assert a.view.leader.member.znode == first  # the foreign-owned entry is reported as leader
     assert a.view.watching == first
+
+
+def test_handover_after_a_leave_needs_no_store_round_trip(cluster) -> None:
+    """The fast pass: when the leader leaves, its successor and a third node decide from what
+    their watches and their last full pass told them, without listing or reading anything.
+    (A long session timeout keeps heartbeats out of the count.)"""
+    a, b, c = cluster("a", 60.0), cluster("b", 60.0), cluster("c", 60.0)
+    poll(lambda: c.view.watching == b.view.own_znode and c.leader_id() == "a", 5, "chain built")
+    old = a.view.leader.epoch
+    calls = (b.store.calls, c.store.calls)
+    a.engine.leave()
+    assert a.view.role is Role.STOPPED  # stepped down before the delete went out
+    poll(lambda: b.leads() and c.leader_id() == "b", 5, "b leads and c knows")
+    assert (b.store.calls, c.store.calls) == calls
+    assert b.view.leader.epoch == c.view.leader.epoch > old
+    a.engine.stop()  # after leave(): only ends the session
+    assert a.view.role is Role.STOPPED
+
+
+def test_a_session_that_changes_during_a_pass_still_leaves_one_entry(cluster, ens) -> None:
+    """Regression (fault suite, pause-leader): the store replaced an expired session in the
+    middle of a pass; the pass registered in the new session while believing it was the old
+    one, and the next pass registered a second entry for the same node."""
+    a, b = cluster("a"), cluster("b")
+    poll(lambda: b.leader_id() == "a", 5, "b follows a")
+    old = b.view.own_znode
+    b.store.before_next_call = b.store.expire_and_reconnect
+    b.engine._queue.put("wake")  # a full pass; its first store call meets the new session
+    poll(lambda: b.view.role is Role.FOLLOWER and b.view.own_znode != old, 5, "b rejoined")
+    time.sleep(0.3)  # let the passes queued by the state events run too
+    mine = [name for name, node in ens.nodes.items() if b'"id":"b"' in node.data]
+    assert mine == [b.view.own_znode]
+    assert {node.owner for node in ens.nodes.values() if b'"id":"b"' in node.data} == {
+        b.store.session_id()
+    }

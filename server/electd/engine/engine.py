@@ -31,6 +31,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -143,7 +144,9 @@ class ElectionEngine:
         self._leader: LeaderInfo | None = None
         self._max_epoch = 0
         self._stopping = False
-        self._left = ""  # the entry `_leave` deleted
+        self._leaving = ""  # the entry `leave` sent the delete of
+        self._left = ""  # ... once the delete succeeded (set before _left_done)
+        self._left_done = threading.Event()
         # What the last full pass learned, for `_fast`: the entries below ours (lowest first;
         # a superset of the live ones), the members read so far (None: not a valid record),
         # our own member, and the connection generation that pass decided in (-1: none).
@@ -164,9 +167,9 @@ class ElectionEngine:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Leave the election: delete our entry (the successor takes over at once), end the
-        session, publish a STOPPED view. Safe to call more than once."""
-        self._leave()
+        """Leave the election (if `leave` has not already), end the session, publish a STOPPED
+        view. Blocks until the worker is done; safe to call more than once."""
+        self.leave()
         self._queue.put(_STOP)
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -181,26 +184,32 @@ class ElectionEngine:
         with self._lock:
             return self._view
 
-    def _leave(self) -> None:
-        """Step down, then delete our entry right away, from the caller's thread rather than
-        after the worker has woken up: the successor's watch fires one thread hop sooner. The
+    def leave(self) -> None:
+        """Step down and send the delete of our entry, without waiting for the reply: callable
+        from any thread, including the asyncio loop's signal handler, so that the successor's
+        watch fires as early as possible (its failover time starts at our SIGTERM). The
         STOPPED view is published before the delete is sent, because the successor may claim
         the moment it is deleted (with no round trip): two nodes must never both vouch for
-        themselves. From here on no pass decides or registers again; `_shutdown` finds the
-        entry gone and only ends the session."""
+        themselves. From here on no pass decides or registers again; `_shutdown` waits for the
+        delete's reply (deleting again if it failed) and ends the session."""
         own = self._own
         with self._lock:
             if self._stopping or own is None or not self._connected:
                 return
             self._stopping = True
             self._publish_locked(Role.STOPPED, None, "node is shutting down", "", "")
-        try:
-            self._store.remove(own.name)
-        except CoordinatorUnavailable as exc:
-            logger.warning("node=%s could not delete %s: %s", self._record.id, own.name, exc)
-            return
-        self._left = own.name
-        logger.info("node=%s left the election (deleted %s)", self._record.id, own.name)
+        self._leaving = own.name
+        self._store.remove_nowait(own.name, functools.partial(self._on_left, own.name))
+
+    def _on_left(self, name: str, error: Exception | None) -> None:
+        if error is None:
+            self._left = name
+            logger.info("node=%s left the election (deleted %s)", self._record.id, name)
+        else:
+            logger.warning(
+                "node=%s could not delete %s: %s; trying again", self._record.id, name, error
+            )
+        self._left_done.set()
 
     # ----- callbacks from the store's threads: flag, publish, wake; never block ------------
 
@@ -345,27 +354,35 @@ class ElectionEngine:
                 self._publish_locked(Role.DISCONNECTED, None, self._conn_reason, "", "")
                 return
             gen = self._conn_gen
-        sid = self._store.session_id()
-        if sid is None:
-            raise CoordinatorUnavailable("no session")
         self._synced()
         for _ in range(16):  # each pass either decides or learned that something moved
             if self._stopping:
                 return  # leaving: never register again
+            # The session is read afresh on every pass: the store reconnects on its own, so a
+            # call of this pass may already have run in a new session (after an expiry).
+            sid = self._store.session_id()
+            if sid is None:
+                raise CoordinatorUnavailable("no session")
             if self._own is None or self._own_sid != sid:
                 self._register(sid)
+                continue  # decide in the session that owns the entry, read again
             decided = self._decide(sid, gen)
             if decided:
                 return
         raise CoordinatorUnavailable("the election kept changing under us; will retry")
 
     def _register(self, sid: int) -> None:
+        """Create our entry (one per session: a retry in the same session reuses the token and
+        finds an entry whose create reply was lost). `_own_sid` is the entry's real owner,
+        which differs from `sid` only if the store changed sessions during the create."""
         if self._pending is None or self._pending[0] != sid:
             self._pending = (sid, uuid.uuid4().hex, False)
         _, token, tried = self._pending
         self._pending = (sid, token, True)
-        entry = self._timed(lambda: self._store.register(token, self._data, maybe_exists=tried))
-        self._own, self._own_sid, self._pending = entry, sid, None
+        entry, owner = self._timed(
+            lambda: self._store.register(token, self._data, maybe_exists=tried)
+        )
+        self._own, self._own_sid, self._pending = entry, owner, None
         self.stats.registrations += 1
         logger.info(
             "node=%s joined the election as %s (sequence %d)",
@@ -565,9 +582,11 @@ class ElectionEngine:
             )
 
     def _shutdown(self) -> None:
-        with self._lock:  # step down before the entry goes (see `_leave`)
+        with self._lock:  # step down before the entry goes (see `leave`)
             self._stopping = True
             self._publish_locked(Role.STOPPED, None, "node is shutting down", "", "")
+        if self._leaving:
+            self._left_done.wait(self._store.session_timeout())
         own = self._own
         if own is not None and self._connected and own.name != self._left:
             try:

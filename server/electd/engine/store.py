@@ -4,10 +4,10 @@ Implemented by `electd.zk.store.ZkStore` (real ZooKeeper) and, in unit tests, by
 store with the same semantics. Imports neither kazoo nor grpc.
 
 Contract (ZooKeeper's semantics, restated so other stores can honour them):
-  * `register` creates one ephemeral sequential entry owned by the current session, named with
-    the caller's unique token; when `maybe_exists` is true it first looks for an entry with that
-    token (a previous attempt's create may have succeeded on the server while its reply was
-    lost) so that no attempt leaves an orphan behind.
+  * `register` creates one ephemeral sequential entry, named with the caller's unique token,
+    and reports the session that owns it; when `maybe_exists` is true it first looks for an
+    entry with that token (a previous attempt's create may have succeeded on the server while
+    its reply was lost) so that no attempt leaves an orphan behind.
   * `entries` lists the election's entries (never foreign children) in sequence order.
   * Watch callbacks are one-shot, may run on any thread and must not block.
   * State callbacks report CONNECTED / SUSPENDED / LOST transitions, also on any thread, and
@@ -76,8 +76,11 @@ class Store(Protocol):
 
     def add_state_listener(self, listener: StateListener) -> None: ...
 
-    def register(self, token: str, data: bytes, maybe_exists: bool) -> Entry:
-        """Create this session's ephemeral sequential entry for `token`, exactly once."""
+    def register(self, token: str, data: bytes, maybe_exists: bool) -> tuple[Entry, int]:
+        """Create an ephemeral sequential entry for `token`, exactly once. Returns the entry
+        and the session that owns it (its ephemeralOwner): normally the current session, but a
+        create that raced a session change (the store reconnects on its own) may have landed
+        in the other one, and the caller must know which."""
         ...
 
     def entries(self) -> list[Entry]:
@@ -91,6 +94,12 @@ class Store(Protocol):
 
     def remove(self, name: str) -> None:
         """Delete an entry; an entry that is already gone is not an error."""
+        ...
+
+    def remove_nowait(self, name: str, done: Callable[[Exception | None], None]) -> None:
+        """Send the delete of an entry and return at once. `done` runs later, on any thread
+        and without blocking, with None (deleted, or already gone) or the error
+        (CoordinatorUnavailable). For leaving the election from a thread that must not wait."""
         ...
 
     def sync(self) -> None:

@@ -124,29 +124,37 @@ class ZkStore:
 
         self._client.add_listener(on_state)
 
-    def register(self, token: str, data: bytes, maybe_exists: bool) -> Entry:
+    def register(self, token: str, data: bytes, maybe_exists: bool) -> tuple[Entry, int]:
         prefix = paths.create_prefix(self._path, token)
         first = [not maybe_exists]
 
-        def attempt() -> Entry:
+        def attempt() -> tuple[Entry, int]:
             if not first[0]:
                 # An earlier create may have succeeded on the server while its reply was lost
                 # (connection loss): find it by its token instead of creating a second one.
                 for entry in self._list():
-                    if entry.token == token:
+                    if entry.token != token:
+                        continue
+                    stat = self._wait(self._client.exists_async(paths.join(self._path, entry.name)))
+                    if stat is not None:
                         logger.info("found our znode %s from an interrupted create", entry.name)
-                        return entry
+                        return entry, int(stat.ephemeralOwner)
             first[0] = False
             try:
-                created = self._wait(self._client.create_async(prefix, data, None, True, True))
+                created, stat = self._wait(self._create(prefix, data))
             except NoNodeError:  # the election path was deleted: recreate it
                 self._client.ensure_path(self._path)
-                created = self._wait(self._client.create_async(prefix, data, None, True, True))
+                created, stat = self._wait(self._create(prefix, data))
             parsed = _entry(str(created).rsplit("/", 1)[-1])
             assert parsed is not None, created
-            return parsed
+            return parsed, int(stat.ephemeralOwner)
 
         return self._call(lambda: self._retry.copy()(attempt))
+
+    def _create(self, prefix: str, data: bytes) -> Any:
+        return self._client.create_async(
+            prefix, data, None, ephemeral=True, sequence=True, include_data=True
+        )
 
     def entries(self) -> list[Entry]:
         return self._call(lambda: self._retry.copy()(self._list))
@@ -170,6 +178,26 @@ class ZkStore:
             self._call(
                 lambda: self._retry.copy()(lambda: self._wait(self._client.delete_async(path)))
             )
+
+    def remove_nowait(self, name: str, done: Callable[[Exception | None], None]) -> None:
+        path = paths.join(self._path, name)
+
+        def finished(result: Any) -> None:
+            try:
+                self._call(lambda: result.get_nowait())
+            except NoNodeError:
+                done(None)
+            except CoordinatorUnavailable as exc:
+                done(exc)
+            else:
+                done(None)
+
+        try:
+            sent = self._call(lambda: self._client.delete_async(path))
+        except CoordinatorUnavailable as exc:
+            done(exc)
+            return
+        sent.rawlink(finished)
 
     def sync(self) -> None:
         self._call(
