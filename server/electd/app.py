@@ -6,6 +6,8 @@ streams, then stop the server with a grace period).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import signal
 from typing import Any
@@ -48,18 +50,25 @@ async def run_node(cfg: NodeConfig) -> None:
         hub.on_leading_change(leader_cmd.on_leading)
 
     stop = asyncio.Event()
+    left = asyncio.Event()
+
+    def leave() -> None:
+        def done() -> None:
+            loop.call_soon_threadsafe(left.set)
+
+        engine.leave(done)
 
     def on_signal(sig: signal.Signals) -> None:
-        """Runs on the loop at once: stop vouching, and (with no leader command whose work
-        must end first) leave the election right here, without waiting for the reply; the
-        successor's failover time starts at this signal."""
+        """Runs on the loop at once: stop vouching and (with no leader command whose work must
+        end first) leave the election right here; the successor's failover time starts at
+        this signal."""
         if stop.is_set():
             return
-        logger.info("node=%s shutting down (%s)", node_id, sig.name)
         stop.set()
         hub.retire()
         if leader_cmd is None:
-            engine.leave()
+            leave()
+        logger.info("node=%s shutting down (%s)", node_id, sig.name)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
@@ -87,6 +96,10 @@ async def run_node(cfg: NodeConfig) -> None:
         except CoordinatorUnavailable as exc:
             raise StartupError(str(exc)) from None
         engine.start()
+        # What exists now lives as long as the process: move it out of the cyclic GC's way
+        # (full collections would otherwise walk it again and again while streams churn).
+        gc.collect()
+        gc.freeze()
         await stop.wait()
         # Order matters: stop vouching (the successor may lead the moment our znode goes), stop
         # the leader's work, leave the election as early as possible (the successor's failover
@@ -95,7 +108,11 @@ async def run_node(cfg: NodeConfig) -> None:
         hub.retire()
         if leader_cmd is not None:
             await leader_cmd.close()
-        engine.leave()
+            leave()
+        # Idle until ZooKeeper has the delete: the loop thread's own shutdown work would
+        # otherwise hold the GIL while kazoo's thread waits to send it.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(left.wait(), cfg.session_timeout)
         await loop.run_in_executor(None, engine.stop)
         await health.enter_graceful_shutdown()
     finally:

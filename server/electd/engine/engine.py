@@ -184,10 +184,12 @@ class ElectionEngine:
         with self._lock:
             return self._view
 
-    def leave(self) -> None:
+    def leave(self, done: Callable[[], None] | None = None) -> None:
         """Step down and send the delete of our entry, without waiting for the reply: callable
         from any thread, including the asyncio loop's signal handler, so that the successor's
-        watch fires as early as possible (its failover time starts at our SIGTERM). The
+        watch fires as early as possible (its failover time starts at our SIGTERM). `done`
+        runs once the reply is in, or at once if there was nothing to leave (on any thread;
+        it must not block). The
         STOPPED view is published before the delete is sent, because the successor may claim
         the moment it is deleted (with no round trip): two nodes must never both vouch for
         themselves. From here on no pass decides or registers again; `_shutdown` waits for the
@@ -195,13 +197,18 @@ class ElectionEngine:
         own = self._own
         with self._lock:
             if self._stopping or own is None or not self._connected:
-                return
-            self._stopping = True
-            self._publish_locked(Role.STOPPED, None, "node is shutting down", "", "")
+                leaving = False
+            else:
+                leaving = self._stopping = True
+                self._publish_locked(Role.STOPPED, None, "node is shutting down", "", "")
+        if own is None or not leaving:
+            if done is not None:
+                done()
+            return
         self._leaving = own.name
-        self._store.remove_nowait(own.name, functools.partial(self._on_left, own.name))
+        self._store.remove_nowait(own.name, functools.partial(self._on_left, own.name, done))
 
-    def _on_left(self, name: str, error: Exception | None) -> None:
+    def _on_left(self, name: str, done: Callable[[], None] | None, error: Exception | None) -> None:
         if error is None:
             self._left = name
             logger.info("node=%s left the election (deleted %s)", self._record.id, name)
@@ -210,6 +217,8 @@ class ElectionEngine:
                 "node=%s could not delete %s: %s; trying again", self._record.id, name, error
             )
         self._left_done.set()
+        if done is not None:
+            done()
 
     # ----- callbacks from the store's threads: flag, publish, wake; never block ------------
 
