@@ -19,7 +19,7 @@ from bench.context import ROOT, Context
 from bench.etcdpeer import Election, EtcdServer
 from bench.progress import Progress
 from bench.report import Target
-from bench.watch import Watchers
+from bench.watch import Watchers, measure_changes
 
 NAME = "etcd"
 PROTO = ROOT / "bench" / "proto" / "etcd_election.proto"
@@ -115,9 +115,6 @@ def one_fanout(ctx: Context, server: EtcdServer, n: int, kind: str, tag: str) ->
     election.add(trials + warmup + 1)
     time.sleep(0.5)
     rss0 = procs.rss_kib(server.proc.pid)
-    last: list[float] = []
-    first: list[float] = []
-    median: list[float] = []
     with Watchers(
         server.address,
         kind=kind,
@@ -128,24 +125,13 @@ def one_fanout(ctx: Context, server: EtcdServer, n: int, kind: str, tag: str) ->
     ) as w:
         time.sleep(1.0)
         rss1 = procs.rss_kib(server.proc.pid)
-        with Progress(f"etcd fanout {n} ({kind})", trials) as p:
-            for i in range(trials + warmup):
-                w.mark()
-                time.sleep(0.2)
-                t0, _ = election.change()
-                arrival = w.wait(30)
-                if not arrival.complete:
-                    raise RuntimeError(f"only {arrival.got}/{arrival.n} etcd {kind} streams")
-                if i < warmup:
-                    continue
-                last.append((arrival.last_ns / 1e9 - t0) * 1000)
-                first.append((arrival.first_ns / 1e9 - t0) * 1000)
-                median.append((arrival.p50_ns / 1e9 - t0) * 1000)
-                p.step(f"last {last[-1]:.1f} ms")
+        got = measure_changes(
+            w, trials, warmup, f"etcd fanout {n} ({kind})", lambda: election.change()[0]
+        )
         open_ms = w.open_ms
     election.close()
     per_stream = (rss1 - rss0) / n
-    fanout.add_rows(ctx, "etcd", n, first, median, last, [], per_stream, rss0, open_ms, tag)
+    fanout.add_rows(ctx, "etcd", n, got, [], per_stream, rss0, open_ms, tag)
 
 
 def leader_load(ctx: Context, server: EtcdServer) -> None:

@@ -21,9 +21,9 @@ import uuid
 
 from bench import nodes, procs, zkbase
 from bench.context import ROOT, Context
-from bench.progress import Progress
 from bench.report import Target
-from bench.watch import Watchers
+from bench.watch import Spread, Watchers, measure_changes
+from electd.devcluster.cluster import NodeProcess
 from electd.engine import NodeRecord
 from electd.zk import paths
 
@@ -78,35 +78,26 @@ def run(ctx: Context) -> None:
         nodes.wait_serving(node)
         time.sleep(0.5)
         rss0 = procs.rss_kib(node.pid)
-        last: list[float] = []
-        first: list[float] = []
-        median: list[float] = []
         learned: list[float] = []
+
+        def node_learned(
+            t0: float, node: NodeProcess = node, learned: list[float] = learned
+        ) -> None:
+            seen = nodes.log_time(node, f"node={node.node_id} epoch=", t0)
+            if seen is not None:
+                learned.append((seen - t0) * 1000)
+
         with Watchers(
             node.address, streams=n, conns=conns_for(n), log=ctx.workdir / "watchtool.log"
         ) as w:
             time.sleep(1.0)
             rss1 = procs.rss_kib(node.pid)
-            with Progress(f"fanout {n} streams", trials) as p:
-                for i in range(trials + warmup):
-                    w.mark()
-                    time.sleep(0.2)
-                    t0 = puppets.pop()
-                    arrival = w.wait(30)
-                    if not arrival.complete:
-                        raise RuntimeError(f"only {arrival.got}/{arrival.n} streams got the change")
-                    if i < warmup:
-                        continue
-                    last.append((arrival.last_ns / 1e9 - t0) * 1000)
-                    first.append((arrival.first_ns / 1e9 - t0) * 1000)
-                    median.append((arrival.p50_ns / 1e9 - t0) * 1000)
-                    seen = nodes.log_time(node, f"node={node.node_id} epoch=", t0)
-                    if seen is not None:
-                        learned.append((seen - t0) * 1000)
-                    p.step(f"last {last[-1]:.1f} ms")
+            got = measure_changes(
+                w, trials, warmup, f"fanout {n} streams", puppets.pop, node_learned
+            )
         node.stop()
         per_stream = (rss1 - rss0) / n
-        add_rows(ctx, "electd", n, first, median, last, learned, per_stream, rss0, w.open_ms)
+        add_rows(ctx, "electd", n, got, learned, per_stream, rss0, w.open_ms)
 
 
 def grpc_floor(ctx: Context, n: int, trials: int, warmup: int) -> None:
@@ -124,43 +115,30 @@ def grpc_floor(ctx: Context, n: int, trials: int, warmup: int) -> None:
     port = int(proc.stdout.readline())
     time.sleep(0.5)
     rss0 = procs.rss_kib(proc.pid)
-    last: list[float] = []
-    first: list[float] = []
-    median: list[float] = []
+
+    def change() -> float:
+        t0 = time.time()
+        os.kill(proc.pid, signal.SIGUSR1)
+        return t0
+
     with Watchers(
         f"127.0.0.1:{port}", streams=n, conns=conns_for(n), log=ctx.workdir / "watchtool.log"
     ) as w:
         time.sleep(1.0)
         rss1 = procs.rss_kib(proc.pid)
-        with Progress(f"fanout {n} streams (grpc floor)", trials) as p:
-            for i in range(trials + warmup):
-                w.mark()
-                time.sleep(0.2)
-                t0 = time.time()
-                os.kill(proc.pid, signal.SIGUSR1)
-                arrival = w.wait(30)
-                if not arrival.complete:
-                    raise RuntimeError(f"only {arrival.got}/{arrival.n} floor streams")
-                if i < warmup:
-                    continue
-                last.append((arrival.last_ns / 1e9 - t0) * 1000)
-                first.append((arrival.first_ns / 1e9 - t0) * 1000)
-                median.append((arrival.p50_ns / 1e9 - t0) * 1000)
-                p.step(f"last {last[-1]:.1f} ms")
+        got = measure_changes(w, trials, warmup, f"fanout {n} streams (grpc floor)", change)
         open_ms = w.open_ms
     procs.stop(proc)
     if proc.stdout is not None:
         proc.stdout.close()
-    add_rows(ctx, "grpc.aio", n, first, median, last, [], (rss1 - rss0) / n, rss0, open_ms, "floor")
+    add_rows(ctx, "grpc.aio", n, got, [], (rss1 - rss0) / n, rss0, open_ms, "floor")
 
 
 def add_rows(
     ctx: Context,
     system: str,
     n: int,
-    first: list[float],
-    median: list[float],
-    last: list[float],
+    got: Spread,
     learned: list[float],
     per_stream_kib: float,
     rss0_kib: int,
@@ -184,7 +162,7 @@ def add_rows(
         metric="change -> LAST stream has it",
         system=system,
         size=size,
-        samples=last,
+        samples=got.last,
         baseline=floor,
         target=target,
         extra={"open_ms": open_ms},
@@ -196,7 +174,7 @@ def add_rows(
             metric="last stream, vs etcd Watch",
             system=system,
             size=size,
-            samples=last,
+            samples=got.last,
             baseline=peer,
             target=Target("p50 <= 2x etcd", factor=2.0, ref=peer),
             keep_samples=False,
@@ -207,7 +185,7 @@ def add_rows(
         metric="change -> first stream has it",
         system=system,
         size=size,
-        samples=first,
+        samples=got.first,
     )
     res.add(
         f"{key}_median",
@@ -215,7 +193,7 @@ def add_rows(
         metric="change -> median stream has it",
         system=system,
         size=size,
-        samples=median,
+        samples=got.median,
     )
     if learned:
         res.add(

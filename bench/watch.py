@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import procs
 from bench.context import tool
+from bench.progress import Progress
 
 
 class ToolMissing(RuntimeError):
@@ -125,3 +128,45 @@ class Watchers:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class Spread:
+    """ms from each leader change to the first, the median and the last stream having it."""
+
+    first: list[float] = field(default_factory=list)
+    median: list[float] = field(default_factory=list)
+    last: list[float] = field(default_factory=list)
+
+
+def measure_changes(
+    w: Watchers,
+    trials: int,
+    warmup: int,
+    label: str,
+    change: Callable[[], float],
+    each: Callable[[float], None] | None = None,
+) -> Spread:
+    """The fan-out trial loop: `warmup` + `trials` times, mark the streams, make a leader change
+    (`change()` returns its unix start time), wait until every stream has it and record the
+    spread of arrivals; `each(t0)` runs after every timed trial for extra observations."""
+    out = Spread()
+    with Progress(label, trials) as p:
+        for i in range(trials + warmup):
+            w.mark()
+            time.sleep(0.2)
+            t0 = change()
+            arrival = w.wait(30)
+            if not arrival.complete:
+                raise RuntimeError(
+                    f"{label}: only {arrival.got}/{arrival.n} streams got the change"
+                )
+            if i < warmup:
+                continue
+            out.last.append((arrival.last_ns / 1e9 - t0) * 1000)
+            out.first.append((arrival.first_ns / 1e9 - t0) * 1000)
+            out.median.append((arrival.p50_ns / 1e9 - t0) * 1000)
+            if each is not None:
+                each(t0)
+            p.step(f"last {out.last[-1]:.1f} ms")
+    return out
