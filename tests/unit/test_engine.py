@@ -195,7 +195,8 @@ def test_a_session_that_changes_during_a_pass_still_leaves_one_entry(cluster, en
     """Regression (fault suite, pause-leader): the store replaced an expired session in the
     middle of a pass; the pass registered in the new session while believing it was the old
     one, and the next pass registered a second entry for the same node."""
-    a, b = cluster("a"), cluster("b")
+    cluster("a")
+    b = cluster("b")
     poll(lambda: b.leader_id() == "a", 5, "b follows a")
     old = b.view.own_znode
     b.store.before_next_call = b.store.expire_and_reconnect

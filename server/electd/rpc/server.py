@@ -30,6 +30,11 @@ SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
     ("grpc.http2.max_ping_strikes", 0),
+    # Calls that arrived but have not been picked up by the loop yet: with grpc's defaults
+    # (1,000, hard limit 3,000) a burst of watchers reconnecting at once after a failover
+    # (3,000 WatchLeader calls at once on one node: 631 CANCELLED) loses part of them.
+    ("grpc.server.max_pending_requests", 50_000),
+    ("grpc.server.max_pending_requests_hard_limit", 100_000),
 ]
 
 
