@@ -191,3 +191,29 @@ def test_own_znode_deleted_by_an_operator(engines: EngineHarness, kz) -> None:
     poll(lambda: leads(b) and a.view().role is Role.FOLLOWER, what="b leads, a follows")
     assert a.view().own_znode != first
     assert a.view().watching == b.view().own_znode
+
+
+def test_the_lease_follows_the_session_timeout_zookeeper_grants(tmp_path, caplog) -> None:
+    """ZooKeeper clamps the requested session timeout to its maxSessionTimeout. A lease based on
+    the requested 10 s would let a cut-off leader vouch for itself long after its 2 s session
+    had expired: the store reports, and the engine's lease uses, what the server granted."""
+    from electd.devcluster.zookeeper import ZooKeeperCluster
+    from electd.engine import NodeRecord
+    from electd.zk import ZkStore
+
+    cluster = ZooKeeperCluster(tmp_path / "zk", size=1, max_session_ms=2000)
+    cluster.start()
+    store = ZkStore(cluster.connect_string, "/clamped", 10.0, connect_timeout=10.0)
+    engine = ElectionEngine(store, NodeRecord("c1", "127.0.0.1:1"), lambda view: None)
+    try:
+        assert store.session_timeout() == 10.0  # asked for; nothing granted yet
+        store.start()
+        engine.start()
+        poll(lambda: leads(engine), 10, "c1 leads")
+        assert store.session_timeout() == 2.0
+        assert "granted a session timeout of 2s instead of the requested 10s" in caplog.text
+        view = engine.view()
+        assert view.valid_until - time.monotonic() <= 2.0 * 2 / 3 + 0.01
+    finally:
+        engine.stop()
+        cluster.stop()

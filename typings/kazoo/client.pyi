@@ -21,6 +21,7 @@ class _Transaction:
 
 class KazooClient:
     hosts: Any
+    _connection: Any
     def __init__(
         self,
         hosts: str = ...,

@@ -118,6 +118,7 @@ class ZooKeeperServer:
     sync_limit: int = 10
     peer_routes: Mapping[int, tuple[int, int]] = field(default_factory=dict)
     jvm_flags: Sequence[str] = ()
+    max_session_ms: int = 300_000
 
     @property
     def address(self) -> str:
@@ -137,10 +138,10 @@ class ZooKeeperServer:
             f"clientPortAddress={self.host}",
             "admin.enableServer=false",
             "4lw.commands.whitelist=*",
-            # Sessions from 2 ticks up to 5 minutes; electd's lease assumes the server grants
-            # the timeout it asks for.
+            # Sessions from 2 ticks up to 5 minutes by default (electd asks for what it was
+            # configured with, and bases its lease on what the server grants).
             f"minSessionTimeout={2 * self.tick_ms}",
-            "maxSessionTimeout=300000",
+            f"maxSessionTimeout={self.max_session_ms}",
             "maxClientCnxns=0",
             "forceSync=no",
         ]
@@ -242,6 +243,7 @@ class ZooKeeperCluster:
     sync_limit: int = 10
     route: Callable[[int, int, str, int], int] | None = None
     jvm_flags: Sequence[str] = ()
+    max_session_ms: int = 300_000
 
     @property
     def connect_string(self) -> str:
@@ -271,6 +273,7 @@ class ZooKeeperCluster:
                     sync_limit=self.sync_limit,
                     peer_routes=routes,
                     jvm_flags=tuple(self.jvm_flags),
+                    max_session_ms=self.max_session_ms,
                 )
             )
         for server in self.servers:

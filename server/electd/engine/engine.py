@@ -118,9 +118,6 @@ class ElectionEngine:
         self._publish_cb = publish
         self._clock = clock
         self._wall = wall
-        lease = store.session_timeout() * 2.0 / 3.0  # kazoo's read timeout for the session
-        self._lease = lease
-        self._heartbeat = lease / 3.0
         self.stats = EngineStats()
 
         self._lock = threading.Lock()
@@ -179,6 +176,15 @@ class ElectionEngine:
             )
             self._store.close()
             self._thread.join(timeout)
+
+    def _lease(self) -> float:
+        """How long a successful sync vouches for: kazoo's read timeout for the session, 2/3 of
+        the session timeout the server granted (asked again each time: a new session may be
+        granted another one)."""
+        return self._store.session_timeout() * 2.0 / 3.0
+
+    def _heartbeat(self) -> float:
+        return self._lease() / 3.0
 
     def view(self) -> View:
         with self._lock:
@@ -271,7 +277,7 @@ class ElectionEngine:
         retry_at: float | None = self._clock()
         while True:
             now = self._clock()
-            timeout = self._heartbeat if retry_at is None else max(0.0, retry_at - now)
+            timeout = self._heartbeat() if retry_at is None else max(0.0, retry_at - now)
             try:
                 events = {self._queue.get(timeout=timeout)}
             except queue.Empty:
@@ -319,7 +325,7 @@ class ElectionEngine:
     def _lease_fresh(self) -> bool:
         """True while more than one heartbeat interval of the lease is left."""
         with self._lock:
-            return self._last_ok + self._lease - self._clock() > self._heartbeat
+            return self._last_ok + self._lease() - self._clock() > self._heartbeat()
 
     def _read(self, name: str, role: str) -> Stored | None:
         """Read an entry and set our watch on it (one round trip). The watch counts as set from
@@ -670,6 +676,6 @@ class ElectionEngine:
             reason,
             own,
             watching,
-            self._last_ok + self._lease,
+            self._last_ok + self._lease(),
         )
         self._publish_cb(self._view)

@@ -77,6 +77,8 @@ class ZkStore:
         self._retry = KazooRetry(
             max_tries=4, delay=0.02, backoff=2, max_delay=0.5, ignore_expire=False
         )
+        self._negotiated: float | None = None
+        self._watch_negotiation()
         self._foreign_lock = threading.Lock()
         self._foreign: set[str] = set()
         self._wrapped_lock = threading.Lock()
@@ -115,7 +117,35 @@ class ZkStore:
         return int(client_id[0]) if client_id else None
 
     def session_timeout(self) -> float:
-        return self._timeout
+        """The timeout ZooKeeper granted the current session (it clamps the requested one to
+        its min/maxSessionTimeout), or the requested one before the first session."""
+        negotiated = self._negotiated
+        return self._timeout if negotiated is None else negotiated
+
+    def _watch_negotiation(self) -> None:
+        """Learn the negotiated session timeout, which kazoo 2.11 uses internally but does not
+        expose: wrap its connection handler's handshake (kazoo is pinned; tests/integration
+        checks this against a server that clamps the timeout). The engine's lease must be
+        derived from what the server enforces, never from what was asked for."""
+        conn = self._client._connection
+        handshake = conn._connect
+
+        def connect(*args: Any, **kwargs: Any) -> Any:
+            result = handshake(*args, **kwargs)
+            read_timeout_ms = float(result[0])  # kazoo: 2/3 of the negotiated timeout, in ms
+            negotiated = round(read_timeout_ms * 1.5 / 1000.0, 3)
+            if negotiated != self._negotiated and abs(negotiated - self._timeout) > 0.001:
+                logger.warning(
+                    "ZooKeeper granted a session timeout of %gs instead of the requested %gs "
+                    "(the servers' minSessionTimeout/maxSessionTimeout); leases use %gs",
+                    negotiated,
+                    self._timeout,
+                    negotiated,
+                )
+            self._negotiated = negotiated
+            return result
+
+        conn._connect = connect
 
     def add_state_listener(self, listener: StateListener) -> None:
         def on_state(state: str) -> bool:
