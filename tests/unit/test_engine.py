@@ -126,7 +126,7 @@ def test_lease_runs_out_without_word_from_the_store(ens) -> None:
     node = Node(ens, "a", timeout=0.3)  # lease = 0.2 s
     try:
         poll(node.leads, 5, "a leads")
-        node.engine._heartbeat = 3600  # silence the heartbeat: no more round trips
+        node.engine._heartbeat = lambda: 3600.0  # silence the heartbeat: no round trips
         view = node.view
         assert view.is_leader(time.monotonic())
         assert not view.is_leader(view.valid_until + 0.001)
