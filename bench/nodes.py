@@ -24,6 +24,7 @@ def start(
     session_timeout: float = 4.0,
     workdir: Path | None = None,
     extra: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> NodeProcess:
     proc = NodeProcess(
         ctx.zk().connect_string,
@@ -33,6 +34,7 @@ def start(
         election_path=path,
         session_timeout=session_timeout,
         extra_args=extra,
+        env=env or {},
     )
     proc.start()
     ctx.stack.callback(proc.stop)
