@@ -85,3 +85,27 @@ def test_every_benchmark_runs_at_tiny_sizes(tools: None, tmp_path: Path) -> None
     assert list(tmp_path.glob("quick-failover.png"))
     # Nothing it started was left running: no node, ZooKeeper, etcd or stream client.
     assert doc["meta"]["leftover_children"] == []
+
+
+def test_the_failover_trace_still_sees_every_step() -> None:
+    """bench.failover_trace hooks private functions of asyncio, kazoo and electd: if one is
+    renamed, its step silently disappears from the trace, so check that all of them show."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.failover_trace", "--trials", "2"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    for step in (
+        "signal reaches asyncio",
+        "hub.retire entered",
+        "engine.leave entered",
+        "Delete written to ZooKeeper's socket",
+        "successor logs 'I am a new leader'",
+    ):
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(step)), None)
+        assert line is not None and line.split()[-1] == "2", (step, proc.stdout)
