@@ -11,7 +11,7 @@ step "buf breaking"
 # Against main when on a branch; on main itself, against the previous commit (if any).
 if [ "$(git rev-parse --abbrev-ref HEAD 2>/dev/null)" != main ] && git rev-parse -q --verify main >/dev/null; then
   against='.git#branch=main'
-elif git rev-parse -q --verify HEAD~1 >/dev/null && git ls-tree -r --name-only HEAD~1 | grep -q '^proto/'; then
+elif git rev-parse -q --verify 'HEAD~1:proto' >/dev/null; then  # (no pipe: grep -q + pipefail hid it)
   against='.git#ref=HEAD~1'
 else
   against=''
