@@ -194,12 +194,12 @@ class ElectionEngine:
         """Step down and send the delete of our entry, without waiting for the reply: callable
         from any thread, including the asyncio loop's signal handler, so that the successor's
         watch fires as early as possible (its failover time starts at our SIGTERM). `done`
-        runs once the reply is in, or at once if there was nothing to leave (on any thread;
-        it must not block). The
-        STOPPED view is published before the delete is sent, because the successor may claim
-        the moment it is deleted (with no round trip): two nodes must never both vouch for
-        themselves. From here on no pass decides or registers again; `_shutdown` waits for the
-        delete's reply (deleting again if it failed) and ends the session."""
+        runs once the reply is in, or at once if this call sent nothing (nothing to leave, or
+        leaving already); on any thread, and it must not block. The STOPPED view is published
+        before the delete is sent, because the successor may claim the moment it is deleted
+        (with no round trip): two nodes must never both vouch for themselves. From here on no
+        pass decides or registers again; `_shutdown` waits for the delete's reply (deleting
+        again if it failed) and ends the session."""
         own = self._own
         with self._lock:
             if self._stopping or own is None or not self._connected:
