@@ -329,9 +329,15 @@ class FaultCluster:
 
     def settle(self, since: float, label: str, timeout: float = 40) -> Settled:
         """Poll until a leader exists, every running node's stream shows it, and every running
-        node lists exactly the running nodes; record how long each took after `since`."""
-        out = Settled(label, since, None, None, None)
+        node lists exactly the running nodes; record how long each took after `since`, or after
+        ZooKeeper serves again if that is later (electd can do nothing before; how long
+        ZooKeeper's own recovery took is recorded beside, as `zk_s`)."""
         deadline = time.monotonic() + timeout
+        healed = since
+        while self.ensemble.leader_id() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            since = time.time()
+        out = Settled(label, since, None, None, None)
         while time.monotonic() < deadline:
             live = self.running()
             ids = sorted(n.id for n in live)
@@ -361,6 +367,8 @@ class FaultCluster:
             out.leader_id,
             label=label,
             since=since,
+            healed=healed,
+            zk_s=since - healed,
             leader_s=out.leader,
             streams_s=out.streams,
             members_s=out.members,
