@@ -217,3 +217,29 @@ def test_the_lease_follows_the_session_timeout_zookeeper_grants(tmp_path, caplog
     finally:
         engine.stop()
         cluster.stop()
+
+
+def test_the_store_reports_every_handshake_that_revalidates_the_session(zk, proxy) -> None:
+    """The engine may run its lease from the start of a handshake (ZooKeeper's leader
+    refreshes the session while validating it). The store learns it from kazoo's internals
+    (pinned): the first connect, and a reconnect of the same session after a dropped one."""
+    from electd.zk import ZkStore
+
+    store = ZkStore(proxy.address, "/handshakes", 4.0, connect_timeout=10.0)
+    before = time.monotonic()
+    store.start()
+    try:
+        sid = store.session_id()
+        established = store.session_established()
+        assert established is not None and sid is not None
+        assert established[0] == sid and before <= established[1] <= time.monotonic()
+        dropped = time.monotonic()
+        proxy.drop()  # close the connection; kazoo reconnects in the same session
+        poll(
+            lambda: (e := store.session_established()) is not None and e[1] > dropped,
+            10,
+            "a second handshake",
+        )
+        assert store.session_established()[0] == sid == store.session_id()
+    finally:
+        store.close()

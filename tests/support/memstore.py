@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -64,10 +65,17 @@ class MemEnsemble:
 
 
 class MemStore:
-    def __init__(self, ensemble: MemEnsemble, session_timeout: float = 3.0) -> None:
+    def __init__(
+        self,
+        ensemble: MemEnsemble,
+        session_timeout: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ens = ensemble
         self._timeout = session_timeout
+        self._clock = clock
         self._sid: int | None = None
+        self._established = 0.0
         self._listeners: list[StateListener] = []
         self.connected = False
         self.calls = 0
@@ -78,6 +86,7 @@ class MemStore:
     def connect(self) -> None:
         if self._sid is None:
             self._sid = next(self.ens.sessions)
+        self._established = self._clock()
         self.connected = True
         self._emit(ConnState.CONNECTED)
 
@@ -98,6 +107,7 @@ class MemStore:
         are gone), a new one is established, and calls in flight simply continue in it."""
         old = self._sid
         self._sid = next(self.ens.sessions)
+        self._established = self._clock()
         fire = self.ens.expire(old) if old is not None else []
         self._emit(ConnState.LOST)
         self._emit(ConnState.CONNECTED)
@@ -126,6 +136,10 @@ class MemStore:
 
     def session_timeout(self) -> float:
         return self._timeout
+
+    def session_established(self) -> tuple[int, float] | None:
+        sid = self.session_id()
+        return None if sid is None else (sid, self._established)
 
     def add_state_listener(self, listener: StateListener) -> None:
         self._listeners.append(listener)

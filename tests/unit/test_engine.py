@@ -208,3 +208,58 @@ def test_a_session_that_changes_during_a_pass_still_leaves_one_entry(cluster, en
     assert {node.owner for node in ens.nodes.values() if b'"id":"b"' in node.data} == {
         b.store.session_id()
     }
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand, to stand for a process frozen in between."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_one_round_trip_after_a_pause_does_not_restore_the_lease(ens) -> None:
+    """Regression (soak, V4 in RELIABILITY.md): after a pause longer than its lease, a leader's
+    first sync succeeded and it vouched for itself again, while ZooKeeper's leader, which had
+    not heard of its session since before the pause (the follower never relayed the sync's
+    activity), expired the session and a successor took over. A sync only proves that the
+    session was refreshed at an earlier sync, a proof gap before it."""
+    clock = FakeClock()
+    store = MemStore(ens, 3.0, clock)  # lease 2 s, proof gap 0.75 s, heartbeat 0.375 s
+    engine = ElectionEngine(store, NodeRecord("a", "a:1"), lambda view: None, clock=clock)
+    store.connect()
+    engine.start()
+    try:
+        poll(lambda: engine.view().is_leader(clock()), 5, "a leads")
+        clock.now += 10.0  # frozen for 10 s: ZooKeeper's leader last heard of a 10 s ago
+        calls = store.calls
+        # Two heartbeats (sync, read, sync): the first one's view is published by now.
+        poll(lambda: store.calls >= calls + 3, 5, "heartbeats after the pause")
+        assert engine.view().role is Role.LEADER
+        assert not engine.view().is_leader(clock())
+        clock.now += 1.0  # more than a proof gap later, the next sync proves the first ones
+        poll(lambda: engine.view().is_leader(clock()), 5, "a vouches again")
+        assert engine.view().valid_until == pytest.approx(1010.0 + 2.0)
+    finally:
+        engine.stop()
+
+
+def test_a_handshake_anchors_the_lease(ens) -> None:
+    """ZooKeeper's leader refreshes a session while it validates a (re)connect handshake, so
+    the lease may run from the handshake's start without waiting for a second sync."""
+    clock = FakeClock()
+    store = MemStore(ens, 3.0, clock)
+    engine = ElectionEngine(store, NodeRecord("a", "a:1"), lambda view: None, clock=clock)
+    store.connect()
+    engine.start()
+    try:
+        poll(lambda: engine.view().is_leader(clock()), 5, "a leads at once")
+        clock.now += 10.0
+        store.suspend()
+        store.connect()  # reconnected, same session: revalidated at 1010
+        poll(lambda: engine.view().is_leader(clock()), 5, "a leads again at once")
+        assert engine.view().valid_until == pytest.approx(1010.0 + 2.0)
+    finally:
+        engine.stop()

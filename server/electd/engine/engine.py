@@ -129,7 +129,11 @@ class ElectionEngine:
         self._conn_reason = "connecting to ZooKeeper"
         self._version = 0
         self._view = View(0, record.id, Role.JOINING, None, self._conn_reason, "", "", 0.0)
-        self._last_ok = -1e18  # monotonic send time of the last successful round trip
+        # The lease's anchor: a monotonic time at or before which ZooKeeper's quorum leader
+        # last refreshed our session (see `_synced`), and the send times of successful syncs
+        # not yet proven to have refreshed it, with their session.
+        self._anchor = -1e18
+        self._unproven: list[tuple[int, float]] = []
         # Entries whose watch is set and has not fired yet (name -> _OWN / _LEADER /
         # _PREDECESSOR), and the watch events the worker has not looked at yet.
         self._armed: dict[str, str] = {}
@@ -178,13 +182,21 @@ class ElectionEngine:
             self._thread.join(timeout)
 
     def _lease(self) -> float:
-        """How long a successful sync vouches for: kazoo's read timeout for the session, 2/3 of
-        the session timeout the server granted (asked again each time: a new session may be
-        granted another one)."""
+        """How long the anchor vouches for: kazoo's read timeout for the session, 2/3 of the
+        session timeout the server granted (asked again each time: a new session may be
+        granted another one). ZooKeeper cannot expire the session before a full timeout after
+        the anchor, so the lease leaves a third of it as margin."""
         return self._store.session_timeout() * 2.0 / 3.0
 
+    def _proof_gap(self) -> float:
+        """How much later a sync must be sent to prove that an earlier one refreshed the
+        session at ZooKeeper's leader: longer than the leader's ping interval (tickTime / 2;
+        ZooKeeper grants at least 2 ticks of session timeout, so tick / 2 <= T / 4)."""
+        return self._store.session_timeout() / 4.0
+
     def _heartbeat(self) -> float:
-        return self._lease() / 3.0
+        """Two heartbeats per proof gap, so that the anchor trails by about one gap."""
+        return self._store.session_timeout() / 8.0
 
     def view(self) -> View:
         with self._lock:
@@ -315,17 +327,41 @@ class ElectionEngine:
         return fn()
 
     def _synced(self) -> None:
-        """One round trip through ZooKeeper's quorum leader (sync); on success it renews the
-        lease from its send time. Every heartbeat and every full pass starts with one."""
+        """One round trip through ZooKeeper's quorum leader (sync), which renews the lease.
+        Every heartbeat and every full pass starts with one.
+
+        A sync that succeeds does not by itself prove that the leader refreshed the session:
+        a follower relays its clients' activity to the leader only when the leader next pings
+        it, and if the two lose touch in between, the leader expires the session one timeout
+        after the last activity it did hear of, which after a pause of this process lies far
+        back (RELIABILITY.md, V4). What does prove it: a later sync, sent at least a proof gap
+        after an earlier one, succeeds (the follower has relayed the earlier activity before it
+        forwards the later sync), or a (re)connect handshake, which ZooKeeper's leader itself
+        refreshes the session for. So the lease runs from the latest such proven moment."""
+        sid = self._store.session_id()
         sent = self._clock()
         self._store.sync()
+        established = self._store.session_established()
         with self._lock:
-            self._last_ok = max(self._last_ok, sent)
+            if sid is not None and self._store.session_id() == sid:
+                proven = sent - self._proof_gap()
+                kept: list[tuple[int, float]] = []
+                for s, t in self._unproven:
+                    if s != sid:
+                        continue  # another session's syncs prove nothing about this one
+                    if t <= proven:
+                        self._anchor = max(self._anchor, t)
+                    else:
+                        kept.append((s, t))
+                kept.append((sid, sent))
+                self._unproven = kept
+            if established is not None and established[0] == sid:
+                self._anchor = max(self._anchor, established[1])
 
     def _lease_fresh(self) -> bool:
         """True while more than one heartbeat interval of the lease is left."""
         with self._lock:
-            return self._last_ok + self._lease() - self._clock() > self._heartbeat()
+            return self._anchor + self._lease() - self._clock() > self._heartbeat()
 
     def _read(self, name: str, role: str) -> Stored | None:
         """Read an entry and set our watch on it (one round trip). The watch counts as set from
@@ -676,6 +712,6 @@ class ElectionEngine:
             reason,
             own,
             watching,
-            self._last_ok + self._lease(),
+            self._anchor + self._lease(),
         )
         self._publish_cb(self._view)

@@ -119,8 +119,9 @@ class View:
     """What the engine publishes after every decision.
 
     `leader` is only to be believed while `valid_until` (time.monotonic seconds) lies in the
-    future: that is the local lease, renewed by every successful ZooKeeper round trip. A node
-    paused (GC, SIGSTOP) past it stops vouching for any leader, itself included.
+    future: that is the local lease, which runs from the latest moment at which ZooKeeper's
+    leader provably refreshed the session (see `ElectionEngine._synced`). A node paused (GC,
+    SIGSTOP) past it stops vouching for any leader, itself included.
     """
 
     version: int

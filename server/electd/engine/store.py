@@ -74,6 +74,12 @@ class Store(Protocol):
         """The session timeout in seconds."""
         ...
 
+    def session_established(self) -> tuple[int, float] | None:
+        """The current session and a time.monotonic() reading taken before the handshake that
+        last established or revalidated it began (ZooKeeper's leader refreshes the session
+        during that handshake, so not before this time), or None before the first session."""
+        ...
+
     def add_state_listener(self, listener: StateListener) -> None: ...
 
     def register(self, token: str, data: bytes, maybe_exists: bool) -> tuple[Entry, int]:

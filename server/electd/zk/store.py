@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -78,7 +79,8 @@ class ZkStore:
             max_tries=4, delay=0.02, backoff=2, max_delay=0.5, ignore_expire=False
         )
         self._negotiated: float | None = None
-        self._watch_negotiation()
+        self._established: tuple[int, float] | None = None
+        self._watch_handshake()
         self._foreign_lock = threading.Lock()
         self._foreign: set[str] = set()
         self._wrapped_lock = threading.Lock()
@@ -122,16 +124,28 @@ class ZkStore:
         negotiated = self._negotiated
         return self._timeout if negotiated is None else negotiated
 
-    def _watch_negotiation(self) -> None:
-        """Learn the negotiated session timeout, which kazoo 2.11 uses internally but does not
-        expose: wrap its connection handler's handshake (kazoo is pinned; tests/integration
-        checks this against a server that clamps the timeout). The engine's lease must be
-        derived from what the server enforces, never from what was asked for."""
+    def session_established(self) -> tuple[int, float] | None:
+        established = self._established
+        if established is None or established[0] != self.session_id():
+            return None
+        return established
+
+    def _watch_handshake(self) -> None:
+        """Learn two facts of every successful handshake that kazoo 2.11 uses internally but
+        does not expose, by wrapping its connection handler's handshake (kazoo is pinned;
+        tests/integration checks both against real servers): the negotiated session timeout
+        (the engine's lease must be derived from what the server enforces, never from what was
+        asked for), and when the handshake began (ZooKeeper's leader refreshes the session
+        while it validates the handshake, so the lease may run from that moment)."""
         conn = self._client._connection
         handshake = conn._connect
 
         def connect(*args: Any, **kwargs: Any) -> Any:
+            began = time.monotonic()
             result = handshake(*args, **kwargs)
+            client_id = self._client.client_id
+            if client_id:
+                self._established = (int(client_id[0]), began)
             read_timeout_ms = float(result[0])  # kazoo: 2/3 of the negotiated timeout, in ms
             negotiated = round(read_timeout_ms * 1.5 / 1000.0, 3)
             if negotiated != self._negotiated and abs(negotiated - self._timeout) > 0.001:
