@@ -284,26 +284,57 @@ def zk_stale_follower(c: FaultCluster, rng: random.Random) -> None:
     Three rounds; each first moves the leader's connection onto a follower if needed."""
     names = c.ensemble.names
     for _ in range(3):
-        leader, epoch = c.wait_leader()
-        zk_leader = c.ensemble.leader_id()
-        mine = poll(lambda n=leader.id: c.zk_server_of(n), 10, "the leader's ZooKeeper server")
-        if mine == zk_leader:
-            c.net.cut(leader.id, f"zk{zk_leader}")
-            mine = poll(
-                lambda n=leader.id, z=zk_leader: (
-                    c.zk_server_of(n) not in (None, z) and c.zk_server_of(n)
-                ),
-                c.session_timeout * 5,
-                f"{leader.id} to move to a ZooKeeper follower",
-            )
-            c.net.heal(leader.id, f"zk{zk_leader}")
-            leader, epoch = c.wait_leader()
+        leader, epoch, mine, _ = _leader_on_a_zk_follower(c)
         victim = f"zk{mine}"
         c.fault("zk-stale-follower", "inject", victim, epoch=epoch, electd_leader=leader.id)
         c.net.isolate(victim, names)
         hold(c.session_timeout + 2.5)
         c.net.rejoin(victim, names)
         settle(c, c.fault("zk-stale-follower", "heal", victim), "zk-stale-follower")
+        c.ensemble.restore()
+
+
+def _leader_on_a_zk_follower(c: FaultCluster) -> tuple[Node, int, int, int]:
+    """The electd leader, its epoch, the ZooKeeper follower it is connected to and the
+    ZooKeeper leader; first moves its connection off the ZooKeeper leader if needed."""
+    leader, epoch = c.wait_leader()
+    zk_leader = c.ensemble.leader_id()
+    assert zk_leader is not None
+    mine = poll(lambda n=leader.id: c.zk_server_of(n), 10, "the leader's ZooKeeper server")
+    if mine == zk_leader:
+        c.net.cut(leader.id, f"zk{zk_leader}")
+        mine = poll(
+            lambda n=leader.id, z=zk_leader: (
+                c.zk_server_of(n) not in (None, z) and c.zk_server_of(n)
+            ),
+            c.session_timeout * 5,
+            f"{leader.id} to move to a ZooKeeper follower",
+        )
+        c.net.heal(leader.id, f"zk{zk_leader}")
+        leader, epoch = c.wait_leader()
+    return leader, epoch, mine, zk_leader
+
+
+def pause_then_cut(c: FaultCluster, rng: random.Random) -> None:
+    """V4 in RELIABILITY.md. SIGSTOP the leader for a little less than T, so that its lease
+    runs out but its session does not yet; SIGCONT, and 20 ms later cut its ZooKeeper server (a
+    follower) off from the ZooKeeper leader. The node's first sync after the pause succeeds,
+    but unless the ZooKeeper leader happened to ping the follower in those 20 ms, it never
+    hears of the session's activity and expires the session, and a successor takes over. The
+    old leader must not vouch on the strength of that one sync. Three rounds."""
+    T = c.session_timeout
+    for _ in range(3):
+        leader, epoch, mine, zk_leader = _leader_on_a_zk_follower(c)
+        link = (f"zk{mine}", f"zk{zk_leader}")
+        c.fault("pause-then-cut", "inject", leader.id, epoch=epoch, zk=link)
+        c.pause(leader.id)
+        hold(T - 0.25)
+        c.resume(leader.id)
+        hold(0.02)
+        c.net.cut(*link)
+        hold(T + 1.0)
+        c.net.heal(*link)
+        settle(c, c.fault("pause-then-cut", "heal", leader.id), "pause-then-cut")
         c.ensemble.restore()
 
 
@@ -431,6 +462,7 @@ def random_mix(
 NAMED = [
     Scenario("kill-leader", kill_leader),
     Scenario("pause-leader", pause_leader),
+    Scenario("pause-then-cut", pause_then_cut),
     Scenario("partition-leader", partition_leader),
     Scenario("partition-follower", partition_follower),
     Scenario("kill-zk-leader", kill_zk_leader, session_timeout=4.0),
