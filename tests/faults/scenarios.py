@@ -35,18 +35,20 @@ def hold(seconds: float) -> None:
 
 
 def leader_epochs(c: FaultCluster, since: float) -> set[int]:
-    """Every epoch a stream reported as elected since `since`, and the one each stream was
-    showing at `since`."""
-    before: dict[str, int] = {}
+    """Every epoch a running node's stream reported as elected since `since`, and the one each
+    was showing at `since` (a soak's history also holds nodes that left long ago)."""
+    running = {n.id for n in c.running()}
+    before: dict[str, int | None] = {}
     after: set[int] = set()
     for e in c.history.events("stream"):
-        if e.get("state") != "ELECTED":
+        if e.node not in running:
             continue
+        epoch = int(e.get("epoch")) if e.get("state") == "ELECTED" else None
         if e.t < since:
-            before[e.node] = int(e.get("epoch"))
-        else:
-            after.add(int(e.get("epoch")))
-    return after | set(before.values())
+            before[e.node] = epoch
+        elif epoch is not None:
+            after.add(epoch)
+    return after | {epoch for epoch in before.values() if epoch is not None}
 
 
 def follower(c: FaultCluster, rng: random.Random, leader: Node) -> Node:
