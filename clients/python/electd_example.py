@@ -10,9 +10,7 @@ import signal
 import sys
 from typing import Any
 
-import grpc
-
-from electd.client import ElectionClient, NoNodeAvailable
+from electd.client import ElectdError, ElectionClient, validate_address
 
 
 def dumps(doc: dict[str, Any]) -> str:
@@ -26,10 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("addresses", nargs="+", metavar="ADDR", help="node HOST:PORT")
     # --json may come before or after the command.
     args = parser.parse_intermixed_args(argv)
-    with ElectionClient(args.addresses) as client:
+    try:
+        addresses = [validate_address(a) for a in args.addresses]
+    except ElectdError as exc:
+        parser.error(str(exc))
+    with ElectionClient(addresses) as client:
         try:
             if args.command == "leader":
-                leader = client.get_leader()
+                leader = client.get_leader().leader
                 doc = {"id": leader.node.id, "address": leader.node.address, "epoch": leader.epoch}
                 print(
                     dumps(doc)
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                     else f"leader {doc['id']} at {doc['address']} (epoch {doc['epoch']})"
                 )
             elif args.command == "nodes":
-                for n in client.list_nodes():
+                for n in client.list_nodes().nodes:
                     doc = {
                         "id": n.id,
                         "address": n.address,
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                         else f"{'*' if n.is_leader else ' '} {n.id} {n.address} seq={n.sequence}"
                     )
             else:
-                watch = client.watch()
+                watch = client.watch_leader()
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(sig, lambda *_: watch.cancel())
                 for leader in watch:
@@ -66,11 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                         else f"leader {doc['id']} at {doc['address']} (epoch {doc['epoch']})",
                         flush=True,
                     )
-        except NoNodeAvailable as exc:
+        except ElectdError as exc:
             print(f"electd-python: {exc}", file=sys.stderr)
-            return 1
-        except grpc.RpcError as exc:
-            print(f"electd-python: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
     return 0
 

@@ -14,11 +14,9 @@ from typing import Any
 
 from electd import __version__
 from electd.config import ConfigError, NodeConfig
-from electd.engine import CoordinatorUnavailable, ElectionEngine, NodeRecord, Role, View
+from electd.engine import CoordinatorUnavailable, ElectionEngine, NodeRecord
 from electd.leader_command import LeaderCommand
-from electd.rpc.hub import ViewHub
-from electd.rpc.server import BindError, add_services, create_server
-from electd.rpc.servicer import ElectionServicer
+from electd.rpc.frontend import BindError, Frontend
 from electd.zk import ZkStore
 
 logger = logging.getLogger(__name__)
@@ -32,22 +30,21 @@ async def run_node(cfg: NodeConfig) -> None:
     """Run a node until SIGTERM or SIGINT. Raises StartupError for bad config or environment."""
     loop = asyncio.get_running_loop()
     try:
-        server, port = create_server(str(cfg.listen))
+        rpc = Frontend(str(cfg.listen))
     except BindError as exc:
         raise StartupError(str(exc)) from None
+    port = rpc.port
     advertise = cfg.advertised(port)
     node_id = cfg.resolved_node_id(port)
     record = NodeRecord(node_id, str(advertise), cfg.labels, __version__)
 
-    hub = ViewHub(loop, View(0, node_id, Role.JOINING, None, "connecting to ZooKeeper", "", "", 0))
     store = ZkStore(cfg.zk.hosts, cfg.zk_path, cfg.session_timeout, cfg.connect_timeout)
-    engine = ElectionEngine(store, record, hub.publish)
-    servicer = ElectionServicer(hub, engine.members, node_id, cfg.max_streams)
-    health = add_services(server, servicer, hub)
+    rpc.attach(node_id, lambda: engine.members(), cfg.max_streams)
+    engine = ElectionEngine(store, record, rpc.publish)
     leader_cmd = None
     if cfg.leader_command:
         leader_cmd = LeaderCommand(cfg.leader_command, node_id, str(advertise), cfg.shutdown_grace)
-        hub.on_leading_change(leader_cmd.on_leading)
+        rpc.on_leading_change(leader_cmd.on_leading)
 
     stop = asyncio.Event()
     left = asyncio.Event()
@@ -65,7 +62,7 @@ async def run_node(cfg: NodeConfig) -> None:
         if stop.is_set():
             return
         stop.set()
-        hub.retire()
+        rpc.retire()
         if leader_cmd is None:
             leave()
         logger.info("node=%s shutting down (%s)", node_id, sig.name)
@@ -73,7 +70,7 @@ async def run_node(cfg: NodeConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
 
-    await server.start()
+    await rpc.start()
     logger.info(
         "node=%s serving gRPC on %s:%d (advertised as %s); connecting to ZooKeeper %s, "
         "election path %s",
@@ -105,7 +102,7 @@ async def run_node(cfg: NodeConfig) -> None:
         # the leader's work, leave the election as early as possible (the successor's failover
         # time starts here), and only then the rest of the shutdown. Without a leader command
         # `on_signal` has done the first and the third already.
-        hub.retire()
+        rpc.retire()
         if leader_cmd is not None:
             await leader_cmd.close()
             leave()
@@ -114,12 +111,12 @@ async def run_node(cfg: NodeConfig) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(left.wait(), cfg.session_timeout)
         await loop.run_in_executor(None, engine.stop)
-        await health.enter_graceful_shutdown()
+        await rpc.drain()
     finally:
-        hub.close()
+        rpc.end_streams()
         if leader_cmd is not None:
             await leader_cmd.close()
-        await server.stop(cfg.shutdown_grace)
+        await rpc.stop(cfg.shutdown_grace)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     logger.info("node=%s stopped", node_id)

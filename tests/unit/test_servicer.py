@@ -136,3 +136,51 @@ def test_stream_cap_gives_resource_exhausted() -> None:
         await server.stop(0)
 
     run(body())
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+def test_reflection_answers_on_v1_and_v1alpha(version: str) -> None:
+    """Tools that speak only grpc.reflection.v1 (newer grpcurl, Postman) and those that speak
+    only v1alpha both list the services and get the documented ElectionService file."""
+    from google.protobuf import descriptor_pb2
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    async def body() -> None:
+        _hub, server, channel, _ = await serve()
+        call = channel.stream_stream(
+            f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        requests = [
+            reflection_pb2.ServerReflectionRequest(list_services=""),
+            reflection_pb2.ServerReflectionRequest(
+                file_containing_symbol="electd.v1.ElectionService"
+            ),
+            reflection_pb2.ServerReflectionRequest(
+                file_containing_symbol=f"grpc.reflection.{version}.ServerReflection"
+            ),
+        ]
+        replies = [r async for r in call(iter(requests))]
+        listed = {s.name for s in replies[0].list_services_response.service}
+        assert {
+            "electd.v1.ElectionService",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        } <= listed
+        files = [
+            descriptor_pb2.FileDescriptorProto.FromString(b)
+            for b in replies[1].file_descriptor_response.file_descriptor_proto
+        ]
+        ours = next(f for f in files if f.name == "electd/v1/election_service.proto")
+        assert ours.source_code_info.location  # the comments travel with it
+        own = replies[2].file_descriptor_response.file_descriptor_proto
+        assert own and not replies[2].HasField("error_response")
+        assert descriptor_pb2.FileDescriptorProto.FromString(own[0]).package == (
+            f"grpc.reflection.{version}"
+        )
+        await channel.close()
+        await server.stop(0)
+
+    run(body())

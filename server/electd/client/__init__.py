@@ -1,14 +1,22 @@
-"""The Python client library for electd (also behind `electd leader|nodes|watch`).
+"""The Python client library for electd (also behind `electd leader|nodes|watch` and
+`electd dev`, which use it so that grpc stays inside this package and `rpc/`).
 
-Imports grpc and the generated code, nothing of the server. Follows clients/README.md: any
-node answers for the cluster; on UNAVAILABLE, a deadline, an unreachable node or (on a watch)
-a node that cannot vouch for a leader, move to the next address, with exponential backoff and
-jitter between full rounds. A watch never yields an epoch lower than or equal to one it
-already yielded, even across failover, because it resumes with `min_epoch`.
+Imports grpc and the generated code, nothing of the server. Follows clients/README.md (its
+naming contract and its failover contract): any node answers for the cluster; on UNAVAILABLE,
+a deadline, an unreachable node or (on a watch) a node that cannot vouch for a leader, move to
+the next address, with exponential backoff and jitter between full rounds. A watch never
+yields an epoch lower than or equal to one it already yielded, even across failover, because
+it resumes with `min_epoch`. Every failure reaches the caller as one `ElectdError`, which
+carries the gRPC status code and details.
+
+It lives in the server's distribution (not its own under clients/python) because it shares the
+generated code `electd.v1` with the server: one copy, produced by one command. Splitting it
+out (a client install without kazoo) means moving that generated code into a package both
+depend on; clients/python/README.md says so.
 
     client = ElectionClient(["10.0.0.1:7000", "10.0.0.2:7000"])
-    leader = client.get_leader()                # electd.v1.Leader
-    for leader in client.watch():               # one per change of leader, epochs increasing
+    leader = client.get_leader().leader         # GetLeaderResponse -> electd.v1.Leader
+    for leader in client.watch_leader():        # one per change of leader, epochs increasing
         ...
 """
 
@@ -21,11 +29,20 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from electd.v1 import election_service_pb2 as pb
 from electd.v1 import election_service_pb2_grpc as pb_grpc
 
-__all__ = ["ElectionClient", "LeaderWatch", "NoNodeAvailable", "pb"]
+__all__ = [
+    "ElectdError",
+    "ElectionClient",
+    "LeaderWatch",
+    "pb",
+    "probe",
+    "validate_address",
+    "wait_for_leader",
+]
 
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 10_000),
@@ -38,8 +55,52 @@ _R = TypeVar("_R")
 FAILOVER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
-class NoNodeAvailable(Exception):
-    """No node answered; the message names the addresses tried and the last error."""
+class ElectdError(Exception):
+    """The one error of this library. `code` and `details` are the gRPC status of the last
+    failure (`code` is None for a failure that had no status, such as a bad address);
+    `no_node_answered` is true when every address was tried and none answered, and
+    `addresses` then names them."""
+
+    def __init__(
+        self,
+        message: str,
+        code: grpc.StatusCode | None = None,
+        details: str = "",
+        addresses: Sequence[str] = (),
+        no_node_answered: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details
+        self.addresses = list(addresses)
+        self.no_node_answered = no_node_answered
+
+    @classmethod
+    def from_rpc(cls, address: str, exc: grpc.RpcError) -> ElectdError:
+        code, details = exc.code(), exc.details() or ""
+        return cls(f"{address}: {code.name}: {details}", code, details, [address])
+
+
+def _no_node(
+    addresses: Sequence[str], errors: Sequence[str], last: grpc.RpcError | None
+) -> ElectdError:
+    return ElectdError(
+        "no electd node answered (" + "; ".join(errors) + ")",
+        last.code() if last is not None else grpc.StatusCode.UNAVAILABLE,
+        (last.details() or "") if last is not None else "",
+        addresses,
+        no_node_answered=True,
+    )
+
+
+def validate_address(address: str) -> str:
+    """`HOST:PORT` with a port in 1-65535, else ElectdError naming what is wrong. Returns the
+    address stripped of surrounding blanks."""
+    text = address.strip()
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ElectdError(f"bad address {address!r}: want HOST:PORT with a port in 1-65535")
+    return text
 
 
 class Backoff:
@@ -58,11 +119,11 @@ class Backoff:
 
 
 class ElectionClient:
-    def __init__(self, addresses: Sequence[str], timeout: float = 2.0) -> None:
+    def __init__(self, addresses: Sequence[str], call_timeout: float = 2.0) -> None:
         if not addresses:
-            raise ValueError("at least one node address is needed")
-        self.addresses = list(addresses)
-        self.timeout = timeout
+            raise ElectdError("at least one node address is needed")
+        self.addresses = [validate_address(a) for a in addresses]
+        self.call_timeout = call_timeout
         self._current = 0
         self._lock = threading.Lock()
         self._channels: dict[str, grpc.Channel] = {}
@@ -87,25 +148,28 @@ class ElectionClient:
                 self._channels[address] = channel
         return pb_grpc.ElectionServiceStub(channel)  # type: ignore[no-untyped-call]
 
-    def get_leader(self) -> pb.Leader:
+    def get_leader(self) -> pb.GetLeaderResponse:
+        """The current leader (`.leader`) as one node that answers sees it."""
         response: pb.GetLeaderResponse = self._unary(
-            lambda stub: stub.GetLeader(pb.GetLeaderRequest(), timeout=self.timeout)
+            lambda stub: stub.GetLeader(pb.GetLeaderRequest(), timeout=self.call_timeout)
         )
-        return response.leader
+        return response
 
-    def list_nodes(self, label_selector: Mapping[str, str] | None = None) -> list[pb.Node]:
+    def list_nodes(self, label_selector: Mapping[str, str] | None = None) -> pb.ListNodesResponse:
+        """The members (`.nodes`) in election order, optionally only those with these labels."""
         request = pb.ListNodesRequest(label_selector=dict(label_selector or {}))
         response: pb.ListNodesResponse = self._unary(
-            lambda stub: stub.ListNodes(request, timeout=self.timeout)
+            lambda stub: stub.ListNodes(request, timeout=self.call_timeout)
         )
-        return list(response.nodes)
+        return response
 
-    def watch(self, min_epoch: int = 0) -> LeaderWatch:
+    def watch_leader(self, min_epoch: int = 0) -> LeaderWatch:
         """Leaders from now on, one per change, with strictly increasing epochs."""
         return LeaderWatch(self, min_epoch)
 
     def _unary(self, call: Callable[[pb_grpc.ElectionServiceStub], _R]) -> _R:
         errors = []
+        last: grpc.RpcError | None = None
         n = len(self.addresses)
         for i in range(n):
             address = self.addresses[(self._current + i) % n]
@@ -113,12 +177,13 @@ class ElectionClient:
                 result = call(self.stub(address))
             except grpc.RpcError as exc:
                 if exc.code() not in FAILOVER_CODES:
-                    raise
+                    raise ElectdError.from_rpc(address, exc) from None
                 errors.append(f"{address}: {exc.code().name}: {exc.details()}")
+                last = exc
                 continue
             self._current = (self._current + i) % n
             return result
-        raise NoNodeAvailable("no electd node answered (" + "; ".join(errors) + ")")
+        raise _no_node(self.addresses, errors, last)
 
     def _advance(self) -> str:
         self._current = (self._current + 1) % len(self.addresses)
@@ -127,8 +192,8 @@ class ElectionClient:
 
 class LeaderWatch:
     """An iterator of leaders; `cancel()` (from any thread) ends it at once. Raises
-    NoNodeAvailable if no node answers at all in the first round; once one has answered, it
-    keeps trying (with backoff) until cancelled."""
+    ElectdError (`no_node_answered`) if no node answers at all in the first round; once one has
+    answered, it keeps trying (with backoff) until cancelled."""
 
     def __init__(self, client: ElectionClient, min_epoch: int) -> None:
         self._client = client
@@ -150,6 +215,7 @@ class LeaderWatch:
         failures = 0
         answered = False  # has any node ever answered? If none does in the first round: fail
         errors: list[str] = []
+        last: grpc.RpcError | None = None
         while not self._cancelled.is_set():
             got_leader = False
             try:
@@ -171,13 +237,14 @@ class LeaderWatch:
                 if self._cancelled.is_set():
                     return
                 if exc.code() not in FAILOVER_CODES | {grpc.StatusCode.CANCELLED}:
-                    raise
+                    raise ElectdError.from_rpc(address, exc) from None
+                last = exc
                 self.last_error = f"{address}: {exc.code().name}: {exc.details()}"
             if not got_leader:
                 failures += 1
                 errors.append(self.last_error)
             if not answered and failures == len(self._client.addresses):
-                raise NoNodeAvailable("no electd node answered (" + "; ".join(errors) + ")")
+                raise _no_node(self._client.addresses, errors, last)
             if failures and failures % len(self._client.addresses) == 0:
                 self._cancelled.wait(backoff.delay())
             address = self._client._advance()
@@ -200,11 +267,24 @@ class LeaderWatch:
 def wait_for_leader(addresses: Sequence[str], timeout: float = 30.0) -> pb.Leader:
     """Poll until some node reports a leader (for scripts and tests)."""
     deadline = time.monotonic() + timeout
-    with ElectionClient(addresses, timeout=1.0) as client:
+    with ElectionClient(addresses, call_timeout=1.0) as client:
         while True:
             try:
-                return client.get_leader()
-            except NoNodeAvailable:
-                if time.monotonic() > deadline:
+                return client.get_leader().leader
+            except ElectdError as exc:
+                if not exc.no_node_answered or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+
+def probe(address: str, timeout: float = 0.5) -> str:
+    """The node's overall grpc.health.v1 status by name ("SERVING", "NOT_SERVING", ...), or
+    "UNREACHABLE" when the health call itself fails (refused, timed out, wrong service). The
+    one "is this node serving?" question of the CLI, `electd dev`, tests and benchmarks."""
+    with grpc.insecure_channel(validate_address(address)) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        except grpc.RpcError:
+            return "UNREACHABLE"
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))

@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from electd.devcluster.zookeeper import ZooKeeperCluster, ZooKeeperNotInstalled, free_port
+from electd.config import LogConfig, serve_argv, to_argv
+from electd.devcluster.zookeeper import (
+    ZooKeeperCluster,
+    ZooKeeperNotInstalled,
+    free_port,
+    port_is_free,
+)
 
 
 class DevError(Exception):
@@ -53,25 +59,16 @@ class NodeProcess:
         return self.workdir / f"{self.node_id or self.port}.log"
 
     def command(self) -> list[str]:
-        cmd = [
-            sys.executable,
-            "-m",
-            "electd",
-            "serve",
-            "--zk",
-            self.zk,
-            "--listen",
-            self.address,
-            "--election-path",
-            self.election_path,
-            "--session-timeout",
-            str(self.session_timeout),
-            "--log-format",
-            "json",
-        ]
-        if self.node_id:
-            cmd += ["--node-id", self.node_id]
-        return cmd + list(self.extra_args)
+        """The `electd serve` command line, its flags derived from the settings table."""
+        flags = serve_argv(
+            zk=self.zk,
+            listen=self.address,
+            election_path=self.election_path,
+            session_timeout=self.session_timeout,
+            node_id=self.node_id or None,
+        )
+        log = to_argv(LogConfig, log_format="json")
+        return [sys.executable, "-m", "electd", "serve", *flags, *log, *self.extra_args]
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -157,7 +154,15 @@ def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.02
 
 
 def run_dev(nodes: int, base_port: int, session_timeout: float, workdir: str | None) -> int:
-    from electd.client import ElectionClient, NoNodeAvailable
+    from electd.client import ElectdError, ElectionClient, probe
+
+    if base_port:
+        taken = [p for p in range(base_port, base_port + nodes) if not port_is_free(p)]
+        if taken:
+            raise DevError(
+                f"port {taken[0]} is already in use (another 'electd dev' running?): stop it, "
+                "or pick other ports with --base-port N, or free ones with --base-port 0"
+            )
 
     tmp = None
     if workdir is None:
@@ -194,13 +199,13 @@ def run_dev(nodes: int, base_port: int, session_timeout: float, workdir: str | N
             )
             procs.append(proc)
         addresses = [p.address for p in procs]
-        with ElectionClient(addresses, timeout=1.0) as client:
+        with ElectionClient(addresses, call_timeout=1.0) as client:
             # One at a time, each joined before the next starts: n1 leads, n2 watches n1, ...
             for p in procs:
                 p.start()
                 with contextlib.suppress(TimeoutError):
                     wait_until(
-                        lambda p=p: _answers(client, p.address) or not p.alive(),
+                        lambda p=p: probe(p.address) == "SERVING" or not p.alive(),
                         30,
                         f"node {p.node_id} to join",
                     )
@@ -208,8 +213,8 @@ def run_dev(nodes: int, base_port: int, session_timeout: float, workdir: str | N
                     raise DevError(f"node {p.node_id} exited; its log:\n{p.log_text()}")
                 print(f"  node {p.node_id:<4}  {p.address}   (log {p.log_path})", flush=True)
             try:
-                leader = client.get_leader()
-            except NoNodeAvailable as exc:
+                leader = client.get_leader().leader
+            except ElectdError as exc:
                 raise DevError(str(exc)) from None
             print(f"leader: {leader.node.id} at {leader.node.address} (epoch {leader.epoch})")
             print(
@@ -218,7 +223,7 @@ def run_dev(nodes: int, base_port: int, session_timeout: float, workdir: str | N
                 flush=True,
             )
             print("watching leader changes; Ctrl-C stops the cluster", flush=True)
-            watch = client.watch(min_epoch=leader.epoch + 1)
+            watch = client.watch_leader(min_epoch=leader.epoch + 1)
             watcher = threading.Thread(target=_print_changes, args=(watch,), daemon=True)
             watcher.start()
             while not stop.wait(0.5):
@@ -241,18 +246,6 @@ def run_dev(nodes: int, base_port: int, session_timeout: float, workdir: str | N
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
         print("electd dev: stopped", flush=True)
-
-
-def _answers(client: Any, address: str) -> bool:
-    import grpc
-
-    from electd.v1 import election_service_pb2 as pb
-
-    try:
-        client.stub(address).GetLeader(pb.GetLeaderRequest(), timeout=0.5)
-        return True
-    except grpc.RpcError:
-        return False
 
 
 def _print_changes(watch: Any) -> None:

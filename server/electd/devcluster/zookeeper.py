@@ -71,18 +71,23 @@ def free_port(host: str = "127.0.0.1") -> int:
     rng = random.SystemRandom()
     for _ in range(1000):
         port = rng.randint(*pool)
-        if port in _handed_out:
+        if port in _handed_out or not port_is_free(port, host):
             continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            # Like the servers themselves: TIME_WAIT leftovers do not count, a listener does.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-            except OSError:
-                continue
         _handed_out.add(port)
         return port
     raise RuntimeError(f"no free port found in {pool[0]}-{pool[1]} on {host}")
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on host:port now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like the servers themselves: TIME_WAIT leftovers do not count, a listener does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def four_letter(host: str, port: int, word: str, timeout: float = 1.0) -> str:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from electd.engine import LeaderInfo, MemberView
+from electd.names import label_problem
 from electd.rpc import convert
 from electd.rpc.errors import (
     InvalidArgument,
@@ -27,7 +27,6 @@ from electd.v1 import election_service_pb2_grpc as pb_grpc
 
 logger = logging.getLogger(__name__)
 
-LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62})$")
 MEMBERS_TIMEOUT = 10.0
 
 
@@ -73,12 +72,10 @@ class ElectionServicer(pb_grpc.ElectionServiceServicer):
     @unary_boundary
     async def ListNodes(self, request: pb.ListNodesRequest, context: Any) -> pb.ListNodesResponse:
         selector = dict(request.label_selector)
-        for key in selector:
-            if not LABEL_KEY.match(key):
-                raise InvalidArgument(
-                    f"label_selector: invalid key {key!r} (want 1-63 characters of "
-                    "letters, digits, '.', '_', '/' or '-', starting with a letter or digit)"
-                )
+        for key, value in selector.items():
+            problem = label_problem(key, value)
+            if problem:
+                raise InvalidArgument(f"label_selector: {problem}")
         view = self._hub.view
         if view.vouched(self._hub.now()) is None:
             raise NotVouching(

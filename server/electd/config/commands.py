@@ -1,0 +1,268 @@
+"""The config of each command, as frozen dataclasses whose fields are the settings table
+(config/table.py derives the parser, the loading and the launchers' argv from them).
+
+`NodeConfig` is what `electd serve` runs with; `LogConfig` its logging; `QueryConfig` and
+`NodesConfig` the query commands; `DevConfig` `electd dev`. `COMMANDS` says which command takes
+which settings. Checks that involve two settings live in a `check` method, called by `load`.
+Imports neither kazoo nor grpc.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from electd.config.table import setting
+from electd.config.values import (
+    ConfigError,
+    HostPort,
+    ZkTarget,
+    integer,
+    optional,
+    parse_host_port,
+    parse_labels,
+    parse_node_id,
+    parse_text,
+    parse_zk,
+    seconds,
+    validate_path,
+)
+
+
+def _listen(value: str, what: str) -> HostPort:
+    return parse_host_port(value, what, allow_zero=True)
+
+
+def _targets(values: list[str], what: str) -> tuple[str, ...]:
+    return tuple(str(parse_host_port(v, what)) for v in values)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """A node: `electd serve`."""
+
+    zk: ZkTarget = setting(
+        "--zk",
+        parse=parse_zk,
+        default="127.0.0.1:2181",
+        metavar="HOST:PORT[,HOST:PORT...][/chroot]",
+        env=True,
+        help="ZooKeeper connect string",
+    )
+    election_path: str = setting(
+        "--election-path",
+        parse=validate_path,
+        default="/election",
+        metavar="PATH",
+        env=True,
+        help="persistent znode under which members register; created if missing",
+    )
+    listen: HostPort = setting(
+        "--listen",
+        parse=_listen,
+        default="127.0.0.1:7000",
+        metavar="HOST:PORT",
+        env=True,
+        help="gRPC bind address; port 0 picks a free port",
+    )
+    advertise: HostPort | None = setting(
+        "--advertise",
+        parse=optional(parse_host_port),
+        default="",
+        metavar="HOST:PORT",
+        env=True,
+        shown_default="the listen address with the bound port",
+        help="address other nodes and clients are told",
+    )
+    node_id: str = setting(
+        "--node-id",
+        parse=parse_node_id,
+        default="",
+        metavar="ID",
+        env=True,
+        shown_default="<advertised host>-<port>",
+        help="stable node id",
+    )
+    labels: Mapping[str, str] = setting(
+        "--label",
+        parse=parse_labels,
+        default=(),
+        metavar="KEY=VALUE",
+        env="ELECTD_LABELS",
+        repeatable=True,
+        help="label to publish with the node; repeatable",
+    )
+    session_timeout: float = setting(
+        "--session-timeout",
+        parse=seconds(0.1, 600),
+        default="10",
+        metavar="SECONDS",
+        env=True,
+        help="ZooKeeper session timeout: a crashed leader is replaced after about this long; "
+        "the server's maxSessionTimeout must allow it",
+    )
+    connect_timeout: float = setting(
+        "--connect-timeout",
+        parse=seconds(0.1, 3600),
+        default="15",
+        metavar="SECONDS",
+        env=True,
+        help="give up at startup if no ZooKeeper server answers within this",
+    )
+    shutdown_grace: float = setting(
+        "--shutdown-grace",
+        parse=seconds(0, 600),
+        default="5",
+        metavar="SECONDS",
+        env=True,
+        help="how long in-flight calls may finish on shutdown",
+    )
+    max_streams: int = setting(
+        "--max-streams",
+        parse=integer(1, 10_000_000),
+        default="20000",
+        metavar="N",
+        env=True,
+        help="cap on concurrent WatchLeader streams (RESOURCE_EXHAUSTED beyond)",
+    )
+    leader_command: str = setting(
+        "--leader-command",
+        parse=parse_text,
+        default="",
+        metavar="CMD",
+        env=True,
+        help="shell command to run only while this node leads; it gets the fencing epoch in "
+        "ELECTD_EPOCH and is sent SIGTERM the moment the node stops leading",
+    )
+
+    @property
+    def zk_path(self) -> str:
+        """The election path as seen from ZooKeeper's root (chroot included)."""
+        return self.zk.chroot + self.election_path
+
+    def advertised(self, bound_port: int) -> HostPort:
+        """The address clients are told: --advertise, else the listen address with the port
+        actually bound (a wildcard host becomes this machine's host name)."""
+        if self.advertise is not None:
+            return self.advertise
+        host = self.listen.host
+        if host in ("0.0.0.0", "::", "[::]", ""):
+            host = socket.gethostname()
+        return HostPort(host, bound_port)
+
+    def resolved_node_id(self, bound_port: int) -> str:
+        """--node-id, else a stable, readable default: <host>-<port> of the advertised address."""
+        if self.node_id:
+            return self.node_id
+        adv = self.advertised(bound_port)
+        return re.sub(r"[^A-Za-z0-9._-]", "-", f"{adv.host}-{adv.port}").strip("-")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Logging of a long-running command."""
+
+    log_format: str = setting(
+        "--log-format",
+        parse=parse_text,
+        default="text",
+        choices=("text", "json"),
+        env=True,
+        help="log line format",
+    )
+    log_level: str = setting(
+        "--log-level",
+        parse=parse_text,
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        env=True,
+        help="log level",
+    )
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    """`electd leader`, `nodes` and `watch`: which nodes to ask, and how."""
+
+    target: tuple[str, ...] = setting(
+        "--target",
+        parse=_targets,
+        default=("127.0.0.1:7000",),
+        metavar="HOST:PORT",
+        env=True,
+        repeatable=True,
+        help="node address; repeatable (the first that answers is used, then the next)",
+    )
+    json: bool = setting(
+        "--json", parse=lambda v, w: bool(v), default=False, switch=True, help="print JSON lines"
+    )
+    timeout: float = setting(
+        "--timeout",
+        parse=seconds(0.01, 3600),
+        default="2",
+        metavar="SECONDS",
+        help="deadline of each call",
+    )
+
+
+@dataclass(frozen=True)
+class NodesConfig(QueryConfig):
+    """`electd nodes`."""
+
+    selector: Mapping[str, str] = setting(
+        "--selector",
+        parse=parse_labels,
+        default=(),
+        metavar="KEY=VALUE",
+        repeatable=True,
+        help="only nodes with this label; repeatable",
+    )
+
+
+@dataclass(frozen=True)
+class DevConfig:
+    """`electd dev`: a local cluster."""
+
+    nodes: int = setting(
+        "--nodes", parse=integer(1, 50), default="3", metavar="N", help="number of nodes"
+    )
+    base_port: int = setting(
+        "--base-port",
+        parse=integer(0, 65535),
+        default="7001",
+        metavar="PORT",
+        help="gRPC port of the first node; the others follow (0: free ports)",
+    )
+    session_timeout: float = setting(
+        "--session-timeout",
+        parse=seconds(0.1, 600),
+        default="4",
+        metavar="SECONDS",
+        help="session timeout of each node",
+    )
+    workdir: str | None = setting(
+        "--workdir",
+        parse=optional(parse_text),
+        default="",
+        metavar="DIR",
+        shown_default="a temporary directory, removed on exit",
+        help="where ZooKeeper data and node logs go",
+    )
+
+    def check(self) -> None:
+        if not (self.base_port == 0 or 1024 <= self.base_port <= 65535 - self.nodes):
+            raise ConfigError(
+                f"--base-port: {self.base_port} leaves no room for {self.nodes} nodes"
+            )
+
+
+#: Which settings each command takes.
+COMMANDS: dict[str, tuple[type, ...]] = {
+    "serve": (NodeConfig, LogConfig),
+    "leader": (QueryConfig,),
+    "nodes": (NodesConfig,),
+    "watch": (QueryConfig,),
+    "dev": (DevConfig,),
+}

@@ -1,0 +1,35 @@
+"""The one rule for the names that cross the wire: node ids, label keys and label values.
+
+Used by the configuration (`--node-id`, `--label`, `--selector`), by the gRPC servicer
+(`label_selector`) and by record decoding, so that a name one part accepts is never refused by
+another. Each check returns what is wrong (for the caller's own error type) or None.
+Imports nothing of electd.
+"""
+
+from __future__ import annotations
+
+import re
+
+NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
+MAX_LABEL_VALUE = 256
+MAX_LABELS = 64
+
+NODE_ID_RULE = "1-128 letters, digits, '.', '_', ':', '@' or '-', starting with a letter or digit"
+LABEL_KEY_RULE = "1-63 letters, digits, '.', '_', '/' or '-', starting with a letter or digit"
+
+
+def node_id_problem(node_id: str) -> str | None:
+    if NODE_ID.fullmatch(node_id):
+        return None
+    return f"{node_id!r} must be {NODE_ID_RULE}"
+
+
+def label_problem(key: str, value: str) -> str | None:
+    if not LABEL_KEY.fullmatch(key):
+        return f"key {key!r} must be {LABEL_KEY_RULE}"
+    if len(value) > MAX_LABEL_VALUE:
+        return f"value of {key!r} is longer than {MAX_LABEL_VALUE}"
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF for c in value):
+        return f"value of {key!r} contains control characters or lone surrogates"
+    return None
