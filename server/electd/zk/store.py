@@ -101,7 +101,7 @@ class ZkStore:
                 f"no ZooKeeper server reachable at {self._client.hosts!r} "
                 f"within {self._connect_timeout:g}s"
             ) from None
-        self._call(lambda: self._client.ensure_path(self._path))
+        self._call(self._ensure_path)
 
     def close(self) -> None:
         if self._closed:
@@ -187,7 +187,7 @@ class ZkStore:
             try:
                 created, stat = self._wait(self._create(prefix, data))
             except NoNodeError:  # the election path was deleted: recreate it
-                self._client.ensure_path(self._path)
+                self._ensure_path()
                 created, stat = self._wait(self._create(prefix, data))
             parsed = _entry(str(created).rsplit("/", 1)[-1])
             assert parsed is not None, created
@@ -264,6 +264,11 @@ class ZkStore:
                 out.append(entry)
         out.sort(key=lambda e: e.sequence)
         return out
+
+    def _ensure_path(self) -> None:
+        """Create the election path and its parents if missing, bounded like every call
+        (kazoo's own `ensure_path` waits for its reply without a limit)."""
+        self._wait(self._client.ensure_path_async(self._path))
 
     def _wait(self, async_result: Any) -> Any:
         """Wait for a kazoo async result, at most one session timeout (kazoo's sync calls
