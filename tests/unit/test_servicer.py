@@ -42,7 +42,8 @@ def view(version: int, leader: Member | None, valid_for: float = 60.0) -> View:
     )
 
 
-async def serve(max_streams: int = 100):
+async def start_node(max_streams: int = 100) -> tuple[ViewHub, grpc.aio.Server, int]:
+    """ElectionService, health and reflection on a fresh server; returns its bound port."""
     loop = asyncio.get_running_loop()
     hub = ViewHub(loop, View(0, "me", Role.JOINING, None, "starting", "", "", 0))
     members = [MemberView(member("a", 0), True, ""), MemberView(member("b", 1), False, "x")]
@@ -50,6 +51,11 @@ async def serve(max_streams: int = 100):
     servicer = ElectionServicer(hub, lambda: members, "me", max_streams)
     add_services(server, servicer, hub)
     await server.start()
+    return hub, server, port
+
+
+async def serve(max_streams: int = 100):
+    hub, server, port = await start_node(max_streams)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     return hub, server, channel, pb_grpc.ElectionServiceStub(channel)
 

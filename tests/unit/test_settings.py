@@ -90,3 +90,15 @@ def test_launcher_argv_round_trips_and_refuses_unknown_names() -> None:
         to_argv(NodeConfig, sesion_timeout=2)
     with pytest.raises(TypeError, match="no setting"):
         load(NodeConfig, {"sesion_timeout": 2}, {})
+
+
+def test_the_readme_tables_are_the_settings_table() -> None:
+    """The README's configuration tables are generated from the table; regenerate them with
+    `python -m electd.config --readme README.md`."""
+    from pathlib import Path
+
+    from electd.config.__main__ import render
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "<!-- settings:serve -->" in readme
+    assert render(readme) == readme, "run: python -m electd.config --readme README.md"

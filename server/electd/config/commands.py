@@ -49,7 +49,7 @@ class NodeConfig:
         default="127.0.0.1:2181",
         metavar="HOST:PORT[,HOST:PORT...][/chroot]",
         env=True,
-        help="ZooKeeper connect string",
+        help="ZooKeeper connect string: every ensemble member, with an optional chroot prefix",
     )
     election_path: str = setting(
         "--election-path",
@@ -82,8 +82,8 @@ class NodeConfig:
         default="",
         metavar="ID",
         env=True,
-        shown_default="<advertised host>-<port>",
-        help="stable node id",
+        shown_default="ADVERTISED_HOST-PORT",
+        help="stable, readable node id",
     )
     labels: Mapping[str, str] = setting(
         "--label",
@@ -92,7 +92,7 @@ class NodeConfig:
         metavar="KEY=VALUE",
         env="ELECTD_LABELS",
         repeatable=True,
-        help="label to publish with the node; repeatable",
+        help="label published with the node, filterable in ListNodes; repeatable",
     )
     session_timeout: float = setting(
         "--session-timeout",
@@ -170,7 +170,7 @@ class LogConfig:
         default="text",
         choices=("text", "json"),
         env=True,
-        help="log line format",
+        help="one line per event; json for log pipelines",
     )
     log_level: str = setting(
         "--log-level",
@@ -178,7 +178,7 @@ class LogConfig:
         default="info",
         choices=("debug", "info", "warning", "error"),
         env=True,
-        help="log level",
+        help="debug shows per-request detail and kazoo's own logs",
     )
 
 

@@ -200,3 +200,23 @@ def _env_bool(raw: str, what: str) -> bool:
     if text in ("", "0", "false", "no", "off"):
         return False
     raise ConfigError(f"{what}: {raw!r} is not a boolean (true/false)")
+
+
+def markdown(*classes: type) -> str:
+    """The settings of these classes as the README's Markdown table."""
+    lines = ["| flag | env | default | meaning |", "|---|---|---|---|"]
+    for row in settings_of(*classes):
+        if row.switch:
+            flag = f"`{row.flag}`"
+        elif row.choices:
+            flag = f"`{row.flag} {'|'.join(row.choices)}`".replace("|", "\\|")
+        else:
+            flag = f"`{row.flag} {row.metavar or row.name.upper()}`"
+        if row.repeatable:
+            flag += " (repeatable)"
+        env = f"`{row.env}`" + (" (comma-separated)" if row.repeatable else "") if row.env else ""
+        default = ",".join(row.default) if isinstance(row.default, tuple) else str(row.default)
+        shown = row.shown_default or (f"`{default}`" if default and not row.switch else "none")
+        meaning = row.help.replace("|", "\\|")
+        lines.append(f"| {flag} | {env} | {shown} | {meaning} |")
+    return "\n".join(lines) + "\n"
