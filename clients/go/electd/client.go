@@ -1,16 +1,22 @@
 // Package electd is a small client for the electd leader-election service
 // (package electd.v1, service ElectionService).
 //
-// A Client is given the addresses of one or more electd nodes. Any node
-// answers for the whole cluster, so the client sticks to one node and moves
-// to the next address (round-robin) when that node is unreachable, answers
-// UNAVAILABLE, times out, or (while watching) cannot vouch for a leader or
-// ends its stream. This follows the contract in clients/README.md.
+// An [ElectionClient] is given the addresses of one or more electd nodes. Any
+// node answers for the whole cluster, so the client sticks to one node and
+// moves to the next address (round-robin) when that node is unreachable,
+// answers UNAVAILABLE, times out, or (while watching) cannot vouch for a
+// leader or ends its stream. This follows the contract in clients/README.md.
 //
 //	c, err := electd.New([]string{"127.0.0.1:7001", "127.0.0.1:7002"})
 //	if err != nil { ... }
 //	defer c.Close()
 //	resp, err := c.GetLeader(ctx)
+//	err = c.WatchLeader(ctx, func(l *electdpb.Leader) error { ...; return nil })
+//
+// Every failure of a call, other than the caller's ctx ending, is an
+// [*Error]: it carries the gRPC status
+// ([Error.Code], [Error.Details]), says whether no node answered at all
+// ([Error.NoNodeAnswered]) and which addresses were tried ([Error.Addrs]).
 package electd
 
 import (
@@ -43,22 +49,93 @@ const (
 	DefaultKeepaliveTimeout = 5 * time.Second
 )
 
-// NoNodeError is returned when no address answered: every address was tried
-// and each one was unreachable, answered UNAVAILABLE or timed out.
-type NoNodeError struct {
-	Addrs []string // the addresses that were tried, in client order
-	Last  error    // the error from the last address tried
+// Error is the one error type of the package. GetLeader, ListNodes and
+// WatchLeader return it when a call fails, and New and ValidateAddress when an
+// argument is bad. (Calls return ctx.Err() instead when the caller's ctx
+// ends, and WatchLeader returns ErrClosed and the error of its callback
+// unchanged.) Use [errors.As] to get at it:
+//
+//	var e *electd.Error
+//	if errors.As(err, &e) && e.NoNodeAnswered() { ... }
+//
+// There are three kinds:
+//
+//   - no node answered ([Error.NoNodeAnswered] is true): every address was
+//     tried and each one was unreachable, answered UNAVAILABLE or timed out.
+//     Addrs holds every address in client order; Err is the failure of the
+//     last address tried.
+//   - a node answered with an error that another node would give too (for
+//     example INVALID_ARGUMENT), returned at once. Addrs holds that node's
+//     address; Err is the gRPC error it answered.
+//   - a bad argument to New or ValidateAddress. Addrs is empty; Err says what
+//     is wrong and carries no gRPC status.
+type Error struct {
+	// Addrs are the addresses the error comes from: every address of the
+	// client in client order when no node answered (all were tried), the one
+	// node that answered with the error otherwise, none for a bad argument.
+	Addrs []string
+	// Err is the last underlying error: for a failed call the gRPC error
+	// (status.FromError works on it), for a bad argument a plain error.
+	Err error
+
+	addr   string // the address Err came from, if any
+	noNode bool
 }
 
-func (e *NoNodeError) Error() string {
-	return fmt.Sprintf("no electd node answered (tried %s): last error: %v",
-		strings.Join(e.Addrs, ", "), e.Last)
+func (e *Error) Error() string {
+	switch {
+	case e.noNode:
+		return fmt.Sprintf("no electd node answered (tried %s): last error: %s: %v",
+			strings.Join(e.Addrs, ", "), e.addr, e.Err)
+	case e.addr != "":
+		return fmt.Sprintf("electd: %s: %v", e.addr, e.Err)
+	default:
+		return fmt.Sprintf("electd: %v", e.Err)
+	}
 }
 
-// Unwrap lets errors.Is / status.FromError see the last underlying error.
-func (e *NoNodeError) Unwrap() error { return e.Last }
+// Unwrap returns Err, the last underlying error, so that errors.Is,
+// errors.As and status.FromError see it.
+func (e *Error) Unwrap() error { return e.Err }
 
-// Option configures a Client.
+// NoNodeAnswered reports whether the call failed because no address answered
+// (each was unreachable, answered UNAVAILABLE or timed out) rather than
+// because a node answered with an error.
+func (e *Error) NoNodeAnswered() bool { return e.noNode }
+
+// grpcStatus returns the gRPC status carried by Err, or nil if it has none.
+func (e *Error) grpcStatus() *status.Status {
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(e.Err, &se) {
+		return se.GRPCStatus()
+	}
+	return nil
+}
+
+// Code returns the gRPC status code of Err: the code the node answered, or
+// when no node answered the code of the last address's failure (typically
+// UNAVAILABLE or DEADLINE_EXCEEDED). It is codes.Unknown when Err carries no
+// gRPC status (a bad argument, or a watch stream that ended without one).
+func (e *Error) Code() codes.Code {
+	if s := e.grpcStatus(); s != nil {
+		return s.Code()
+	}
+	return codes.Unknown
+}
+
+// Details returns the message of Err's gRPC status (the status
+// description, without the code), or Err's text when it carries no status.
+func (e *Error) Details() string {
+	if s := e.grpcStatus(); s != nil {
+		return s.Message()
+	}
+	if e.Err != nil {
+		return e.Err.Error()
+	}
+	return ""
+}
+
+// Option configures an ElectionClient.
 type Option func(*options)
 
 type options struct {
@@ -91,8 +168,9 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.extraDialOps = append(o.extraDialOps, opts...) }
 }
 
-// Client talks to a cluster of electd nodes. It is safe for concurrent use.
-type Client struct {
+// ElectionClient talks to a cluster of electd nodes. It is safe for
+// concurrent use.
+type ElectionClient struct {
 	addrs []string
 	conns []*grpc.ClientConn
 	opts  options
@@ -101,14 +179,15 @@ type Client struct {
 	current int // index of the address in use; advanced on failure
 
 	closeOnce sync.Once
-	closed    chan struct{} // closed by Close, so that Watch stops retrying
+	closed    chan struct{} // closed by Close, so that WatchLeader stops retrying
 }
 
 // New returns a client for the given HOST:PORT addresses. It does not
-// connect: connections are made lazily by the first call.
-func New(addrs []string, opts ...Option) (*Client, error) {
+// connect: connections are made lazily by the first call. A bad address (see
+// ValidateAddress) or an empty list is an [*Error].
+func New(addrs []string, opts ...Option) (*ElectionClient, error) {
 	if len(addrs) == 0 {
-		return nil, errors.New("electd: no addresses given")
+		return nil, &Error{Err: errors.New("no addresses given")}
 	}
 	o := options{
 		callTimeout: DefaultCallTimeout,
@@ -119,7 +198,7 @@ func New(addrs []string, opts ...Option) (*Client, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	c := &Client{addrs: append([]string(nil), addrs...), opts: o, closed: make(chan struct{})}
+	c := &ElectionClient{addrs: append([]string(nil), addrs...), opts: o, closed: make(chan struct{})}
 	for _, a := range addrs {
 		if err := ValidateAddress(a); err != nil {
 			c.Close()
@@ -139,34 +218,37 @@ func New(addrs []string, opts ...Option) (*Client, error) {
 		conn, err := grpc.NewClient(a, append(dialOpts, o.extraDialOps...)...)
 		if err != nil {
 			c.Close()
-			return nil, fmt.Errorf("electd: address %q: %w", a, err)
+			return nil, &Error{Err: fmt.Errorf("address %q: %w", a, err)}
 		}
 		c.conns = append(c.conns, conn)
 	}
 	return c, nil
 }
 
-// ValidateAddress checks that addr has the form HOST:PORT.
+// ValidateAddress checks that addr has the form HOST:PORT. If not, it
+// returns an [*Error] (with codes.Unknown and no Addrs: nothing was tried).
 func ValidateAddress(addr string) error {
+	bad := func() error { return &Error{Err: fmt.Errorf("bad address %q: want HOST:PORT", addr)} }
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("electd: bad address %q: want HOST:PORT", addr)
+		return bad()
 	}
 	if p, err := strconv.Atoi(port); host == "" || err != nil || p < 1 || p > 65535 {
-		return fmt.Errorf("electd: bad address %q: want HOST:PORT", addr)
+		return bad()
 	}
 	return nil
 }
 
 // Addrs returns the addresses the client was created with.
-func (c *Client) Addrs() []string { return append([]string(nil), c.addrs...) }
+func (c *ElectionClient) Addrs() []string { return append([]string(nil), c.addrs...) }
 
-// ErrClosed is returned by Watch when the client is closed while it watches.
+// ErrClosed is returned by WatchLeader when the client is closed while it
+// watches.
 var ErrClosed = errors.New("electd: client closed")
 
 // Close closes every connection. Calls in progress fail with CANCELED and a
-// Watch in progress returns ErrClosed.
-func (c *Client) Close() error {
+// WatchLeader in progress returns ErrClosed.
+func (c *ElectionClient) Close() error {
 	c.closeOnce.Do(func() { close(c.closed) })
 	var errs []error
 	for _, conn := range c.conns {
@@ -176,14 +258,14 @@ func (c *Client) Close() error {
 }
 
 // start returns the index of the address in use.
-func (c *Client) start() int {
+func (c *ElectionClient) start() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.current
 }
 
 // failed moves the client off address i, unless another goroutine already did.
-func (c *Client) failed(i int) {
+func (c *ElectionClient) failed(i int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.current == i {
@@ -204,9 +286,12 @@ func retryable(err error) bool {
 
 // unary runs call against each address at most once, starting with the one in
 // use, until one answers.
-func (c *Client) unary(ctx context.Context, call func(context.Context, electdpb.ElectionServiceClient) error) error {
+func (c *ElectionClient) unary(ctx context.Context, call func(context.Context, electdpb.ElectionServiceClient) error) error {
 	first := c.start()
-	var last error
+	var (
+		last     error
+		lastAddr string
+	)
 	for n := range len(c.addrs) {
 		i := (first + n) % len(c.addrs)
 		cctx, cancel := context.WithTimeout(ctx, c.opts.callTimeout)
@@ -219,16 +304,17 @@ func (c *Client) unary(ctx context.Context, call func(context.Context, electdpb.
 			return ctx.Err()
 		}
 		if !retryable(err) {
-			return fmt.Errorf("electd: %s: %w", c.addrs[i], err)
+			return &Error{Addrs: []string{c.addrs[i]}, Err: err, addr: c.addrs[i]}
 		}
-		last = fmt.Errorf("%s: %w", c.addrs[i], err)
+		last, lastAddr = err, c.addrs[i]
 		c.failed(i)
 	}
-	return &NoNodeError{Addrs: c.Addrs(), Last: last}
+	return &Error{Addrs: c.Addrs(), Err: last, addr: lastAddr, noNode: true}
 }
 
-// GetLeader returns the current leader, asking each address at most once.
-func (c *Client) GetLeader(ctx context.Context) (*electdpb.GetLeaderResponse, error) {
+// GetLeader returns the current leader, asking each address at most once. It
+// fails with an [*Error].
+func (c *ElectionClient) GetLeader(ctx context.Context) (*electdpb.GetLeaderResponse, error) {
 	var resp *electdpb.GetLeaderResponse
 	err := c.unary(ctx, func(ctx context.Context, s electdpb.ElectionServiceClient) (err error) {
 		resp, err = s.GetLeader(ctx, &electdpb.GetLeaderRequest{})
@@ -239,8 +325,8 @@ func (c *Client) GetLeader(ctx context.Context) (*electdpb.GetLeaderResponse, er
 
 // ListNodes returns the live members in election order (leader first). A nil
 // or empty selector returns every node; otherwise only nodes carrying every
-// KEY=VALUE label of the selector.
-func (c *Client) ListNodes(ctx context.Context, selector map[string]string) (*electdpb.ListNodesResponse, error) {
+// KEY=VALUE label of the selector. It fails with an [*Error].
+func (c *ElectionClient) ListNodes(ctx context.Context, selector map[string]string) (*electdpb.ListNodesResponse, error) {
 	var resp *electdpb.ListNodesResponse
 	err := c.unary(ctx, func(ctx context.Context, s electdpb.ElectionServiceClient) (err error) {
 		resp, err = s.ListNodes(ctx, &electdpb.ListNodesRequest{LabelSelector: selector})
@@ -266,7 +352,7 @@ func (o *options) backoffDelay(rounds int) time.Duration {
 }
 
 // sleep waits for d, or until ctx is done or the client is closed.
-func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+func (c *ElectionClient) sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -75,7 +75,7 @@ func elected(id string, epoch int64) *electdpb.WatchLeaderResponse {
 	return &electdpb.WatchLeaderResponse{State: electdpb.LeaderState_LEADER_STATE_ELECTED, Leader: leader(id, epoch)}
 }
 
-func newClient(t *testing.T, addrs ...string) *Client {
+func newClient(t *testing.T, addrs ...string) *ElectionClient {
 	t.Helper()
 	c, err := New(addrs, WithCallTimeout(time.Second), WithBackoff(time.Millisecond, 10*time.Millisecond))
 	if err != nil {
@@ -125,16 +125,67 @@ func TestGetLeaderReturnsOtherErrorsAtOnce(t *testing.T) {
 	}
 }
 
-func TestNoNodeErrorNamesAddresses(t *testing.T) {
+func TestNoNodeAnsweredNamesAddresses(t *testing.T) {
 	a, b := deadAddr(t), deadAddr(t)
 	c := newClient(t, a, b)
 	_, err := c.GetLeader(context.Background())
-	var nn *NoNodeError
-	if !errors.As(err, &nn) {
-		t.Fatalf("got %v, want *NoNodeError", err)
+	var e *Error
+	if !errors.As(err, &e) || !e.NoNodeAnswered() {
+		t.Fatalf("got %v, want *Error with NoNodeAnswered", err)
 	}
-	if msg := err.Error(); !strings.Contains(msg, a) || !strings.Contains(msg, b) || status.Code(nn.Last) != codes.Unavailable {
+	if msg := err.Error(); !strings.Contains(msg, a) || !strings.Contains(msg, b) || status.Code(e.Err) != codes.Unavailable {
 		t.Fatalf("bad error: %v", err)
+	}
+	if !slices.Equal(e.Addrs, []string{a, b}) {
+		t.Fatalf("Addrs %v, want %v", e.Addrs, []string{a, b})
+	}
+	if e.Code() != codes.Unavailable || status.Code(err) != codes.Unavailable {
+		t.Fatalf("Code %v, status.Code %v, want Unavailable", e.Code(), status.Code(err))
+	}
+	if e.Details() == "" || !strings.Contains(err.Error(), e.Details()) {
+		t.Fatalf("Details %q not in %q", e.Details(), err)
+	}
+}
+
+func TestErrorFromNodeCarriesItsStatus(t *testing.T) {
+	bad := startNode(t, &fakeNode{getLeader: func() (*electdpb.GetLeaderResponse, error) {
+		return nil, status.Error(codes.InvalidArgument, "bad selector")
+	}})
+	c := newClient(t, bad.addr, deadAddr(t))
+	_, err := c.GetLeader(context.Background())
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("got %T %v, want *Error", err, err)
+	}
+	if e.NoNodeAnswered() {
+		t.Fatal("a node answered, but NoNodeAnswered is true")
+	}
+	if e.Code() != codes.InvalidArgument || e.Details() != "bad selector" {
+		t.Fatalf("Code %v Details %q, want InvalidArgument \"bad selector\"", e.Code(), e.Details())
+	}
+	if !slices.Equal(e.Addrs, []string{bad.addr}) {
+		t.Fatalf("Addrs %v, want [%s]", e.Addrs, bad.addr)
+	}
+	if s, ok := status.FromError(errors.Unwrap(err)); !ok || s.Code() != codes.InvalidArgument {
+		t.Fatalf("Unwrap gave %v, want the node's status error", errors.Unwrap(err))
+	}
+	if want := "electd: " + bad.addr + ": rpc error: code = InvalidArgument desc = bad selector"; err.Error() != want {
+		t.Fatalf("message %q, want %q", err.Error(), want)
+	}
+}
+
+func TestErrorWithoutStatus(t *testing.T) {
+	for _, err := range []error{ValidateAddress("no-port"), func() error { _, err := New(nil); return err }()} {
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Fatalf("got %T %v, want *Error", err, err)
+		}
+		if e.NoNodeAnswered() || e.Code() != codes.Unknown || len(e.Addrs) != 0 || e.Details() != e.Err.Error() {
+			t.Fatalf("%v: NoNodeAnswered %v Code %v Addrs %v Details %q", err, e.NoNodeAnswered(), e.Code(), e.Addrs, e.Details())
+		}
+		if !strings.HasPrefix(err.Error(), "electd: ") {
+			t.Fatalf("message %q", err)
+		}
 	}
 }
 
@@ -164,7 +215,7 @@ func TestWatchResumesWithMinEpochAndNeverRepeats(t *testing.T) {
 	}})
 	c := newClient(t, a.addr, b.addr)
 	var got []int64
-	err := c.Watch(context.Background(), func(l *electdpb.Leader) error {
+	err := c.WatchLeader(context.Background(), func(l *electdpb.Leader) error {
 		got = append(got, l.GetEpoch())
 		if l.GetEpoch() == 9 {
 			return errors.New("done")
@@ -172,7 +223,7 @@ func TestWatchResumesWithMinEpochAndNeverRepeats(t *testing.T) {
 		return nil
 	})
 	if err == nil || err.Error() != "done" {
-		t.Fatalf("Watch returned %v", err)
+		t.Fatalf("WatchLeader returned %v", err)
 	}
 	if want := []int64{5, 7, 9}; !slices.Equal(got, want) {
 		t.Fatalf("reported %v, want %v", got, want)
@@ -196,9 +247,9 @@ func TestWatchMovesOnFromUnknownState(t *testing.T) {
 		return nil
 	}})
 	c := newClient(t, unknown.addr, good.addr)
-	err := c.Watch(context.Background(), func(l *electdpb.Leader) error { return errors.New("got one") })
+	err := c.WatchLeader(context.Background(), func(l *electdpb.Leader) error { return errors.New("got one") })
 	if err == nil || err.Error() != "got one" {
-		t.Fatalf("Watch returned %v", err)
+		t.Fatalf("WatchLeader returned %v", err)
 	}
 }
 
@@ -212,9 +263,9 @@ func TestWatchCancelEndsStreamAtOnce(t *testing.T) {
 	}})
 	c := newClient(t, n.addr)
 	ctx, cancel := context.WithCancel(context.Background())
-	err := c.Watch(ctx, func(*electdpb.Leader) error { cancel(); return nil })
+	err := c.WatchLeader(ctx, func(*electdpb.Leader) error { cancel(); return nil })
 	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("Watch returned %v, want context.Canceled", err)
+		t.Fatalf("WatchLeader returned %v, want context.Canceled", err)
 	}
 	select {
 	case <-ended:
@@ -224,11 +275,36 @@ func TestWatchCancelEndsStreamAtOnce(t *testing.T) {
 }
 
 func TestWatchGivesUpWhenNoNodeEverAnswered(t *testing.T) {
-	c := newClient(t, deadAddr(t), deadAddr(t))
-	err := c.Watch(context.Background(), func(*electdpb.Leader) error { return nil })
-	var nn *NoNodeError
-	if !errors.As(err, &nn) {
-		t.Fatalf("got %v, want *NoNodeError", err)
+	a, b := deadAddr(t), deadAddr(t)
+	c := newClient(t, a, b)
+	err := c.WatchLeader(context.Background(), func(*electdpb.Leader) error { return nil })
+	var e *Error
+	if !errors.As(err, &e) || !e.NoNodeAnswered() {
+		t.Fatalf("got %v, want *Error with NoNodeAnswered", err)
+	}
+	if !slices.Equal(e.Addrs, []string{a, b}) || e.Code() != codes.Unavailable {
+		t.Fatalf("Addrs %v Code %v, want %v Unavailable", e.Addrs, e.Code(), []string{a, b})
+	}
+}
+
+func TestWatchReturnsOtherErrorsAtOnce(t *testing.T) {
+	bad := startNode(t, &fakeNode{watch: func(*electdpb.WatchLeaderRequest, electdpb.ElectionService_WatchLeaderServer) error {
+		return status.Error(codes.PermissionDenied, "not you")
+	}})
+	good := startNode(t, &fakeNode{watch: func(_ *electdpb.WatchLeaderRequest, s electdpb.ElectionService_WatchLeaderServer) error {
+		s.Send(elected("n1", 1))
+		<-s.Context().Done()
+		return nil
+	}})
+	c := newClient(t, bad.addr, good.addr)
+	err := c.WatchLeader(context.Background(), func(*electdpb.Leader) error { return nil })
+	var e *Error
+	if !errors.As(err, &e) || e.NoNodeAnswered() || e.Code() != codes.PermissionDenied || e.Details() != "not you" ||
+		!slices.Equal(e.Addrs, []string{bad.addr}) {
+		t.Fatalf("got %v, want *Error PermissionDenied from %s", err, bad.addr)
+	}
+	if good.calls.Load() != 0 {
+		t.Fatal("a PERMISSION_DENIED answer must not be retried on another node")
 	}
 }
 

@@ -2,6 +2,7 @@ package electd_test
 
 import (
 	"context"
+	"errors"
 	"log"
 	"os"
 	"os/signal"
@@ -16,7 +17,7 @@ import (
 func doLeaderWork(ctx context.Context, epoch int64) { <-ctx.Done() }
 
 // Do some work only while this node (id "n1") is the leader.
-func ExampleClient_Watch() {
+func ExampleElectionClient_WatchLeader() {
 	const myID = "n1"
 	c, err := electd.New([]string{"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"})
 	if err != nil {
@@ -27,7 +28,7 @@ func ExampleClient_Watch() {
 	defer stop()
 
 	stopWork := func() {} // ends the current term's work and waits for it
-	err = c.Watch(ctx, func(l *electdpb.Leader) error {
+	err = c.WatchLeader(ctx, func(l *electdpb.Leader) error {
 		// Every report is a new term (a higher epoch): whatever ran for the
 		// previous term must stop before anything else happens.
 		stopWork()
@@ -47,5 +48,25 @@ func ExampleClient_Watch() {
 	stopWork()
 	if err != nil && ctx.Err() == nil {
 		log.Fatal(err)
+	}
+}
+
+// Tell "no node answered" apart from an error a node answered with.
+func ExampleError() {
+	c, err := electd.New([]string{"127.0.0.1:7001", "127.0.0.1:7002"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.GetLeader(context.Background())
+	var e *electd.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &e) && e.NoNodeAnswered():
+		log.Printf("cluster unreachable (tried %v): %s", e.Addrs, e.Details())
+	case errors.As(err, &e):
+		log.Printf("%v answered %v: %s", e.Addrs, e.Code(), e.Details())
+	default:
+		log.Print(err)
 	}
 }

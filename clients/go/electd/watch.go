@@ -17,35 +17,38 @@ import (
 var errStreamEnded = errors.New("stream ended (node shutting down)")
 
 // callbackError carries an error returned by the caller's function, so that
-// Watch can tell it apart from node failures and return it unchanged.
+// WatchLeader can tell it apart from node failures and return it unchanged.
 type callbackError struct{ err error }
 
 func (e callbackError) Error() string { return e.err.Error() }
 
-// Watch reports every new leader to fn, in strictly increasing epoch order,
-// until ctx is done or fn returns an error.
+// WatchLeader reports every new leader to fn, in strictly increasing epoch
+// order, until ctx is done or fn returns an error.
 //
-// It streams WatchLeader from one node at a time. When that node is
+// It streams the WatchLeader RPC from one node at a time. When that node is
 // unreachable, fails with UNAVAILABLE or DEADLINE_EXCEEDED, cannot vouch for a
-// leader (LEADER_STATE_UNKNOWN) or ends its stream, Watch moves to the next
+// leader (LEADER_STATE_UNKNOWN) or ends its stream, it moves to the next
 // address, passing the highest epoch reported so far as min_epoch. A leader is
 // reported only when its epoch is greater than the last one reported, so fn
 // never sees an older leader nor the same change twice, even across failover.
 // After each full round of addresses without a usable stream it backs off
 // (50 ms doubling up to 2 s, jittered).
 //
-// Watch returns ctx.Err() when ctx is cancelled (the open stream is cancelled
-// at once), ErrClosed when the client is closed, fn's error if fn fails, a
-// *NoNodeError if during the first round no node answered at all, and at once
-// any other gRPC error (for example INVALID_ARGUMENT). Once some node has answered, Watch keeps trying forever:
-// a watcher is expected to outlive a cluster restart.
-func (c *Client) Watch(ctx context.Context, fn func(*electdpb.Leader) error) error {
+// WatchLeader returns ctx.Err() when ctx is cancelled (the open stream is
+// cancelled at once), ErrClosed when the client is closed, and fn's error
+// unchanged if fn fails. It returns an [*Error] for which
+// [Error.NoNodeAnswered] is true if during the first round no node answered
+// at all, and at once an [*Error] with any other gRPC error (for example
+// INVALID_ARGUMENT). Once some node has answered, WatchLeader keeps trying
+// forever: a watcher is expected to outlive a cluster restart.
+func (c *ElectionClient) WatchLeader(ctx context.Context, fn func(*electdpb.Leader) error) error {
 	var (
 		last     int64 // highest epoch reported to fn; 0 before the first
 		answered bool  // some node has sent at least one message
 		failed   int   // consecutive attempts that gave no elected leader
 		rounds   int   // consecutive full rounds of such attempts
 		lastErr  error
+		lastAddr string
 	)
 	n := len(c.addrs)
 	i := c.start()
@@ -63,10 +66,10 @@ func (c *Client) Watch(ctx context.Context, fn func(*electdpb.Leader) error) err
 			return cbErr.err
 		}
 		if !watchFailover(err) {
-			return fmt.Errorf("electd: %s: %w", c.addrs[i], err)
+			return &Error{Addrs: []string{c.addrs[i]}, Err: err, addr: c.addrs[i]}
 		}
 		answered = answered || gotAnswer
-		lastErr = fmt.Errorf("%s: %w", c.addrs[i], err)
+		lastErr, lastAddr = err, c.addrs[i]
 		c.failed(i)
 		i = (i + 1) % n
 
@@ -80,7 +83,7 @@ func (c *Client) Watch(ctx context.Context, fn func(*electdpb.Leader) error) err
 			continue
 		}
 		if !answered {
-			return &NoNodeError{Addrs: c.Addrs(), Last: lastErr}
+			return &Error{Addrs: c.Addrs(), Err: lastErr, addr: lastAddr, noNode: true}
 		}
 		rounds++
 		if err := c.sleep(ctx, c.opts.backoffDelay(rounds)); err != nil {
@@ -105,7 +108,7 @@ var errNoLeader = errors.New("node cannot vouch for a leader")
 // watchOne streams from address i until the stream fails or the node cannot
 // vouch for a leader. gotAnswer says whether any message arrived, gotLeader
 // whether an elected leader did.
-func (c *Client) watchOne(ctx context.Context, i int, last *int64, fn func(*electdpb.Leader) error) (gotAnswer, gotLeader bool, err error) {
+func (c *ElectionClient) watchOne(ctx context.Context, i int, last *int64, fn func(*electdpb.Leader) error) (gotAnswer, gotLeader bool, err error) {
 	// Cancelling sctx (on every return) cancels the RPC, which ends the
 	// stream on the server at once.
 	sctx, cancel := context.WithCancel(ctx)

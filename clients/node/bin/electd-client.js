@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The example program of clients/README.md: leader, nodes and watch, each taking one or
 // more HOST:PORT addresses, with --json for one JSON object per line.
-import { ElectdClient, ElectdError, checkAddress } from '../src/index.js';
+import { ElectionClient, ElectdError, validateAddress } from '../src/index.js';
 
 const USAGE = `usage: electd-client [--json] <command> ADDR [ADDR...]
 
@@ -48,12 +48,12 @@ async function main(argv) {
   if (!COMMANDS.has(command)) return usage(`unknown command ${command}`);
   if (addresses.length === 0) return usage(`${command} needs at least one address`);
   try {
-    addresses.forEach(checkAddress);
+    addresses.forEach(validateAddress);
   } catch (err) {
     return usage(err.message);
   }
 
-  const client = new ElectdClient(addresses);
+  const client = new ElectionClient(addresses);
   try {
     if (command === 'leader') {
       const { leader, responderId } = await client.getLeader();

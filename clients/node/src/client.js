@@ -1,4 +1,4 @@
-// ElectdClient: failover across electd nodes for GetLeader, ListNodes and WatchLeader.
+// ElectionClient: failover across electd nodes for GetLeader, ListNodes and WatchLeader.
 import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadElectdV1 } from './proto.js';
@@ -12,24 +12,41 @@ export const DEFAULT_CALL_TIMEOUT_MS = 2000;
 const USER_AGENT = 'electd-node/0.1.0';
 
 /**
- * A call failed: no node answered (noNodeAnswered is true), or a node rejected the call
- * with an error that another node would not fix (for example INVALID_ARGUMENT).
+ * The one error type of this library: a call failed because no node answered
+ * (noNodeAnswered is true), or because a node rejected the call with an error that another
+ * node would not fix (for example INVALID_ARGUMENT).
  */
 export class ElectdError extends Error {
   /**
    * @param {string} message
-   * @param {{addresses: string[], code?: number, cause?: unknown}} info
+   * @param {{addresses: string[], code?: number, details?: string, cause?: unknown}} info
    */
-  constructor(message, { addresses, code, cause }) {
+  constructor(message, { addresses, code, details, cause }) {
     super(message, { cause });
     this.name = 'ElectdError';
-    /** The addresses that were tried. */
+    /**
+     * The addresses that were tried: all of them when no node answered, else the one whose
+     * node rejected the call.
+     * @type {string[]}
+     */
     this.addresses = addresses;
-    /** The last gRPC status code seen (grpc.status), or undefined. */
+    /**
+     * The gRPC status code (a grpc.status number) of the rejection, or the last one seen when
+     * no node answered; undefined if there was none.
+     * @type {number|undefined}
+     */
     this.code = code;
+    /**
+     * The details (message) of that gRPC status; undefined when code is.
+     * @type {string|undefined}
+     */
+    this.details = details;
   }
 
-  /** True if no node answered at all, as opposed to a node rejecting the call. */
+  /**
+   * True if no node answered at all, as opposed to a node rejecting the call.
+   * @type {boolean}
+   */
   get noNodeAnswered() {
     return this.code === undefined || isFailoverCode(this.code);
   }
@@ -39,15 +56,26 @@ function isFailoverCode(code) {
   return code === Status.UNAVAILABLE || code === Status.DEADLINE_EXCEEDED;
 }
 
+/** The details of a grpc-js error, without the empty "Resolution note:" it appends to connection errors. */
+function detailsOf(err) {
+  return (err.details ?? '').replace(/\s*Resolution note:\s*$/, '');
+}
+
 function describe(err) {
   const name = Status[err.code] ?? String(err.code);
-  // grpc-js appends an empty "Resolution note:" to connection errors; drop the noise.
-  const details = (err.details ?? '').replace(/\s*Resolution note:\s*$/, '');
+  const details = detailsOf(err);
   return details ? `${name}: ${details}` : name;
 }
 
-/** Checks HOST:PORT (IPv6 in brackets) up front, so a typo is a usage error, not a retry loop. */
-export function checkAddress(address) {
+/**
+ * Checks an address up front, so that a typo is a usage error rather than a retry loop:
+ * throws a TypeError unless `address` is HOST:PORT with a port from 1 to 65535 (an IPv6 host
+ * goes in brackets, as in `[::1]:7001`). The ElectionClient constructor checks every address
+ * this way.
+ * @param {string} address
+ * @throws {TypeError}
+ */
+export function validateAddress(address) {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:\[\]\s]+):([0-9]{1,5})$/.exec(address);
   const port = m ? Number(m[2]) : 0;
   if (!m || port < 1 || port > 65535) {
@@ -86,11 +114,11 @@ function toLeader(l) {
  * client keeps one channel per address and moves on to the next address (round-robin) when
  * the node in use is unreachable or answers UNAVAILABLE or DEADLINE_EXCEEDED.
  *
- *   const client = new ElectdClient(['10.0.0.1:7001', '10.0.0.2:7001']);
+ *   const client = new ElectionClient(['10.0.0.1:7001', '10.0.0.2:7001']);
  *   const { leader } = await client.getLeader();
  *   client.close();
  */
-export class ElectdClient {
+export class ElectionClient {
   #addresses;
   #stubs;
   #callTimeoutMs;
@@ -107,7 +135,7 @@ export class ElectdClient {
     if (!Array.isArray(addresses) || addresses.length === 0) {
       throw new TypeError('at least one address is needed');
     }
-    addresses.forEach(checkAddress);
+    addresses.forEach(validateAddress);
     this.#addresses = [...addresses];
     this.#callTimeoutMs = callTimeoutMs;
     this.#backoff = backoff;
@@ -195,7 +223,7 @@ export class ElectdClient {
       let answered = false;
       let sawLeader = false;
       let reason = 'stream ended';
-      let code;
+      let failure; // the gRPC error that ended this attempt, if any
       try {
         for await (const msg of call) {
           answered = true;
@@ -221,10 +249,11 @@ export class ElectdClient {
           throw new ElectdError(`${this.#addresses[index]} rejected WatchLeader: ${describe(err)}`, {
             addresses: [this.#addresses[index]],
             code: err.code,
+            details: detailsOf(err),
             cause: err,
           });
         }
-        code = err.code;
+        failure = err;
         reason = describe(err);
       } finally {
         // Also runs when the consumer leaves its loop: end the stream on the node too.
@@ -242,7 +271,7 @@ export class ElectdClient {
         fruitless++;
       }
       if (!anyAnswered && fruitless >= n) {
-        throw this.#noNodeAnswered(reason, code);
+        throw this.#noNodeAnswered(reason, failure);
       }
       onFailover?.(this.#addresses[index], reason);
       index = (index + 1) % n;
@@ -265,7 +294,7 @@ export class ElectdClient {
   }
 
   async #unary(method, request) {
-    if (this.#closed) throw new Error('ElectdClient is closed');
+    if (this.#closed) throw new Error('ElectionClient is closed');
     const n = this.#addresses.length;
     const start = this.#preferred;
     let lastErr;
@@ -284,19 +313,25 @@ export class ElectdClient {
           throw new ElectdError(`${this.#addresses[index]} rejected the call: ${describe(err)}`, {
             addresses: [this.#addresses[index]],
             code: err.code,
+            details: detailsOf(err),
             cause: err,
           });
         }
         lastErr = err;
       }
     }
-    throw this.#noNodeAnswered(describe(lastErr), lastErr.code, lastErr);
+    throw this.#noNodeAnswered(describe(lastErr), lastErr, lastErr);
   }
 
-  #noNodeAnswered(lastError, code, cause) {
+  /**
+   * @param {string} lastError what went wrong last, for the message
+   * @param {{code: number, details?: string}} [last] the last gRPC error seen, if any
+   * @param {unknown} [cause]
+   */
+  #noNodeAnswered(lastError, last, cause) {
     return new ElectdError(
       `no electd node answered (tried ${this.#addresses.join(', ')}); last error: ${lastError}`,
-      { addresses: this.addresses, code, cause },
+      { addresses: this.addresses, code: last?.code, details: last && detailsOf(last), cause },
     );
   }
 }

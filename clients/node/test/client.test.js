@@ -5,7 +5,8 @@ import { createServer } from 'node:net';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { ElectdClient, ElectdError, checkAddress, loadElectdV1 } from '../src/index.js';
+import * as electd from '../src/index.js';
+import { ElectionClient, ElectdError, validateAddress, loadElectdV1 } from '../src/index.js';
 import { Backoff } from '../src/backoff.js';
 
 const { ElectionService } = loadElectdV1();
@@ -58,7 +59,7 @@ test('getLeader fails over past dead and unavailable nodes, keeping int64 exact'
   const good = await serve({
     GetLeader: (call, cb) => cb(null, { leader: leader('n3', '9007199254740993'), responderId: 'n3' }),
   });
-  const client = new ElectdClient([await deadAddress(), down.address, good.address], fast);
+  const client = new ElectionClient([await deadAddress(), down.address, good.address], fast);
   try {
     const r = await client.getLeader();
     assert.equal(r.leader.epoch, 9007199254740993n); // 2^53 + 1: a Number would round it
@@ -75,7 +76,7 @@ test('getLeader fails over past dead and unavailable nodes, keeping int64 exact'
 test('an error other than UNAVAILABLE/DEADLINE_EXCEEDED is returned at once', async () => {
   const rejecting = await serve({ ListNodes: (c, cb) => cb({ code: grpc.status.INVALID_ARGUMENT, details: 'bad' }) });
   const good = await serve();
-  const client = new ElectdClient([rejecting.address, good.address], fast);
+  const client = new ElectionClient([rejecting.address, good.address], fast);
   try {
     await assert.rejects(client.listNodes({ '': 'x' }), (e) =>
       e instanceof ElectdError && e.code === grpc.status.INVALID_ARGUMENT && !e.noNodeAnswered);
@@ -88,7 +89,7 @@ test('an error other than UNAVAILABLE/DEADLINE_EXCEEDED is returned at once', as
 test('no node answered: the error names every address and the last error', async () => {
   const a = await deadAddress();
   const b = (await serve()).address;
-  const client = new ElectdClient([a, b], fast);
+  const client = new ElectionClient([a, b], fast);
   try {
     await assert.rejects(client.listNodes(), (e) =>
       e.noNodeAnswered && e.message.includes(a) && e.message.includes(b) && /UNAVAILABLE/.test(e.message));
@@ -109,7 +110,7 @@ test('watch resumes with min_epoch and never repeats or goes back', async () => 
       c.write(elected('n2', 7));
     },
   });
-  const client = new ElectdClient([first.address, await deadAddress(), unknown.address, second.address], fast);
+  const client = new ElectionClient([first.address, await deadAddress(), unknown.address, second.address], fast);
   const stop = new AbortController();
   const seen = [];
   const failovers = [];
@@ -132,7 +133,7 @@ test('leaving the loop cancels the stream on the node', async () => {
   let cancelled;
   const wasCancelled = new Promise((resolve) => { cancelled = resolve; });
   const node = await serve({ WatchLeader: (c) => { c.on('cancelled', cancelled); c.write(elected('n1', 1)); } });
-  const client = new ElectdClient([node.address], fast);
+  const client = new ElectionClient([node.address], fast);
   for await (const l of client.watchLeader()) {
     assert.equal(l.epoch, 1n);
     break;
@@ -143,7 +144,7 @@ test('leaving the loop cancels the stream on the node', async () => {
 
 test('close() ends a running watch', async () => {
   const node = await serve({ WatchLeader: (c) => c.write(elected('n1', 1)) });
-  const client = new ElectdClient([node.address], fast);
+  const client = new ElectionClient([node.address], fast);
   const seen = [];
   for await (const l of client.watchLeader()) {
     seen.push(l.epoch);
@@ -153,7 +154,7 @@ test('close() ends a running watch', async () => {
 });
 
 test('watch throws when no node is reachable in the first round', async () => {
-  const client = new ElectdClient([await deadAddress(), await deadAddress()], fast);
+  const client = new ElectionClient([await deadAddress(), await deadAddress()], fast);
   await assert.rejects(async () => {
     for await (const l of client.watchLeader()) assert.fail(`unexpected ${l}`);
   }, (e) => e instanceof ElectdError && e.noNodeAnswered);
@@ -171,10 +172,88 @@ test('backoff doubles to the cap with jitter', () => {
 });
 
 test('addresses are checked', () => {
-  for (const ok of ['127.0.0.1:7001', '[::1]:7001', 'node-1.example:1']) checkAddress(ok);
+  for (const ok of ['127.0.0.1:7001', '[::1]:7001', 'node-1.example:1']) validateAddress(ok);
   for (const bad of ['', 'host', ':7001', 'host:', 'host:0', 'host:65536', '::1:7001', 'h:p']) {
-    assert.throws(() => checkAddress(bad), TypeError, bad);
+    assert.throws(() => validateAddress(bad), TypeError, bad);
   }
+});
+
+test('the constructor validates every address', () => {
+  assert.throws(() => new ElectionClient(['127.0.0.1:7001', 'no-port']), (e) => e instanceof TypeError && /no-port/.test(e.message));
+  assert.throws(() => new ElectionClient([]), TypeError);
+});
+
+test('the package exports the contract names', () => {
+  assert.deepEqual(Object.keys(electd).sort(),
+    ['DEFAULT_CALL_TIMEOUT_MS', 'ElectdError', 'ElectionClient', 'loadElectdV1', 'protoDir', 'validateAddress']);
+});
+
+test('ElectdError of a rejection: code, details, the one address, not noNodeAnswered', async () => {
+  const dead = await deadAddress();
+  const rejecting = await serve({ GetLeader: (c, cb) => cb({ code: grpc.status.PERMISSION_DENIED, details: 'go away' }) });
+  const client = new ElectionClient([dead, rejecting.address], fast);
+  try {
+    const e = await client.getLeader().then(() => assert.fail('resolved'), (err) => err);
+    assert.ok(e instanceof ElectdError && e instanceof Error);
+    assert.equal(e.name, 'ElectdError');
+    assert.equal(e.code, grpc.status.PERMISSION_DENIED);
+    assert.equal(e.details, 'go away');
+    assert.deepEqual(e.addresses, [rejecting.address]);
+    assert.equal(e.noNodeAnswered, false);
+    assert.equal(e.message, `${rejecting.address} rejected the call: PERMISSION_DENIED: go away`);
+  } finally {
+    client.close();
+  }
+});
+
+test('ElectdError when no node answered: the last code and details, every address', async () => {
+  const dead = await deadAddress();
+  const down = await serve();
+  const client = new ElectionClient([dead, down.address], fast);
+  try {
+    const e = await client.getLeader().then(() => assert.fail('resolved'), (err) => err);
+    assert.ok(e instanceof ElectdError);
+    assert.equal(e.noNodeAnswered, true);
+    assert.equal(e.code, grpc.status.UNAVAILABLE); // the last attempt: down's "no session"
+    assert.equal(e.details, 'no session');
+    assert.deepEqual(e.addresses, [dead, down.address]);
+  } finally {
+    client.close();
+  }
+});
+
+test('ElectdError from a watch: rejection and no node answered', async () => {
+  const rejecting = await serve({ WatchLeader: (c) => c.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'nope' }) });
+  let client = new ElectionClient([rejecting.address], fast);
+  try {
+    await assert.rejects(async () => {
+      for await (const l of client.watchLeader()) assert.fail(`unexpected ${l}`);
+    }, (e) => e instanceof ElectdError && !e.noNodeAnswered && e.code === grpc.status.UNIMPLEMENTED &&
+      e.details === 'nope' && e.addresses.length === 1 && e.addresses[0] === rejecting.address);
+  } finally {
+    client.close();
+  }
+  const a = await deadAddress();
+  const b = await deadAddress();
+  client = new ElectionClient([a, b], fast);
+  try {
+    await assert.rejects(async () => {
+      for await (const l of client.watchLeader()) assert.fail(`unexpected ${l}`);
+    }, (e) => e instanceof ElectdError && e.noNodeAnswered && e.code === grpc.status.UNAVAILABLE &&
+      typeof e.details === 'string' && !/Resolution note/.test(e.details) &&
+      e.addresses.length === 2 && e.addresses[0] === a && e.addresses[1] === b);
+  } finally {
+    client.close();
+  }
+});
+
+test('ElectdError without a gRPC status counts as no node answered', () => {
+  const e = new ElectdError('no electd node answered', { addresses: ['h:1'] });
+  assert.equal(e.code, undefined);
+  assert.equal(e.details, undefined);
+  assert.equal(e.noNodeAnswered, true);
+  assert.equal(new ElectdError('x', { addresses: ['h:1'], code: grpc.status.DEADLINE_EXCEEDED }).noNodeAnswered, true);
+  assert.equal(new ElectdError('x', { addresses: ['h:1'], code: grpc.status.NOT_FOUND }).noNodeAnswered, false);
 });
 
 test('CLI: usage errors exit 2, unreachable nodes exit 1, SIGTERM during watch exits 0', async () => {

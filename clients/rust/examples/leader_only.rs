@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use electd_client::Client;
+use electd_client::ElectionClient;
 use tokio::task::JoinHandle;
 
 /// Stands for the work only the leader may do. It should pass `epoch` along
@@ -25,8 +25,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let my_id = args
         .next()
         .ok_or("usage: leader_only MY_NODE_ID ADDR [ADDR...]")?;
-    let client = Client::new(args)?;
-    let mut watch = client.watch();
+    let client = ElectionClient::new(args)?;
+    let mut watch = client.watch_leader();
     let mut term: Option<JoinHandle<()>> = None;
     let result: Result<(), electd_client::Error> = tokio::select! {
         r = async {

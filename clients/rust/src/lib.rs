@@ -2,20 +2,33 @@
 //! `electd.v1`, service `ElectionService`), following the contract in
 //! `clients/README.md`.
 //!
-//! A [`Client`] is given the addresses of one or more electd nodes. Any node
-//! answers for the whole cluster, so the client sticks to one node and moves to
-//! the next address (round-robin) when that node is unreachable, answers
-//! `UNAVAILABLE`, times out, or (while watching) cannot vouch for a leader or
-//! ends its stream.
+//! An [`ElectionClient`] is given the addresses of one or more electd nodes.
+//! Any node answers for the whole cluster, so the client sticks to one node and
+//! moves to the next address (round-robin) when that node is unreachable,
+//! answers `UNAVAILABLE`, times out, or (while watching) cannot vouch for a
+//! leader or ends its stream.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), electd_client::Error> {
-//! let client = electd_client::Client::new(["127.0.0.1:7001", "127.0.0.1:7002"])?;
+//! use electd_client::ElectionClient;
+//!
+//! let client = ElectionClient::new(["127.0.0.1:7001", "127.0.0.1:7002"])?;
 //! let resp = client.get_leader().await?;
 //! let leader = resp.leader.unwrap_or_default();
 //! println!("{} leads with epoch {}", leader.node.unwrap_or_default().id, leader.epoch);
-//! # Ok(()) }
+//!
+//! let mut watch = client.watch_leader();
+//! loop {
+//!     let leader = watch.next().await?; // epochs strictly increase
+//!     println!("new leader, epoch {}", leader.epoch);
+//! }
+//! # }
 //! ```
+//!
+//! Every failure is an [`Error`], which carries the gRPC status
+//! ([`Error::code`], [`Error::details`]), says whether no node answered at all
+//! ([`Error::no_node_answered`]) and which addresses were tried
+//! ([`Error::addresses`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -27,7 +40,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 
 mod watch;
-pub use watch::Watch;
+pub use watch::LeaderWatch;
 
 /// The code generated from `proto/electd/v1/election_service.proto` by build.rs.
 pub mod pb {
@@ -63,7 +76,24 @@ impl Default for Config {
     }
 }
 
-/// Why a call failed.
+/// Why a call failed: the one error type of the crate.
+///
+/// Whatever the variant, [`code`](Error::code) and
+/// [`details`](Error::details) give its gRPC status,
+/// [`no_node_answered`](Error::no_node_answered) says whether it means that no
+/// node answered, and [`addresses`](Error::addresses) which addresses it comes
+/// from. Variants without a gRPC status (a bad argument) have
+/// [`Code::Unknown`], their text as details and no addresses.
+///
+/// ```no_run
+/// # async fn demo(client: electd_client::ElectionClient) {
+/// match client.get_leader().await {
+///     Ok(resp) => println!("epoch {}", resp.leader.unwrap_or_default().epoch),
+///     Err(e) if e.no_node_answered() => eprintln!("tried {:?}: {}", e.addresses(), e.details()),
+///     Err(e) => eprintln!("{:?} answered {:?}: {}", e.addresses(), e.code(), e.details()),
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 pub enum Error {
     /// The client was given no address.
@@ -71,11 +101,62 @@ pub enum Error {
     /// An address is not of the form `HOST:PORT`.
     BadAddress(String),
     /// No address answered: each was unreachable, answered `UNAVAILABLE` or
-    /// timed out. `last` describes the last failure.
-    NoNode { addrs: Vec<String>, last: String },
+    /// timed out. `addrs` are all the client's addresses, in client order;
+    /// `last` describes the last failure (its address and cause) and `status`
+    /// is that failure's gRPC status (`UNKNOWN` when it had none, for example
+    /// a watch stream that ended without a message).
+    NoNode {
+        addrs: Vec<String>,
+        last: String,
+        status: Status,
+    },
     /// A node answered with an error that another node would give too (for
     /// example `INVALID_ARGUMENT`); returned at once.
     Status { addr: String, status: Status },
+}
+
+impl Error {
+    /// The gRPC status code: the one the node answered with or, when no node
+    /// answered, that of the last address's failure (usually `Unavailable` or
+    /// `DeadlineExceeded`). [`Code::Unknown`] for [`Error::NoAddresses`] and
+    /// [`Error::BadAddress`], which have no status.
+    pub fn code(&self) -> Code {
+        match self {
+            Error::NoNode { status, .. } | Error::Status { status, .. } => status.code(),
+            Error::NoAddresses | Error::BadAddress(_) => Code::Unknown,
+        }
+    }
+
+    /// The gRPC status message (without the code), followed by its underlying
+    /// causes such as "Connection refused" when the status was made from a
+    /// transport error. For [`Error::NoAddresses`] and [`Error::BadAddress`],
+    /// which have no status, the error's text.
+    pub fn details(&self) -> String {
+        match self {
+            Error::NoNode { status, .. } | Error::Status { status, .. } => {
+                with_sources(status.message().to_string(), status)
+            }
+            Error::NoAddresses | Error::BadAddress(_) => self.to_string(),
+        }
+    }
+
+    /// Whether no node answered (the [`Error::NoNode`] variant), as opposed to
+    /// a node answering with an error or a bad argument.
+    pub fn no_node_answered(&self) -> bool {
+        matches!(self, Error::NoNode { .. })
+    }
+
+    /// The addresses the error comes from: every address of the client, in
+    /// client order, when no node answered (all were tried); the one node that
+    /// answered with the error for [`Error::Status`]; empty for
+    /// [`Error::NoAddresses`] and [`Error::BadAddress`] (nothing was tried).
+    pub fn addresses(&self) -> &[String] {
+        match self {
+            Error::NoNode { addrs, .. } => addrs,
+            Error::Status { addr, .. } => std::slice::from_ref(addr),
+            Error::NoAddresses | Error::BadAddress(_) => &[],
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -83,7 +164,7 @@ impl fmt::Display for Error {
         match self {
             Error::NoAddresses => write!(f, "no address given"),
             Error::BadAddress(a) => write!(f, "bad address {a:?}: want HOST:PORT"),
-            Error::NoNode { addrs, last } => write!(
+            Error::NoNode { addrs, last, .. } => write!(
                 f,
                 "no electd node answered (tried {}): last error: {last}",
                 addrs.join(", ")
@@ -98,7 +179,11 @@ impl std::error::Error for Error {}
 /// A readable one-line form of a status, including its underlying cause (for
 /// example "Connection refused"), which `Status`'s own Display leaves out.
 pub(crate) fn describe(status: &Status) -> String {
-    let mut s = format!("{:?}: {}", status.code(), status.message());
+    with_sources(format!("{:?}: {}", status.code(), status.message()), status)
+}
+
+/// `s` followed by the texts of the status's underlying causes.
+fn with_sources(mut s: String, status: &Status) -> String {
     let mut source = std::error::Error::source(status);
     while let Some(e) = source {
         // Layers often repeat their inner error's text; keep each text once.
@@ -128,9 +213,10 @@ pub fn validate_address(addr: &str) -> Result<(), Error> {
 }
 
 /// A client of an electd cluster. Cloning is cheap and clones share the
-/// connections; it is safe to use from many tasks.
+/// connections; it is safe to use from many tasks. Dropping the last clone
+/// releases the connections.
 #[derive(Clone)]
-pub struct Client {
+pub struct ElectionClient {
     inner: Arc<Inner>,
 }
 
@@ -142,20 +228,20 @@ struct Inner {
     current: AtomicUsize,
 }
 
-impl Client {
-    /// A client with the default [`Config`]. See [`Client::with_config`].
-    pub fn new<I, S>(addrs: I) -> Result<Client, Error>
+impl ElectionClient {
+    /// A client with the default [`Config`]. See [`ElectionClient::with_config`].
+    pub fn new<I, S>(addrs: I) -> Result<ElectionClient, Error>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Client::with_config(addrs, Config::default())
+        ElectionClient::with_config(addrs, Config::default())
     }
 
     /// A client for the given `HOST:PORT` addresses. It does not connect:
     /// connections are made by the first call. Must be called inside a Tokio
     /// runtime (the connections' background tasks are spawned on it).
-    pub fn with_config<I, S>(addrs: I, config: Config) -> Result<Client, Error>
+    pub fn with_config<I, S>(addrs: I, config: Config) -> Result<ElectionClient, Error>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -177,7 +263,7 @@ impl Client {
                 .keep_alive_while_idle(false);
             channels.push(endpoint.connect_lazy());
         }
-        Ok(Client {
+        Ok(ElectionClient {
             inner: Arc::new(Inner {
                 addrs,
                 channels,
@@ -224,6 +310,7 @@ impl Client {
         let first = self.start();
         let timeout = self.inner.config.call_timeout;
         let mut last = String::new();
+        let mut last_status = Status::unknown("");
         for k in 0..n {
             let i = (first + k) % n;
             // The request carries the deadline to the server (grpc-timeout);
@@ -236,6 +323,7 @@ impl Client {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(status) if retryable(&status) => {
                     last = format!("{}: {}", self.inner.addrs[i], describe(&status));
+                    last_status = status;
                     self.failed(i);
                 }
                 Err(status) => {
@@ -249,10 +337,13 @@ impl Client {
         Err(Error::NoNode {
             addrs: self.inner.addrs.clone(),
             last,
+            status: last_status,
         })
     }
 
-    /// Returns the current leader, asking each address at most once.
+    /// Returns the current leader, asking each address at most once. Fails
+    /// with [`Error::NoNode`] when no address answered, and with
+    /// [`Error::Status`] when a node answered with an error.
     pub async fn get_leader(&self) -> Result<pb::GetLeaderResponse, Error> {
         self.unary(|mut stub, timeout| async move {
             let mut req = Request::new(pb::GetLeaderRequest {});
@@ -264,7 +355,8 @@ impl Client {
 
     /// Returns the live members in election order (leader first). An empty
     /// selector returns every node; otherwise only nodes carrying every
-    /// `KEY=VALUE` label of the selector.
+    /// `KEY=VALUE` label of the selector. Fails like
+    /// [`get_leader`](ElectionClient::get_leader).
     pub async fn list_nodes(
         &self,
         label_selector: HashMap<String, String>,
@@ -280,9 +372,11 @@ impl Client {
         .await
     }
 
-    /// Starts watching the leader; see [`Watch`].
-    pub fn watch(&self) -> Watch {
-        Watch::new(self.clone())
+    /// Starts watching the leader (the `WatchLeader` RPC); see
+    /// [`LeaderWatch`]. Nothing is sent until the first
+    /// [`next`](LeaderWatch::next).
+    pub fn watch_leader(&self) -> LeaderWatch {
+        LeaderWatch::new(self.clone())
     }
 }
 
@@ -364,7 +458,8 @@ mod tests {
     #[tokio::test]
     async fn no_node_error_names_every_address() {
         // Port 1 on loopback: nothing listens, connecting is refused at once.
-        let client = Client::new(["127.0.0.1:1", "[::1]:1"]).unwrap();
+        let addrs = ["127.0.0.1:1", "[::1]:1"];
+        let client = ElectionClient::new(addrs).unwrap();
         let err = client.get_leader().await.unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, Error::NoNode { .. }), "{msg}");
@@ -372,7 +467,68 @@ mod tests {
             msg.contains("127.0.0.1:1") && msg.contains("[::1]:1"),
             "{msg}"
         );
-        let err = client.watch().next().await.unwrap_err();
+        assert!(err.no_node_answered(), "{msg}");
+        assert_eq!(err.addresses(), addrs);
+        // A refused connection is UNAVAILABLE, and its cause is in the details.
+        assert_eq!(err.code(), Code::Unavailable, "{msg}");
+        assert!(
+            !err.details().is_empty() && msg.contains(&err.details()),
+            "{:?} not in {msg}",
+            err.details()
+        );
+        let err = client.watch_leader().next().await.unwrap_err();
         assert!(matches!(err, Error::NoNode { .. }), "{err}");
+        assert!(err.no_node_answered() && err.addresses() == addrs, "{err}");
+    }
+
+    #[test]
+    fn status_error_accessors() {
+        let err = Error::Status {
+            addr: "127.0.0.1:7001".into(),
+            status: Status::invalid_argument("bad selector"),
+        };
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(err.details(), "bad selector");
+        assert!(!err.no_node_answered());
+        assert_eq!(err.addresses(), ["127.0.0.1:7001"]);
+        assert_eq!(
+            err.to_string(),
+            "127.0.0.1:7001: InvalidArgument: bad selector"
+        );
+    }
+
+    #[test]
+    fn no_node_error_accessors() {
+        let mut status = Status::unavailable("tcp connect error");
+        status.set_source(Arc::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        let err = Error::NoNode {
+            addrs: vec!["a:1".into(), "b:2".into()],
+            last: format!("b:2: {}", describe(&status)),
+            status,
+        };
+        assert_eq!(err.code(), Code::Unavailable);
+        assert_eq!(err.details(), "tcp connect error: connection refused");
+        assert!(err.no_node_answered());
+        assert_eq!(err.addresses(), ["a:1", "b:2"]);
+        assert_eq!(
+            err.to_string(),
+            "no electd node answered (tried a:1, b:2): last error: \
+             b:2: Unavailable: tcp connect error: connection refused"
+        );
+    }
+
+    #[test]
+    fn errors_without_status() {
+        for err in [
+            ElectionClient::new(Vec::<String>::new()).err().unwrap(),
+            validate_address("no-port").unwrap_err(),
+        ] {
+            assert_eq!(err.code(), Code::Unknown, "{err}");
+            assert_eq!(err.details(), err.to_string());
+            assert!(!err.no_node_answered(), "{err}");
+            assert!(err.addresses().is_empty(), "{err}");
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use electd_client::pb::{Leader, ListNodesResponse};
-use electd_client::{Client, validate_address};
+use electd_client::{ElectionClient, validate_address};
 
 const USAGE: &str = "usage: electd-rust [--json] COMMAND ADDR [ADDR...]
 
@@ -88,7 +88,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let client = match Client::new(args.addrs) {
+    let client = match ElectionClient::new(args.addrs) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("electd-rust: {e}");
@@ -112,21 +112,21 @@ async fn main() -> ExitCode {
 
 type BoxError = Box<dyn std::error::Error>;
 
-async fn leader(client: &Client, out: &Printer) -> Result<(), BoxError> {
+async fn leader(client: &ElectionClient, out: &Printer) -> Result<(), BoxError> {
     let resp = client.get_leader().await?;
     let note = format!("answered by {}", resp.responder_id);
     out.leader(&resp.leader.unwrap_or_default(), &note)?;
     Ok(())
 }
 
-async fn nodes(client: &Client, out: &Printer) -> Result<(), BoxError> {
+async fn nodes(client: &ElectionClient, out: &Printer) -> Result<(), BoxError> {
     let resp = client.list_nodes(HashMap::new()).await?;
     out.nodes(&resp)?;
     Ok(())
 }
 
-async fn watch(client: &Client, out: &Printer) -> Result<(), BoxError> {
-    let mut watch = client.watch();
+async fn watch(client: &ElectionClient, out: &Printer) -> Result<(), BoxError> {
+    let mut watch = client.watch_leader();
     let report = async {
         loop {
             let leader = watch.next().await?;

@@ -3,10 +3,10 @@
 use tonic::{Code, Status, Streaming};
 
 use crate::pb::{Leader, LeaderState, WatchLeaderRequest, WatchLeaderResponse};
-use crate::{Client, Error, backoff_delay, describe, retryable};
+use crate::{ElectionClient, Error, backoff_delay, describe, retryable};
 
-/// A watch of the leader, made by [`Client::watch`]. Call [`Watch::next`] in a
-/// loop; each call returns the next new leader.
+/// A watch of the leader, made by [`ElectionClient::watch_leader`]. Call
+/// [`LeaderWatch::next`] in a loop; each call returns the next new leader.
 ///
 /// The watch streams `WatchLeader` from one node at a time. When that node is
 /// unreachable, fails with `UNAVAILABLE` or `DEADLINE_EXCEEDED`, cannot vouch
@@ -17,7 +17,7 @@ use crate::{Client, Error, backoff_delay, describe, retryable};
 /// twice, even across failover. After each full round of addresses without a
 /// usable stream it backs off (50 ms doubling up to 2 s, jittered).
 ///
-/// Cancellation: dropping the `Watch` (or a pending `next()` future, for
+/// Cancellation: dropping the `LeaderWatch` (or a pending `next()` future, for
 /// example in `tokio::select!`) cancels the open stream at once; `next()` is
 /// cancel-safe.
 ///
@@ -25,8 +25,8 @@ use crate::{Client, Error, backoff_delay, describe, retryable};
 /// answered at all, and at once with [`Error::Status`] for any other gRPC error
 /// (for example `INVALID_ARGUMENT`). Once some node has answered it keeps
 /// trying forever: a watcher is expected to outlive a cluster restart.
-pub struct Watch {
-    client: Client,
+pub struct LeaderWatch {
+    client: ElectionClient,
     stream: Option<Streaming<WatchLeaderResponse>>,
     /// Index of the address streamed from (or to try next).
     idx: usize,
@@ -41,12 +41,14 @@ pub struct Watch {
     /// Consecutive full rounds of such attempts.
     rounds: u32,
     last_error: String,
+    /// The gRPC status of the last failure (`UNKNOWN` if it had none).
+    last_status: Status,
 }
 
-impl Watch {
-    pub(crate) fn new(client: Client) -> Watch {
+impl LeaderWatch {
+    pub(crate) fn new(client: ElectionClient) -> LeaderWatch {
         let idx = client.start();
-        Watch {
+        LeaderWatch {
             client,
             stream: None,
             idx,
@@ -56,6 +58,7 @@ impl Watch {
             failed: 0,
             rounds: 0,
             last_error: String::new(),
+            last_status: Status::unknown(""),
         }
     }
 
@@ -101,14 +104,17 @@ impl Watch {
                             } else {
                                 msg.reason
                             };
-                            self.last_error =
-                                format!("{}: cannot vouch for a leader: {why}", self.addr());
+                            let why = format!("cannot vouch for a leader: {why}");
+                            self.last_error = format!("{}: {why}", self.addr());
+                            self.last_status = Status::unknown(why);
                             self.fail_over().await?;
                         }
                     }
                 }
                 Ok(None) => {
-                    self.last_error = format!("{}: stream ended (node shutting down)", self.addr());
+                    let why = "stream ended (node shutting down)";
+                    self.last_error = format!("{}: {why}", self.addr());
+                    self.last_status = Status::unknown(why);
                     self.fail_over().await?;
                 }
                 Err(status) => {
@@ -131,6 +137,7 @@ impl Watch {
         // is stopped: that also "ends its stream".
         if retryable(&status) || status.code() == Code::Cancelled {
             self.last_error = format!("{}: {}", self.addr(), describe(&status));
+            self.last_status = status;
             Ok(())
         } else {
             Err(Error::Status {
@@ -161,6 +168,7 @@ impl Watch {
             return Err(Error::NoNode {
                 addrs: self.client.addrs().to_vec(),
                 last: self.last_error.clone(),
+                status: self.last_status.clone(),
             });
         }
         self.rounds = self.rounds.saturating_add(1);

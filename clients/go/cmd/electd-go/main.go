@@ -114,7 +114,7 @@ func parseArgs(args []string) (cmd string, addrs []string, asJSON bool, err erro
 	return cmd, addrs, asJSON, nil
 }
 
-func leader(c *electd.Client, out *printer) error {
+func leader(c *electd.ElectionClient, out *printer) error {
 	resp, err := c.GetLeader(context.Background())
 	if err != nil {
 		return err
@@ -122,7 +122,7 @@ func leader(c *electd.Client, out *printer) error {
 	return out.leader(resp.GetLeader(), "answered by "+resp.GetResponderId())
 }
 
-func nodes(c *electd.Client, out *printer) error {
+func nodes(c *electd.ElectionClient, out *printer) error {
 	resp, err := c.ListNodes(context.Background(), nil)
 	if err != nil {
 		return err
@@ -130,12 +130,12 @@ func nodes(c *electd.Client, out *printer) error {
 	return out.nodes(resp)
 }
 
-func watch(c *electd.Client, out *printer) error {
+func watch(c *electd.ElectionClient, out *printer) error {
 	// SIGINT/SIGTERM cancel the context, which cancels the open stream at
 	// once; that is a normal end of a watch, so it exits 0.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := c.Watch(ctx, func(l *electdpb.Leader) error {
+	err := c.WatchLeader(ctx, func(l *electdpb.Leader) error {
 		return out.leader(l, time.Now().Format(time.RFC3339Nano))
 	})
 	if ctx.Err() != nil {

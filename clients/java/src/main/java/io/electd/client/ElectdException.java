@@ -7,6 +7,8 @@ import java.util.List;
  * A call to electd failed: either no node answered (every address was unreachable or
  * answered {@code UNAVAILABLE}/{@code DEADLINE_EXCEEDED}), or a node rejected the call with
  * an error that trying another node would not fix (for example {@code INVALID_ARGUMENT}).
+ * The one exception type that {@link ElectionClient} and {@link LeaderWatch} throw for a
+ * failed call; unchecked.
  */
 public final class ElectdException extends RuntimeException {
   private static final long serialVersionUID = 1L;
@@ -20,18 +22,24 @@ public final class ElectdException extends RuntimeException {
     this.status = status;
   }
 
-  /** The addresses that were tried. */
+  /**
+   * The addresses that were tried: all of them when no node answered, else the one address
+   * whose node rejected the call.
+   */
   public List<String> addresses() {
     return addresses;
   }
 
-  /** The last status seen, or {@code null} if the failure was not a gRPC status. */
+  /**
+   * The gRPC status of the rejection, or the last one seen when no node answered; {@code null}
+   * if there was none (for example a watch whose streams all ended without a word).
+   */
   public Status status() {
     return status;
   }
 
   /** True if no node answered at all (as opposed to a node rejecting the call). */
   public boolean noNodeAnswered() {
-    return status == null || ElectdClient.isFailoverCode(status.getCode());
+    return status == null || ElectionClient.isFailoverCode(status.getCode());
   }
 }

@@ -26,7 +26,7 @@ import java.util.concurrent.TimeUnit;
  * {@code UNIMPLEMENTED}) end it at once.
  */
 public final class LeaderWatch implements AutoCloseable {
-  private final ElectdClient client;
+  private final ElectionClient client;
   private final LeaderListener listener;
   private final Thread thread;
   private final CountDownLatch closing = new CountDownLatch(1);
@@ -37,7 +37,7 @@ public final class LeaderWatch implements AutoCloseable {
   private volatile long lastEpoch;
   private volatile RuntimeException failure;
 
-  LeaderWatch(ElectdClient client, long minEpoch, LeaderListener listener) {
+  LeaderWatch(ElectionClient client, long minEpoch, LeaderListener listener) {
     this.client = client;
     this.listener = listener;
     this.lastEpoch = minEpoch;
@@ -188,13 +188,13 @@ public final class LeaderWatch implements AutoCloseable {
       }
       // CANCELLED that we did not ask for comes from the node or a proxy dropping the
       // stream (for example on shutdown): as retryable as UNAVAILABLE.
-      if (!ElectdClient.isFailoverCode(status.getCode()) && status.getCode() != Status.Code.CANCELLED) {
+      if (!ElectionClient.isFailoverCode(status.getCode()) && status.getCode() != Status.Code.CANCELLED) {
         throw new ElectdException(
-            client.address(index) + " rejected WatchLeader: " + ElectdClient.describe(status),
+            client.address(index) + " rejected WatchLeader: " + ElectionClient.describe(status),
             List.of(client.address(index)), status, e);
       }
       a.status = status;
-      a.reason = ElectdClient.describe(status);
+      a.reason = ElectionClient.describe(status);
     } finally {
       // Leaving a stream early (state UNKNOWN) must end it on the node too.
       ctx.cancel(null);

@@ -1,8 +1,7 @@
 package io.electd.client.example;
 
-import io.electd.client.Addresses;
-import io.electd.client.ElectdClient;
 import io.electd.client.ElectdException;
+import io.electd.client.ElectionClient;
 import io.electd.client.LeaderListener;
 import io.electd.client.LeaderWatch;
 import io.electd.v1.GetLeaderResponse;
@@ -78,12 +77,12 @@ public final class Main {
       return usage(command + " needs at least one address");
     }
     try {
-      addresses.forEach(Addresses::check);
+      addresses.forEach(ElectionClient::validateAddress);
     } catch (IllegalArgumentException e) {
       return usage(e.getMessage());
     }
 
-    try (ElectdClient client = ElectdClient.newBuilder().addresses(addresses).build()) {
+    try (ElectionClient client = ElectionClient.newBuilder().addresses(addresses).build()) {
       switch (command) {
         case "leader":
           printLeader(client.getLeader());
@@ -139,7 +138,7 @@ public final class Main {
     line(String.format("epoch %d (answered by %s)", response.getEpoch(), response.getResponderId()));
   }
 
-  private int watch(ElectdClient client) throws InterruptedException {
+  private int watch(ElectionClient client) throws InterruptedException {
     watch = client.watchLeader(0, new LeaderListener() {
       @Override
       public void onLeader(Leader leader) {

@@ -26,14 +26,14 @@ import java.util.function.Function;
  * the node in use is unreachable or answers {@code UNAVAILABLE} or {@code DEADLINE_EXCEEDED}.
  *
  * <pre>{@code
- * try (ElectdClient client = ElectdClient.forAddresses("10.0.0.1:7001", "10.0.0.2:7001")) {
+ * try (ElectionClient client = ElectionClient.forAddresses("10.0.0.1:7001", "10.0.0.2:7001")) {
  *   Leader leader = client.getLeader().getLeader();
  * }
  * }</pre>
  *
  * <p>Thread-safe; create one per cluster and share it.
  */
-public final class ElectdClient implements AutoCloseable {
+public final class ElectionClient implements AutoCloseable {
   /** Default deadline of each unary attempt. */
   public static final Duration DEFAULT_CALL_TIMEOUT = Duration.ofSeconds(2);
 
@@ -48,7 +48,7 @@ public final class ElectdClient implements AutoCloseable {
   // address, so a dead first node costs one failed attempt, not one per call.
   private final AtomicInteger preferred = new AtomicInteger();
 
-  private ElectdClient(Builder b) {
+  private ElectionClient(Builder b) {
     this.addresses = List.copyOf(b.addresses);
     this.callTimeout = b.callTimeout;
     this.backoffInitial = b.backoffInitial;
@@ -69,12 +69,35 @@ public final class ElectdClient implements AutoCloseable {
   }
 
   /** A client with default settings for the given {@code HOST:PORT} addresses. */
-  public static ElectdClient forAddresses(String... addresses) {
+  public static ElectionClient forAddresses(String... addresses) {
     return newBuilder().addresses(List.of(addresses)).build();
   }
 
+  /** A builder for a client with non-default settings; it needs at least one address. */
   public static Builder newBuilder() {
     return new Builder();
+  }
+
+  /**
+   * Checks an address up front, so that a typo is a usage error rather than a retry loop:
+   * throws {@link IllegalArgumentException} unless {@code address} is {@code HOST:PORT} with a
+   * port from 1 to 65535. An IPv6 host goes in brackets, as in {@code [::1]:7001}.
+   * {@link Builder#build()} checks every address this way.
+   *
+   * @throws IllegalArgumentException if {@code address} is not {@code HOST:PORT}
+   */
+  public static void validateAddress(String address) {
+    int colon = address.lastIndexOf(':');
+    String host = colon > 0 ? address.substring(0, colon) : "";
+    String port = colon > 0 ? address.substring(colon + 1) : "";
+    if (host.contains(":") && !(host.startsWith("[") && host.endsWith("]"))) {
+      host = "";
+    }
+    boolean ok = !host.isEmpty() && !host.equals("[]") && port.matches("[0-9]{1,5}")
+        && Integer.parseInt(port) >= 1 && Integer.parseInt(port) <= 65535;
+    if (!ok) {
+      throw new IllegalArgumentException("bad address '" + address + "': want HOST:PORT");
+    }
   }
 
   /** The addresses this client uses, in order. */
@@ -220,7 +243,7 @@ public final class ElectdClient implements AutoCloseable {
     return sb.toString();
   }
 
-  /** Builds an {@link ElectdClient}. */
+  /** Builds an {@link ElectionClient}. */
   public static final class Builder {
     private List<String> addresses = List.of();
     private Duration callTimeout = DEFAULT_CALL_TIMEOUT;
@@ -254,14 +277,19 @@ public final class ElectdClient implements AutoCloseable {
       return this;
     }
 
-    public ElectdClient build() {
+    /**
+     * The client. Its channels connect lazily, on the first call.
+     *
+     * @throws IllegalArgumentException if there is no address or one is not {@code HOST:PORT}
+     */
+    public ElectionClient build() {
       if (addresses.isEmpty()) {
         throw new IllegalArgumentException("at least one address is needed");
       }
       for (String address : addresses) {
-        Addresses.check(address);
+        validateAddress(address);
       }
-      return new ElectdClient(this);
+      return new ElectionClient(this);
     }
   }
 }

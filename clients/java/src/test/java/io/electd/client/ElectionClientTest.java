@@ -1,6 +1,7 @@
 package io.electd.client;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -37,7 +38,7 @@ import org.junit.jupiter.api.Timeout;
 
 /** Failover, epoch filtering and cancellation against scripted servers on 127.0.0.1. */
 @Timeout(30)
-class ElectdClientTest {
+class ElectionClientTest {
   private final List<Server> servers = new ArrayList<>();
 
   /** A scripted node: each handler says how to answer one RPC. */
@@ -107,8 +108,8 @@ class ElectdClientTest {
         .build();
   }
 
-  private static ElectdClient client(String... addresses) {
-    return ElectdClient.newBuilder()
+  private static ElectionClient client(String... addresses) {
+    return ElectionClient.newBuilder()
         .addresses(List.of(addresses))
         .callTimeout(Duration.ofSeconds(2))
         .backoff(Duration.ofMillis(10), Duration.ofMillis(100))
@@ -123,7 +124,7 @@ class ElectdClientTest {
       obs.onNext(GetLeaderResponse.newBuilder().setLeader(leader("n3", 4294967302L)).setResponderId("n3").build());
       obs.onCompleted();
     };
-    try (ElectdClient client = client(deadAddress(), serve(unavailable), serve(good))) {
+    try (ElectionClient client = client(deadAddress(), serve(unavailable), serve(good))) {
       GetLeaderResponse response = client.getLeader();
       assertEquals(4294967302L, response.getLeader().getEpoch());
       assertEquals(1, unavailable.calls.get());
@@ -139,7 +140,7 @@ class ElectdClientTest {
     FakeNode rejecting = new FakeNode();
     rejecting.getLeader = (req, obs) -> obs.onError(Status.INVALID_ARGUMENT.withDescription("nope").asRuntimeException());
     FakeNode good = new FakeNode();
-    try (ElectdClient client = client(serve(rejecting), serve(good))) {
+    try (ElectionClient client = client(serve(rejecting), serve(good))) {
       ElectdException e = assertThrows(ElectdException.class, client::getLeader);
       assertEquals(Status.Code.INVALID_ARGUMENT, e.status().getCode());
       assertEquals(0, good.calls.get());
@@ -150,7 +151,7 @@ class ElectdClientTest {
   void noNodeAnsweredNamesEveryAddress() throws Exception {
     String a = deadAddress();
     String b = serve(new FakeNode());
-    try (ElectdClient client = client(a, b)) {
+    try (ElectionClient client = client(a, b)) {
       ElectdException e = assertThrows(ElectdException.class, client::listNodes);
       assertTrue(e.noNodeAnswered());
       assertTrue(e.getMessage().contains(a) && e.getMessage().contains(b), e.getMessage());
@@ -175,7 +176,7 @@ class ElectdClientTest {
       obs.onNext(elected("n2", 7));
     };
     LinkedBlockingQueue<Long> seen = new LinkedBlockingQueue<>();
-    try (ElectdClient client = client(serve(first), deadAddress(), serve(unknown), serve(second));
+    try (ElectionClient client = client(serve(first), deadAddress(), serve(unknown), serve(second));
         LeaderWatch watch = client.watchLeader(0, leader -> seen.add(leader.getEpoch()))) {
       assertEquals(5L, seen.poll(10, TimeUnit.SECONDS));
       assertEquals(7L, seen.poll(10, TimeUnit.SECONDS));
@@ -196,7 +197,7 @@ class ElectdClientTest {
       obs.onNext(elected("n1", 1));
     };
     LinkedBlockingQueue<Long> seen = new LinkedBlockingQueue<>();
-    try (ElectdClient client = client(serve(node))) {
+    try (ElectionClient client = client(serve(node))) {
       LeaderWatch watch = client.watchLeader(0, leader -> seen.add(leader.getEpoch()));
       assertEquals(1L, seen.poll(10, TimeUnit.SECONDS));
       watch.close();
@@ -207,7 +208,7 @@ class ElectdClientTest {
 
   @Test
   void watchFailsWhenNoNodeIsReachable() throws Exception {
-    try (ElectdClient client = client(deadAddress(), deadAddress());
+    try (ElectionClient client = client(deadAddress(), deadAddress());
         LeaderWatch watch = client.watchLeader(0, leader -> {})) {
       ElectdException e = assertThrows(ElectdException.class, watch::await);
       assertTrue(e.noNodeAnswered());
@@ -228,11 +229,72 @@ class ElectdClientTest {
 
   @Test
   void addressesAreChecked() {
-    Addresses.check("127.0.0.1:7001");
-    Addresses.check("[::1]:7001");
-    Addresses.check("node-1.example:1");
+    ElectionClient.validateAddress("127.0.0.1:7001");
+    ElectionClient.validateAddress("[::1]:7001");
+    ElectionClient.validateAddress("node-1.example:1");
     for (String bad : List.of("", "host", ":7001", "host:", "host:0", "host:65536", "::1:7001", "h:p")) {
-      assertThrows(IllegalArgumentException.class, () -> Addresses.check(bad), bad);
+      assertThrows(IllegalArgumentException.class, () -> ElectionClient.validateAddress(bad), bad);
+    }
+  }
+
+  @Test
+  void builderValidatesEveryAddress() {
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> ElectionClient.forAddresses("127.0.0.1:7001", "no-port"));
+    assertTrue(e.getMessage().contains("no-port"), e.getMessage());
+    assertThrows(IllegalArgumentException.class, () -> ElectionClient.newBuilder().build());
+  }
+
+  @Test
+  void rejectionErrorAccessors() throws Exception {
+    FakeNode rejecting = new FakeNode();
+    rejecting.getLeader = (req, obs) -> obs.onError(Status.PERMISSION_DENIED.withDescription("go away").asRuntimeException());
+    String dead = deadAddress();
+    String address = serve(rejecting);
+    try (ElectionClient client = client(dead, address)) {
+      ElectdException e = assertThrows(ElectdException.class, client::getLeader);
+      assertFalse(e.noNodeAnswered());
+      assertEquals(Status.Code.PERMISSION_DENIED, e.status().getCode());
+      assertEquals("go away", e.status().getDescription());
+      assertEquals(List.of(address), e.addresses());
+      assertTrue(e.getMessage().startsWith(address + " rejected the call: PERMISSION_DENIED"), e.getMessage());
+    }
+  }
+
+  @Test
+  void noNodeAnsweredErrorAccessors() throws Exception {
+    String a = deadAddress();
+    String b = serve(new FakeNode());
+    try (ElectionClient client = client(a, b)) {
+      ElectdException e = assertThrows(ElectdException.class, client::getLeader);
+      assertTrue(e.noNodeAnswered());
+      assertEquals(List.of(a, b), e.addresses());
+      // The last attempt was b's UNAVAILABLE "no session".
+      assertEquals(Status.Code.UNAVAILABLE, e.status().getCode());
+      assertEquals("no session", e.status().getDescription());
+    }
+  }
+
+  @Test
+  void watchErrorAccessors() throws Exception {
+    FakeNode rejecting = new FakeNode();
+    rejecting.watch = (req, obs) -> obs.onError(Status.UNIMPLEMENTED.asRuntimeException());
+    String address = serve(rejecting);
+    try (ElectionClient client = client(address);
+        LeaderWatch watch = client.watchLeader(0, leader -> {})) {
+      ElectdException e = assertThrows(ElectdException.class, watch::await);
+      assertFalse(e.noNodeAnswered());
+      assertEquals(Status.Code.UNIMPLEMENTED, e.status().getCode());
+      assertEquals(List.of(address), e.addresses());
+    }
+    String a = deadAddress();
+    String b = deadAddress();
+    try (ElectionClient client = client(a, b);
+        LeaderWatch watch = client.watchLeader(0, leader -> {})) {
+      ElectdException e = assertThrows(ElectdException.class, watch::await);
+      assertTrue(e.noNodeAnswered());
+      assertEquals(Status.Code.UNAVAILABLE, e.status().getCode());
+      assertEquals(List.of(a, b), e.addresses());
     }
   }
 }
