@@ -1,12 +1,17 @@
 """The election engine: one node's part in the ephemeral-sequential / watch-your-predecessor
-recipe, decided through a `Store` (engine/store.py). Imports neither kazoo nor grpc.
+recipe, decided through a `Store` (engine/store.py). Owns the decision (the full pass
+`_reconcile` / `_decide` and the fast pass `_fast` / `_probe`), the engine's lifecycle, the
+store's callbacks and the published `View`. The lease of the session is a `Lease` (lease.py),
+shared by every engine on the session; member records and their cache are `Members`
+(members.py). Imports neither kazoo nor grpc.
 
 Threads. Store callbacks (watches, connection states) arrive on the store's threads; they only
-flip flags under `_lock` and queue a wake-up, never block. All store calls of the election run
-on the engine's own worker thread, which coalesces queued wake-ups into one pass: `_fast` when
-the only news are watched entries below ours that went away, else a full `_reconcile`.
-`members()` may be called from any thread (it only reads). Every decision is published as an
-immutable `View` through the `publish` callback, from whichever thread made it.
+flip flags under `_lock`, publish and queue a wake-up, never block. All store calls of the
+election run on the engine's own worker thread, which coalesces queued wake-ups into one pass:
+`_fast` when the only news are watched entries below ours that went away, else a full
+`_reconcile`. `leave()`, `view()` and `members()` may be called from any thread. Every decision
+is published as an immutable `View` through the `publish` callback, from whichever thread made
+it, under `_lock`. Which thread touches which field is noted in `__init__`.
 
 Invariants:
   * The leader is the live, valid entry with the lowest sequence. This node claims it only after
@@ -23,10 +28,11 @@ Invariants:
     deletion we have not heard of existed when the event we are handling happened). A graceful
     leader change then costs the successor and the node right behind it no round trip at all,
     and any other node one read, however many members there are.
-  * SUSPENDED or LOST: stop vouching for any leader at once. A local lease (the session's read
-    timeout, counted from the send time of the last successful ZooKeeper `sync`, which must
-    pass through the quorum leader) covers the silent cases (the process was paused, or its
-    ZooKeeper server lost its quorum but still answers reads), where no event arrives.
+  * SUSPENDED or LOST: stop vouching for any leader at once. The lease covers the silent cases
+    (the process was paused, or its ZooKeeper server lost its quorum but still answers reads),
+    where no event arrives: every view is valid only until the lease runs out, every full pass
+    and every heartbeat renews it first, and the fast pass runs only while it is fresh.
+  * Once stopping (`leave` or `stop`), the engine never decides, registers or vouches again.
 """
 
 from __future__ import annotations
@@ -39,28 +45,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
-from electd.engine.model import (
-    LeaderInfo,
-    Member,
-    MemberView,
-    NodeRecord,
-    RecordError,
-    Role,
-    View,
-)
-from electd.engine.store import (
-    ConnState,
-    CoordinatorUnavailable,
-    Entry,
-    Store,
-    Stored,
-    WatchEvent,
-)
+from electd.engine.lease import Lease
+from electd.engine.members import Members
+from electd.engine.model import LeaderInfo, Member, MemberView, NodeRecord, Role, View
+from electd.engine.store import ConnState, CoordinatorUnavailable, Entry, Store, Stored, WatchEvent
 
 logger = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 _WAKE, _TICK, _STOP = "wake", "tick", "stop"
 # What a watched entry was to us when its watch was set (for the stats).
@@ -71,7 +62,8 @@ _BACKOFF_START, _BACKOFF_MAX = 0.05, 2.0
 
 @dataclass
 class EngineStats:
-    """Counters a test or a metrics exporter can read (plain ints: racy reads are fine)."""
+    """Counters a test or a metrics exporter can read from any thread (plain ints: racy reads
+    are fine). The *_events are counted on the store's threads, the rest on the worker."""
 
     predecessor_events: int = 0
     leader_events: int = 0
@@ -111,53 +103,67 @@ class ElectionEngine:
         publish: Callable[[View], None],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        lease: Lease | None = None,
     ) -> None:
+        """`lease`: the lease of `store`'s session, shared by every engine on that session (one
+        per store, on the same monotonic clock as `clock`); by default the engine makes its own.
+        """
+        # Set here, never rebound: safe to read from any thread.
         self._store = store
         self._record = record
         self._data = record.encode()
         self._publish_cb = publish
         self._clock = clock
         self._wall = wall
+        self._lease = lease if lease is not None else Lease(store, clock)
+        self._members = Members(store, record)
         self.stats = EngineStats()
-
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="election-engine", daemon=True)
-        # Guarded by _lock: connection facts and the published view.
+
+        # Guarded by _lock, read and written from any thread (the store's callbacks, the worker,
+        # the caller of `leave`): the connection facts and the published view. The worker also
+        # reads `_connected` without the lock in `_shutdown` (a stale value costs one failed
+        # delete at most).
         self._connected = False
         self._conn_gen = 0
         self._conn_reason = "connecting to ZooKeeper"
         self._version = 0
         self._view = View(0, record.id, Role.JOINING, None, self._conn_reason, "", "", 0.0)
-        # The lease's anchor: a monotonic time at or before which ZooKeeper's quorum leader
-        # last refreshed our session (see `_synced`), and the send times of successful syncs
-        # not yet proven to have refreshed it, with their session.
-        self._anchor = -1e18
-        self._unproven: list[tuple[int, float]] = []
-        # Entries whose watch is set and has not fired yet (name -> _OWN / _LEADER /
-        # _PREDECESSOR), and the watch events the worker has not looked at yet.
+        # Set (never cleared) under _lock by `leave` (any thread) or `_shutdown` (worker). Read
+        # under _lock where it decides (`_conclude`, `_renew`, the callbacks); read without it
+        # by the worker and `_on_state`'s log line only to skip work early.
+        self._stopping = False
+        # Guarded by _lock: entries whose watch is set and has not fired yet (name -> _OWN /
+        # _LEADER / _PREDECESSOR), set by the worker and popped by the watch callbacks; and the
+        # watch events the worker has not looked at yet, appended by the watch callbacks.
         self._armed: dict[str, str] = {}
         self._events: list[tuple[str, WatchEvent]] = []
-        # Worker-thread only.
+        # Our entry: written by the worker only, read without the lock by the worker, `leave`
+        # and `members` (any thread; one reference read, so either the old entry or the new).
         self._own: Entry | None = None
+        # Leaving: `leave` (any thread, after setting _stopping) sets `_leaving` to the entry it
+        # sent the delete of; the delete's callback (any thread) sets `_left` once it succeeded,
+        # then `_left_done`. `_shutdown` (worker) reads `_leaving` without the lock and, if it
+        # is set, waits for `_left_done` before reading `_left`.
+        self._leaving = ""
+        self._left = ""
+        self._left_done = threading.Event()
+        # Worker-thread only: the owner of `_own` (its ephemeralOwner), the registration in
+        # progress (session, token, tried), the leader last published and the highest epoch
+        # seen; and what the last full pass learned, for `_fast`: the entries below ours (lowest
+        # first; a superset of the live ones), the members read so far (None: not a valid
+        # record), our own member, and the connection generation that pass decided in (-1:
+        # none).
         self._own_sid: int | None = None
-        self._pending: tuple[int, str, bool] | None = None  # (session, token, tried)
+        self._pending: tuple[int, str, bool] | None = None
         self._leader: LeaderInfo | None = None
         self._max_epoch = 0
-        self._stopping = False
-        self._leaving = ""  # the entry `leave` sent the delete of
-        self._left = ""  # ... once the delete succeeded (set before _left_done)
-        self._left_done = threading.Event()
-        # What the last full pass learned, for `_fast`: the entries below ours (lowest first;
-        # a superset of the live ones), the members read so far (None: not a valid record),
-        # our own member, and the connection generation that pass decided in (-1: none).
         self._chain: list[Entry] = []
         self._seen: dict[str, Member | None] = {}
         self._own_member: Member | None = None
         self._decided_gen = -1
-        # Any thread, guarded by _cache_lock: decoded records by entry name (data never changes).
-        self._cache_lock = threading.Lock()
-        self._cache: dict[str, Member | None] = {}
 
     # ----- lifecycle ---------------------------------------------------------------------
 
@@ -180,23 +186,6 @@ class ElectionEngine:
             )
             self._store.close()
             self._thread.join(timeout)
-
-    def _lease(self) -> float:
-        """How long the anchor vouches for: kazoo's read timeout for the session, 2/3 of the
-        session timeout the server granted (asked again each time: a new session may be
-        granted another one). ZooKeeper cannot expire the session before a full timeout after
-        the anchor, so the lease leaves a third of it as margin."""
-        return self._store.session_timeout() * 2.0 / 3.0
-
-    def _proof_gap(self) -> float:
-        """How much later a sync must be sent to prove that an earlier one refreshed the
-        session at ZooKeeper's leader: longer than the leader's ping interval (tickTime / 2;
-        ZooKeeper grants at least 2 ticks of session timeout, so tick / 2 <= T / 4)."""
-        return self._store.session_timeout() / 4.0
-
-    def _heartbeat(self) -> float:
-        """Two heartbeats per proof gap, so that the anchor trails by about one gap."""
-        return self._store.session_timeout() / 8.0
 
     def view(self) -> View:
         with self._lock:
@@ -320,48 +309,13 @@ class ElectionEngine:
                 retry_at, delay = self._clock() + delay, min(delay * 2, _BACKOFF_MAX)
         self._shutdown()
 
-    def _timed(self, fn: Callable[[], _T]) -> _T:
-        """Run one store round trip. Reads do not renew the lease: a ZooKeeper follower cut off
-        from its quorum still answers them (for up to syncLimit ticks) while the leader may
-        already have expired our session. Only `_synced` renews."""
-        return fn()
-
-    def _synced(self) -> None:
-        """One round trip through ZooKeeper's quorum leader (sync), which renews the lease.
-        Every heartbeat and every full pass starts with one.
-
-        A sync that succeeds does not by itself prove that the leader refreshed the session:
-        a follower relays its clients' activity to the leader only when the leader next pings
-        it, and if the two lose touch in between, the leader expires the session one timeout
-        after the last activity it did hear of, which after a pause of this process lies far
-        back (RELIABILITY.md, V4). What does prove it: a later sync, sent at least a proof gap
-        after an earlier one, succeeds (the follower has relayed the earlier activity before it
-        forwards the later sync), or a (re)connect handshake, which ZooKeeper's leader itself
-        refreshes the session for. So the lease runs from the latest such proven moment."""
-        sid = self._store.session_id()
-        sent = self._clock()
-        self._store.sync()
-        established = self._store.session_established()
-        with self._lock:
-            if sid is not None and self._store.session_id() == sid:
-                proven = sent - self._proof_gap()
-                kept: list[tuple[int, float]] = []
-                for s, t in self._unproven:
-                    if s != sid:
-                        continue  # another session's syncs prove nothing about this one
-                    if t <= proven:
-                        self._anchor = max(self._anchor, t)
-                    else:
-                        kept.append((s, t))
-                kept.append((sid, sent))
-                self._unproven = kept
-            if established is not None and established[0] == sid:
-                self._anchor = max(self._anchor, established[1])
+    def _heartbeat(self) -> float:
+        """How long the worker waits for news before it renews the lease on its own."""
+        return self._lease.heartbeat()
 
     def _lease_fresh(self) -> bool:
         """True while more than one heartbeat interval of the lease is left."""
-        with self._lock:
-            return self._anchor + self._lease() - self._clock() > self._heartbeat()
+        return self._lease.remaining() > self._heartbeat()
 
     def _read(self, name: str, role: str) -> Stored | None:
         """Read an entry and set our watch on it (one round trip). The watch counts as set from
@@ -370,7 +324,7 @@ class ElectionEngine:
             self._armed[name] = role
         stored = None
         try:
-            stored = self._timed(lambda: self._store.read(name, _Watch(self, name)))
+            stored = self._store.read(name, _Watch(self, name))
         finally:
             if stored is None:  # gone, or the call failed: no watch we can count on
                 with self._lock:
@@ -378,13 +332,16 @@ class ElectionEngine:
         return stored
 
     def _renew(self) -> None:
-        """Heartbeat: one read of our own entry renews the lease and proves it still exists."""
+        """Heartbeat: a sync renews the lease (it proves the syncs sent a proof gap or more
+        before it, see lease.py; a read renews nothing), one read of our own entry proves that
+        the entry still exists in our session, and the view is published again with the
+        lease's new end."""
         own = self._own
         with self._lock:
             if not self._connected or own is None:
                 return
             gen = self._conn_gen
-        self._synced()
+        self._lease.renew()
         stored = self._read(own.name, _OWN)
         if stored is None or stored.session_id != self._own_sid:
             self._reconcile()
@@ -405,7 +362,7 @@ class ElectionEngine:
                 self._publish_locked(Role.DISCONNECTED, None, self._conn_reason, "", "")
                 return
             gen = self._conn_gen
-        self._synced()
+        self._lease.renew()
         for _ in range(16):  # each pass either decides or learned that something moved
             if self._stopping:
                 return  # leaving: never register again
@@ -430,9 +387,7 @@ class ElectionEngine:
             self._pending = (sid, uuid.uuid4().hex, False)
         _, token, tried = self._pending
         self._pending = (sid, token, True)
-        entry, owner = self._timed(
-            lambda: self._store.register(token, self._data, maybe_exists=tried)
-        )
+        entry, owner = self._store.register(token, self._data, maybe_exists=tried)
         self._own, self._own_sid, self._pending = entry, owner, None
         self.stats.registrations += 1
         logger.info(
@@ -446,7 +401,7 @@ class ElectionEngine:
         """One pass of the recipe. Returns False when it must run again at once."""
         own = self._own
         assert own is not None
-        entries = self._timed(self._store.entries)
+        entries = self._store.entries()
         try:
             mine = next(i for i, e in enumerate(entries) if e.name == own.name)
         except StopIteration:
@@ -466,7 +421,7 @@ class ElectionEngine:
             stored = self._read(entry.name, _OWN if entry.name == own.name else _LEADER)
             if stored is None:
                 return False  # it went away between the listing and the read
-            member = self._to_member(entry, stored, own)
+            member = self._members.member(entry, stored, own)
             self._seen[entry.name] = member
             if member is not None:
                 leader = member
@@ -497,7 +452,7 @@ class ElectionEngine:
                 stored = self._read(entry.name, _PREDECESSOR)
                 if stored is None:
                     return False  # the predecessor is already gone: decide again at once
-                member = self._to_member(entry, stored, own)
+                member = self._members.member(entry, stored, own)
                 self._seen[entry.name] = member
                 if member is not None:
                     watching = entry.name
@@ -506,7 +461,7 @@ class ElectionEngine:
             if stored is None:
                 self._own = None
                 return False
-            self._own_member = self._to_member(own, stored, own)
+            self._own_member = self._members.member(own, stored, own)
         return self._conclude(gen, role, leader, watching)
 
     def _conclude(self, gen: int, role: Role, leader: Member, watching: str) -> bool:
@@ -592,7 +547,7 @@ class ElectionEngine:
             self._chain.remove(entry)
             self._seen.pop(entry.name, None)
             return None
-        member = self._to_member(entry, stored, self._own)
+        member = self._members.member(entry, stored, self._own)
         self._seen[entry.name] = member
         return member
 
@@ -655,54 +610,14 @@ class ElectionEngine:
 
     def members(self) -> list[MemberView]:
         """Every live member in election order, read from the store now."""
-        entries = self._store.entries()
-        own = self._own
-        out: list[MemberView] = []
-        seen: set[str] = set()
-        for entry in entries:
-            seen.add(entry.name)
-            with self._cache_lock:
-                cached = self._cache.get(entry.name, False)
-            if cached is False:
-                stored = self._store.read(entry.name)
-                if stored is None:
-                    continue
-                cached = self._to_member(entry, stored, own)
-                with self._cache_lock:
-                    self._cache[entry.name] = cached
-            if isinstance(cached, Member):
-                prev = out[-1].member.znode if out else ""
-                out.append(MemberView(cached, is_leader=not out, watches=prev))
-        with self._cache_lock:
-            for name in [n for n in self._cache if n not in seen]:
-                del self._cache[name]
-        return out
-
-    def _to_member(self, entry: Entry, stored: Stored, own: Entry | None) -> Member | None:
-        if own is not None and entry.name == own.name:
-            record = self._record  # our own record is known; never trust a rewrite of it
-        else:
-            try:
-                record = NodeRecord.decode(stored.data)
-            except RecordError as exc:
-                self._warn_corrupt(entry.name, str(exc))
-                return None
-        return Member(
-            entry.name, entry.sequence, record, stored.session_id, stored.czxid, stored.created_ms
-        )
-
-    def _warn_corrupt(self, name: str, why: str) -> None:
-        with self._cache_lock:
-            if name in self._cache:
-                return
-            self._cache[name] = None
-        logger.warning("ignoring znode %s: its data is not an electd node record (%s)", name, why)
+        return self._members.current(self._own)
 
     # ----- publishing --------------------------------------------------------------------
 
     def _publish_locked(
         self, role: Role, leader: LeaderInfo | None, reason: str, own: str, watching: str
     ) -> None:
+        """Under `_lock`: publish the next view, believable until the lease runs out."""
         self._version += 1
         self._view = View(
             self._version,
@@ -712,6 +627,6 @@ class ElectionEngine:
             reason,
             own,
             watching,
-            self._anchor + self._lease(),
+            self._lease.valid_until(),
         )
         self._publish_cb(self._view)

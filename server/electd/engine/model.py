@@ -120,7 +120,7 @@ class View:
 
     `leader` is only to be believed while `valid_until` (time.monotonic seconds) lies in the
     future: that is the local lease, which runs from the latest moment at which ZooKeeper's
-    leader provably refreshed the session (see `ElectionEngine._synced`). A node paused (GC,
+    leader provably refreshed the session (see `electd.engine.lease.Lease`). A node paused (GC,
     SIGSTOP) past it stops vouching for any leader, itself included.
     """
 

@@ -1,0 +1,131 @@
+"""The local lease of one ZooKeeper session: until when this process may believe what it learned
+through the session, and the rules that prove ZooKeeper's quorum leader refreshed the session
+(RELIABILITY.md, V1 and V4).
+
+Owns the anchor (a monotonic time at or before which ZooKeeper's leader provably last refreshed
+the session) and the successful syncs not yet proven. Knows the session only through
+`SessionFacts` (id, granted timeout, sync, handshake), never entries, records or elections, so
+one `Lease` per store serves every engine on that store's session. Imports nothing of kazoo,
+grpc or the rest of the engine.
+
+Threads: `renew` runs on the calling thread (each engine's worker; several at once when engines
+share the lease) and makes its round trip without holding the lock; everything else may be
+called from any thread. All state is guarded by `_lock`; under it the lease asks the session
+only for facts that do not block (`session_id`, `session_timeout`, `session_established`).
+
+Invariants (T: the session timeout granted now, asked afresh each time):
+  * Only a sync renews: it must pass through ZooKeeper's quorum leader, while a follower cut off
+    from its quorum still answers reads (V1).
+  * A sync that succeeded proves nothing by itself: a follower reports its clients' activity to
+    the leader only when the leader next pings it (V4). It is proven once a later sync of the
+    same session, sent at least T/4 (the proof gap, more than one ping interval) after it and
+    after it had succeeded, succeeds; or by a (re)connect handshake of the session that began
+    before it, which ZooKeeper's leader itself refreshes the session for.
+  * A sync during which the session changed proves nothing and is not kept. Syncs of another
+    session never prove, nor are proven for, the current one.
+  * The anchor never moves back; the lease ends 2T/3 after it, leaving T/3 before ZooKeeper can
+    expire the session.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
+
+_NEVER = -1e18  # the anchor before anything is proven: every lease has run out
+
+
+class SessionFacts(Protocol):
+    """What the lease needs of a store (`electd.engine.store.Store` has all of it)."""
+
+    def session_id(self) -> int | None: ...
+
+    def session_timeout(self) -> float: ...
+
+    def session_established(self) -> tuple[int, float] | None: ...
+
+    def sync(self) -> None: ...
+
+
+class _Sync(NamedTuple):
+    """A successful sync not yet proven."""
+
+    session: int
+    sent: float  # monotonic time before it was sent
+    number: int  # completion order: it succeeded before every sync sent after `number` did
+
+
+class Lease:
+    """The lease of one session: `renew` after every piece of news worth vouching for,
+    `valid_until` to stamp what is published."""
+
+    def __init__(self, session: SessionFacts, clock: Callable[[], float] = time.monotonic) -> None:
+        self._session = session
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._anchor = _NEVER
+        self._unproven: list[_Sync] = []
+        self._completed = 0  # how many syncs have succeeded in their own session
+
+    def length(self) -> float:
+        """How long the anchor vouches for: kazoo's read timeout for the session, 2/3 of the
+        session timeout the server granted (asked again each time: a new session may be granted
+        another one). ZooKeeper cannot expire the session before a full timeout after the
+        anchor, so the lease leaves a third of it as margin."""
+        return self._session.session_timeout() * 2.0 / 3.0
+
+    def proof_gap(self) -> float:
+        """How much later a sync must be sent to prove that an earlier one refreshed the session
+        at ZooKeeper's leader: longer than the leader's ping interval (tickTime / 2; ZooKeeper
+        grants at least 2 ticks of session timeout, so tick / 2 <= T / 4)."""
+        return self._session.session_timeout() / 4.0
+
+    def heartbeat(self) -> float:
+        """How often to renew when nothing else does: two syncs per proof gap, so that the
+        anchor trails by about one gap and a healthy leader vouches for at least
+        2T/3 - T/4 - T/8 after each heartbeat."""
+        return self._session.session_timeout() / 8.0
+
+    def valid_until(self) -> float:
+        """The monotonic time the lease runs out at (far in the past before any proof)."""
+        with self._lock:
+            return self._anchor + self.length()
+
+    def remaining(self) -> float:
+        """Seconds left of the lease now (negative once it has run out)."""
+        return self.valid_until() - self._clock()
+
+    def renew(self) -> None:
+        """One sync (a round trip through ZooKeeper's quorum leader), then whatever it proves.
+        Raises what the store's sync raises (CoordinatorUnavailable); a failed sync changes
+        nothing."""
+        sid = self._session.session_id()
+        with self._lock:
+            sent, horizon = self._clock(), self._completed
+        self._session.sync()
+        established = self._session.session_established()
+        with self._lock:
+            if sid is None:
+                return
+            if self._session.session_id() == sid:
+                self._prove(sid, sent, horizon)
+            if established is not None and established[0] == sid:
+                self._anchor = max(self._anchor, established[1])
+
+    def _prove(self, sid: int, sent: float, horizon: int) -> None:
+        """Under `_lock`: the sync of `sid` sent at `sent` succeeded; `horizon` syncs had
+        succeeded before it was sent."""
+        proven = sent - self.proof_gap()
+        kept: list[_Sync] = []
+        for sync in self._unproven:
+            if sync.session != sid:
+                continue  # another session's syncs prove nothing about this one
+            if sync.sent <= proven and sync.number < horizon:
+                self._anchor = max(self._anchor, sync.sent)
+            else:
+                kept.append(sync)
+        kept.append(_Sync(sid, sent, self._completed))
+        self._completed += 1
+        self._unproven = kept
