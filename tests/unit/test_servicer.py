@@ -190,3 +190,26 @@ def test_reflection_answers_on_v1_and_v1alpha(version: str) -> None:
         await server.stop(0)
 
     run(body())
+
+
+def test_a_stream_never_sends_a_leader_whose_lease_ran_out() -> None:
+    """The lease is checked when a message is sent, not only by the hub's timer (which runs on
+    the loop's monotonic clock and fires late after a suspend or a stalled loop)."""
+
+    async def body() -> None:
+        hub, server, channel, stub = await serve()
+        hub.publish(view(1, member("a", 0), valid_for=0.2))
+        await asyncio.sleep(0.05)
+        assert hub.snapshot.leader is not None
+        assert hub._lease_timer is not None
+        hub._lease_timer.cancel()  # the timer has not fired (a suspended machine, a busy loop)
+        await asyncio.sleep(0.3)
+        assert hub.snapshot.leader is not None  # stale: only the timer would have cleared it
+        call = stub.WatchLeader(pb.WatchLeaderRequest())
+        first = await call.read()
+        assert first.state == pb.LEADER_STATE_UNKNOWN and "lease" in first.reason
+        call.cancel()
+        await channel.close()
+        await server.stop(0)
+
+    run(body())

@@ -46,6 +46,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from electd.engine.clock import now as lease_clock
 from electd.engine.lease import Lease
 from electd.engine.members import Members
 from electd.engine.model import LeaderInfo, Member, MemberView, NodeRecord, Role, View
@@ -101,13 +102,13 @@ class ElectionEngine:
         store: Store,
         record: NodeRecord,
         publish: Callable[[View], None],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = lease_clock,
         wall: Callable[[], float] = time.time,
         lease: Lease | None = None,
     ) -> None:
         """`lease`: the lease of `store`'s session, shared by every engine on that session (one
-        per store, on the same monotonic clock as `clock`); by default the engine makes its own.
-        """
+        per store, on the same clock as `clock`: the lease clock, engine/clock.py); by default
+        the engine makes its own."""
         # Set here, never rebound: safe to read from any thread.
         self._store = store
         self._record = record

@@ -2,11 +2,11 @@
 through the session, and the rules that prove ZooKeeper's quorum leader refreshed the session
 (RELIABILITY.md, V1 and V4).
 
-Owns the anchor (a monotonic time at or before which ZooKeeper's leader provably last refreshed
-the session) and the successful syncs not yet proven. Knows the session only through
-`SessionFacts` (id, granted timeout, sync, handshake), never entries, records or elections, so
-one `Lease` per store serves every engine on that store's session. Imports nothing of kazoo,
-grpc or the rest of the engine.
+Owns the anchor (a time on the lease clock, engine/clock.py, at or before which ZooKeeper's
+leader provably last refreshed the session) and the successful syncs not yet proven. Knows the
+session only through `SessionFacts` (id, granted timeout, sync, handshake), never entries,
+records or elections, so one `Lease` per store serves every engine on that store's session.
+Imports nothing of kazoo, grpc or the rest of the engine.
 
 Threads: `renew` runs on the calling thread (each engine's worker; several at once when engines
 share the lease) and makes its round trip without holding the lock; everything else may be
@@ -30,9 +30,10 @@ Invariants (T: the session timeout granted now, asked afresh each time):
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
+
+from electd.engine.clock import now as lease_clock
 
 _NEVER = -1e18  # the anchor before anything is proven: every lease has run out
 
@@ -61,7 +62,7 @@ class Lease:
     """The lease of one session: `renew` after every piece of news worth vouching for,
     `valid_until` to stamp what is published."""
 
-    def __init__(self, session: SessionFacts, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, session: SessionFacts, clock: Callable[[], float] = lease_clock) -> None:
         self._session = session
         self._clock = clock
         self._lock = threading.Lock()
@@ -89,7 +90,7 @@ class Lease:
         return self._session.session_timeout() / 8.0
 
     def valid_until(self) -> float:
-        """The monotonic time the lease runs out at (far in the past before any proof)."""
+        """The lease-clock time the lease runs out at (far in the past before any proof)."""
         with self._lock:
             return self._anchor + self.length()
 

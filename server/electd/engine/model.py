@@ -118,7 +118,8 @@ class Role(enum.Enum):
 class View:
     """What the engine publishes after every decision.
 
-    `leader` is only to be believed while `valid_until` (time.monotonic seconds) lies in the
+    `leader` is only to be believed while `valid_until` (seconds on the lease clock,
+    engine/clock.py: CLOCK_BOOTTIME, which keeps counting through a suspend) lies in the
     future: that is the local lease, which runs from the latest moment at which ZooKeeper's
     leader provably refreshed the session (see `electd.engine.lease.Lease`). A node paused (GC,
     SIGSTOP) past it stops vouching for any leader, itself included.
@@ -134,7 +135,7 @@ class View:
     valid_until: float
 
     def vouched(self, now: float) -> LeaderInfo | None:
-        """The leader, if the lease still holds at monotonic time `now`."""
+        """The leader, if the lease still holds at lease-clock time `now`."""
         if self.leader is None or now >= self.valid_until:
             return None
         return self.leader

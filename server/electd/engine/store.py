@@ -75,9 +75,10 @@ class Store(Protocol):
         ...
 
     def session_established(self) -> tuple[int, float] | None:
-        """The current session and a time.monotonic() reading taken before the handshake that
-        last established or revalidated it began (ZooKeeper's leader refreshes the session
-        during that handshake, so not before this time), or None before the first session."""
+        """The current session and a lease-clock reading (engine/clock.py) taken before the
+        handshake that last established or revalidated it began (ZooKeeper's leader refreshes
+        the session during that handshake, so not before this time), or None before the first
+        session."""
         ...
 
     def add_state_listener(self, listener: StateListener) -> None: ...

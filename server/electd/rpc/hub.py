@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from electd.engine import LeaderInfo, Role, View
+from electd.engine.clock import now as lease_clock
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +66,19 @@ class ViewHub:
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
+    def current(self) -> Snapshot:
+        """The snapshot, with the lease checked now: a snapshot naming a leader whose lease has
+        run out (the loop's timer may not have fired yet, for example right after a suspend or
+        a long pause of the loop) is replaced by "unknown" before it is returned. Every stream
+        message is taken from here when it is sent."""
+        snap = self._snapshot
+        if snap.leader is not None and self._view.vouched(self.now()) is None:
+            self._refresh()
+            snap = self._snapshot
+        return snap
+
     def now(self) -> float:
-        return self._loop.time()  # time.monotonic, the engine's clock
+        return lease_clock()  # the engine's clock: CLOCK_BOOTTIME, not the loop's monotonic
 
     def on_serving_change(self, listener: Callable[[bool], None]) -> None:
         self._serving_listeners.append(listener)
@@ -120,7 +132,11 @@ class ViewHub:
             self._lease_timer.cancel()
             self._lease_timer = None
         if leader is not None:
-            self._lease_timer = self._loop.call_at(view.valid_until, self._refresh)
+            # The loop's timers run on CLOCK_MONOTONIC, which stops during a suspend: the
+            # timer may fire late after a resume, so every send checks the lease again.
+            self._lease_timer = self._loop.call_later(
+                max(0.0, view.valid_until - lease_clock()), self._refresh
+            )
 
     def _set_leading(self, epoch: int | None) -> None:
         if epoch != self._leading:

@@ -108,7 +108,7 @@ class ElectionServicer(pb_grpc.ElectionServiceServicer):
         try:
             generation = -1
             while True:
-                snap = self._hub.snapshot
+                snap = self._hub.current()  # the lease is checked at send time
                 if snap.closed:
                     return
                 if snap.generation != generation:

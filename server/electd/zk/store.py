@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -31,6 +30,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.retry import KazooRetry, RetryFailedError
 
+from electd.engine.clock import now as lease_clock
 from electd.engine.store import (
     ConnState,
     CoordinatorUnavailable,
@@ -141,7 +141,7 @@ class ZkStore:
         handshake = conn._connect
 
         def connect(*args: Any, **kwargs: Any) -> Any:
-            began = time.monotonic()
+            began = lease_clock()
             result = handshake(*args, **kwargs)
             client_id = self._client.client_id
             if client_id:
