@@ -10,15 +10,14 @@ bucketing), not by code: the figure that matters is the ratio to the session tim
 from __future__ import annotations
 
 import random
-import time
 import uuid
-from collections import deque
 
-from bench import nodes, zkbase
+from bench import zkbase
 from bench.context import Context
 from bench.progress import Progress
 from bench.report import Target
-from bench.watch import Watchers
+from bench.ring import Ring
+from electd.devcluster.cluster import NodeProcess
 
 NAME = "crash"
 
@@ -87,37 +86,20 @@ def _r(samples: list[float], limit: float, pct: float) -> float:
 
 
 def electd_crash(ctx: Context, timeout: float, trials: int) -> tuple[list[float], list[float]]:
-    path = f"/bench/crash-{uuid.uuid4().hex[:8]}"
-    ring: deque = deque()
-    for name in ("n1", "n2", "n3"):
-        proc = nodes.start(ctx, name, path, session_timeout=timeout)
-        nodes.wait_serving(proc)
-        ring.append(proc)
+    ring = Ring(ctx, f"/bench/crash-{uuid.uuid4().hex[:8]}", session_timeout=timeout)
     succ: list[float] = []
     third: list[float] = []
     with Progress(f"crash {timeout:g}s: electd SIGKILL", trials) as p:
-        for _ in range(trials):
-            leader, successor, observer = ring[0], ring[1], ring[2]
-            with Watchers(observer.address, log=ctx.workdir / "watchtool.log") as w:
-                w.mark()
-                # A random phase against the heartbeats, as a real crash would have.
-                time.sleep(0.2 + random.uniform(0, timeout / 3))
-                t0 = time.time()
-                leader.kill()
-                arrival = w.wait(timeout * 3 + 10)
-            if not arrival.complete:
-                raise RuntimeError(f"the third node's stream did not see a new leader: {arrival}")
-            took = nodes.procs.wait_for(
-                lambda s=successor, t=t0: nodes.leader_since(s, t), 15, "successor's log line"
-            )
-            succ.append((took - t0) * 1000)
-            third.append((arrival.first_ns / 1e9 - t0) * 1000)
+        for f in ring.failovers(
+            trials,
+            NodeProcess.kill,
+            # A random phase against the heartbeats, as a real crash would have.
+            lambda: 0.2 + random.uniform(0, timeout / 3),
+            watch=timeout * 3 + 10,
+        ):
+            assert f.arrival is not None
+            succ.append(f.ms(f.declared))
+            third.append(f.ms(f.arrival.first_ns / 1e9))
             p.step(f"last {succ[-1]:.0f} ms")
-            ring.popleft()
-            again = nodes.start(ctx, leader.node_id, path, session_timeout=timeout)
-            nodes.wait_serving(again)
-            ring.append(again)
-            time.sleep(0.2)
-    for proc in ring:
-        proc.stop()
+    ring.stop()
     return succ, third

@@ -20,6 +20,7 @@ from bench.etcdpeer import Election, EtcdServer
 from bench.progress import Progress
 from bench.report import Target
 from bench.watch import Watchers, measure_changes
+from electd.devcluster.cluster import wait_until
 
 NAME = "etcd"
 PROTO = ROOT / "bench" / "proto" / "etcd_election.proto"
@@ -50,7 +51,9 @@ def resign_observe(ctx: Context, server: EtcdServer) -> None:
             time.sleep(0.1)
             t0, successor = election.change()
             arrival = w.wait(10)
-            procs.wait_for(lambda s=successor: s.elected_at > 0, 10, "successor's Campaign")
+            wait_until(
+                lambda s=successor: s.elected_at > 0, 10, "successor's Campaign", interval=0.01
+            )
             if not arrival.complete:
                 raise RuntimeError(f"the Observe stream did not see the new leader: {arrival}")
             if i >= warmup:

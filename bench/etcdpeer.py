@@ -23,6 +23,7 @@ import grpc
 
 from bench import procs
 from bench.context import ROOT, Context, tool
+from electd.devcluster.cluster import wait_until
 from electd.devcluster.zookeeper import free_port
 
 PROTO_DIR = ROOT / "bench" / "proto"
@@ -39,7 +40,7 @@ def stubs() -> tuple[ModuleType, ModuleType, ModuleType, ModuleType]:
     sources = sorted(PROTO_DIR.glob("etcd_*.proto"))
     want = "".join(p.read_text() for p in sources)
     if not stamp.is_file() or stamp.read_text() != want:
-        from grpc_tools import protoc
+        from grpc_tools import protoc  # type: ignore[import-untyped]
 
         GEN_DIR.mkdir(parents=True, exist_ok=True)
         args = [
@@ -92,7 +93,7 @@ class EtcdServer:
         self.channel = grpc.insecure_channel(self.address)
         self.election = election_grpc.ElectionStub(self.channel)
         self.lease = lease_grpc.LeaseStub(self.channel)
-        procs.wait_for(self._ready, 30, "etcd to serve", 0.05)
+        wait_until(self._ready, 30, "etcd to serve", interval=0.05)
 
     def _ready(self) -> bool:
         if self.proc.poll() is not None:
@@ -173,12 +174,16 @@ class Election:
             self._n += 1
             self.queue.append(Campaigner(self.server, self.name, f"e{self._n}"))
             time.sleep(0.01)  # keep creation order = election order
-        procs.wait_for(lambda: self.queue[0].elected_at > 0, 10, "first campaigner elected")
+        wait_until(
+            lambda: self.queue[0].elected_at > 0, 10, "first campaigner elected", interval=0.01
+        )
 
     def change(self) -> tuple[float, Campaigner]:
         """The leader resigns; returns (t0, the successor)."""
         leader = self.queue.pop(0)
-        procs.wait_for(lambda: leader.key is not None, 10, "the leader's Campaign to return")
+        wait_until(
+            lambda: leader.key is not None, 10, "the leader's Campaign to return", interval=0.01
+        )
         t0 = leader.resign()
         leader.close()
         return t0, self.queue[0]

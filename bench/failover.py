@@ -10,15 +10,13 @@ at the tail), so every trial sees the same shape: leader, successor, third node.
 from __future__ import annotations
 
 import signal
-import time
 import uuid
-from collections import deque
 
 from bench import nodes, zkbase
 from bench.context import Context
 from bench.progress import Progress
 from bench.report import Target
-from bench.watch import Watchers
+from bench.ring import Ring
 
 NAME = "failover"
 
@@ -96,45 +94,28 @@ def run(ctx: Context) -> None:
     )
 
 
-def electd_graceful(ctx: Context, trials: int, warmup: int = 2) -> tuple[list[float], ...]:
-    path = f"/bench/failover-{uuid.uuid4().hex[:8]}"
-    ring: deque = deque()
-    for name in ("n1", "n2", "n3"):
-        proc = nodes.start(ctx, name, path)
-        nodes.wait_serving(proc)
-        ring.append(proc)
+def electd_graceful(
+    ctx: Context, trials: int, warmup: int = 2
+) -> tuple[list[float], list[float], list[float]]:
+    ring = Ring(ctx, f"/bench/failover-{uuid.uuid4().hex[:8]}")
     succ: list[float] = []
     third: list[float] = []
     deleted: list[float] = []
     with Progress("failover: electd SIGTERM", trials) as p:
-        for i in range(trials + warmup):
-            leader, successor, observer = ring[0], ring[1], ring[2]
-            with Watchers(observer.address, log=ctx.workdir / "watchtool.log") as w:
-                before = w.mark()
-                if not before.startswith(f"{leader.node_id}@"):
-                    raise RuntimeError(f"expected {leader.node_id} to lead, stream says {before}")
-                time.sleep(0.1)
-                t0 = time.time()
-                leader.signal(signal.SIGTERM)
-                arrival = w.wait(15)
-            if not arrival.complete or not arrival.leader.startswith(f"{successor.node_id}@"):
-                raise RuntimeError(f"the third node's stream did not see the successor: {arrival}")
-            took = nodes.procs.wait_for(
-                lambda s=successor, t=t0: nodes.leader_since(s, t), 15, "successor's log line"
-            )
-            leader.wait(15)
-            gone = nodes.log_time(leader, "left the election", t0)
-            if i >= warmup:
-                succ.append((took - t0) * 1000)
-                third.append((arrival.first_ns / 1e9 - t0) * 1000)
-                if gone is not None:
-                    deleted.append((gone - t0) * 1000)
-                p.step(f"last {succ[-1]:.1f}/{third[-1]:.1f} ms")
-            ring.popleft()
-            again = nodes.start(ctx, leader.node_id, path)
-            nodes.wait_serving(again)
-            ring.append(again)
-            time.sleep(0.2)
-    for proc in ring:
-        proc.stop()
+        for f in ring.failovers(
+            trials,
+            lambda leader: leader.signal(signal.SIGTERM),
+            lambda: 0.1,
+            warmup=warmup,
+            watch=15,
+            check_order=True,
+        ):
+            assert f.arrival is not None
+            gone = nodes.log_time(f.leader, "left the election", f.t0)
+            succ.append(f.ms(f.declared))
+            third.append(f.ms(f.arrival.first_ns / 1e9))
+            if gone is not None:
+                deleted.append(f.ms(gone))
+            p.step(f"last {succ[-1]:.1f}/{third[-1]:.1f} ms")
+    ring.stop()
     return succ, third, deleted

@@ -15,17 +15,15 @@ import argparse
 import os
 import signal
 import tempfile
-import time
 import uuid
-from collections import deque
 from pathlib import Path
 
-from bench import nodes, zkbase
+from bench import zkbase
 from bench.context import Context, Options
 from bench.progress import Progress
 from bench.report import Results
+from bench.ring import Ring
 from bench.stats import Summary
-from electd.devcluster.cluster import NodeProcess
 
 HOOK = Path(__file__).resolve().parent / "tracehook"
 
@@ -41,40 +39,30 @@ def main(argv: list[str] | None = None) -> int:
         hosts = ctx.zk().connect_string
         with Progress("ZooKeeper floor", args.trials) as p:
             floor = zkbase.floor(hosts, f"/bench/floor-{uuid.uuid4().hex[:8]}", args.trials, p.step)
-        path = f"/bench/trace-{uuid.uuid4().hex[:8]}"
 
-        def start(name: str, n: int) -> NodeProcess:
+        def env(name: str, n: int) -> dict[str, str]:
             hook_path = os.pathsep.join(filter(None, [str(HOOK), os.environ.get("PYTHONPATH")]))
             trace = workdir / f"trace-{name}-{n}.txt"
-            env = {"PYTHONPATH": hook_path, "ELECTD_TRACE_FILE": str(trace)}
-            proc = nodes.start(ctx, name, path, env=env)
-            nodes.wait_serving(proc)
-            return proc
+            return {"PYTHONPATH": hook_path, "ELECTD_TRACE_FILE": str(trace)}
 
-        ring = deque(start(name, 0) for name in ("n1", "n2", "n3"))
-        warmup = 2
+        ring = Ring(ctx, f"/bench/trace-{uuid.uuid4().hex[:8]}", env=env)
         with Progress("SIGTERM of the leader, traced", args.trials) as p:
-            for i in range(args.trials + warmup):
-                leader, successor = ring[0], ring[1]
-                time.sleep(0.2)
-                t0 = time.time()
-                leader.signal(signal.SIGTERM)
-                took = nodes.procs.wait_for(
-                    lambda s=successor, t=t0: nodes.leader_since(s, t), 15, "successor"
-                )
-                leader.wait(15)
-                if i >= warmup:
-                    seen: dict[str, float] = {}
-                    for line in Path(leader.env["ELECTD_TRACE_FILE"]).read_text().splitlines():
-                        ts, step = line.split(" ", 1)
-                        if float(ts) >= t0:
-                            seen.setdefault(step, (float(ts) - t0) * 1000)
-                    seen["successor logs 'I am a new leader'"] = (took - t0) * 1000
-                    for step, ms in seen.items():
-                        steps.setdefault(step, []).append(ms)
-                    p.step()
-                ring.popleft()
-                ring.append(start(leader.node_id, i + 1))
+            for f in ring.failovers(
+                args.trials,
+                lambda leader: leader.signal(signal.SIGTERM),
+                lambda: 0.2,
+                warmup=2,
+                rest=0,
+            ):
+                seen: dict[str, float] = {}
+                for line in Path(f.leader.env["ELECTD_TRACE_FILE"]).read_text().splitlines():
+                    ts, step = line.split(" ", 1)
+                    if float(ts) >= f.t0:
+                        seen.setdefault(step, f.ms(float(ts)))
+                seen["successor logs 'I am a new leader'"] = f.ms(f.declared)
+                for step, ms in seen.items():
+                    steps.setdefault(step, []).append(ms)
+                p.step()
     finally:
         ctx.close()
     print(

@@ -26,6 +26,7 @@ from bench.context import ROOT, Context
 from bench.progress import Progress
 from bench.report import Target
 from bench.stats import Summary
+from electd.devcluster.cluster import wait_until
 
 NAME = "herd"
 SESSION_TIMEOUT = 30.0
@@ -122,6 +123,11 @@ class Herd:
             out.update(part)
         return out
 
+    def learned(self, leader: str) -> dict[str, tuple[int, str, float, float]] | None:
+        """The status, once every contender knows `leader` leads; None before."""
+        st = self.status()
+        return st if all(v[1] == leader for v in st.values()) else None
+
     def counts(self) -> tuple[int, int]:
         parts = self._all("counts")
         return sum(p[0] for p in parts), sum(p[1] for p in parts)
@@ -180,15 +186,11 @@ def measure(ctx: Context, kind: str, n: int, trials: int) -> dict[str, Any]:
                 leader, successor = order[0], order[1]
                 before = herd.settle()
                 t0 = herd.leave(leader)
-                deadline = time.monotonic() + 120
-                while True:
-                    st = herd.status()
-                    known = [v for v in st.values() if v[1] == successor]
-                    if len(known) == len(st):
-                        break
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"{len(st) - len(known)} contenders never learned")
-                    time.sleep(0.02)
+                st = wait_until(
+                    lambda s=successor: herd.learned(s),
+                    120,
+                    f"every contender to learn of {successor}",
+                )
                 failover.append((st[successor][3] - t0) * 1000)
                 everyone.append((max(v[2] for v in st.values()) - t0) * 1000)
                 after = herd.settle()
@@ -222,7 +224,7 @@ def measure(ctx: Context, kind: str, n: int, trials: int) -> dict[str, Any]:
 def run(ctx: Context) -> None:
     res = ctx.results
     for kind, sizes in (("electd", ctx.opts.herd_sizes), ("naive", ctx.opts.naive_sizes)):
-        base_key = None
+        base_key: str | None = None
         for n in sizes:
             trials = ctx.opts.n(20 if n < 1000 else (10 if kind == "electd" else 5), 2)
             m = measure(ctx, kind, n, trials)

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from bench.naive import NaiveContender
+from electd.devcluster.cluster import wait_until
 from electd.engine import ElectionEngine, NodeRecord, Role, View
 from electd.zk import ZkStore
 
@@ -44,9 +45,8 @@ class ElectdContender:
 
     def register(self) -> int:
         self.engine.start()
-        deadline = time.monotonic() + 60
-        while self.seq < 0 and time.monotonic() < deadline:
-            time.sleep(0.002)
+        with contextlib.suppress(TimeoutError):  # as before: -1 if it never registered
+            wait_until(lambda: self.seq >= 0, 60, f"{self.id} to register", interval=0.002)
         return self.seq
 
     def arm(self) -> None:

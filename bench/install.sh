@@ -17,14 +17,7 @@ mkdir -p "$GOBIN"
 
 # 1. etcd (the peer) from Debian.
 if ! command -v etcd >/dev/null; then
-  if [ "$(id -u)" != 0 ]; then
-    log "etcd is missing: run 'sudo apt-get install -y etcd-server'"
-    exit 1
-  fi
-  log "installing Debian's etcd-server"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends etcd-server >/dev/null
+  scripts/lib/apt-ensure.sh etcd etcd-server
   # The package enables a system service; the benchmarks start their own etcd.
   if command -v systemctl >/dev/null && systemctl is-active --quiet etcd 2>/dev/null; then
     systemctl stop etcd || true
@@ -34,12 +27,7 @@ fi
 command -v go >/dev/null || { log "the go command is not installed"; exit 1; }
 
 # 2. ghz, pinned (skipped when the binary there was built from that version).
-have=$( [ -x "$GOBIN/ghz" ] && go version -m "$GOBIN/ghz" 2>/dev/null |
-  awk '$1 == "mod" && $2 == "github.com/bojand/ghz" { print $3 }' || true)
-if [ "$have" != "$GHZ_VERSION" ]; then
-  log "installing ghz $GHZ_VERSION into $GOBIN"
-  go install -p 2 -trimpath "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
-fi
+scripts/lib/go-install.sh "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION" ghz
 
 # 3. The stream client (rebuilt when its source changed).
 src_sum=$(cat bench/watchtool/go.mod bench/watchtool/go.sum bench/watchtool/*.go | sha256sum | cut -d' ' -f1)

@@ -6,15 +6,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from bench import procs
 from bench.context import Context
-from electd.devcluster.cluster import NodeProcess
+from electd.client import probe
+from electd.devcluster.cluster import NodeProcess, wait_until
 from electd.devcluster.zookeeper import free_port
-
-SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 def start(
@@ -41,26 +36,15 @@ def start(
     return proc
 
 
-def serving(proc: NodeProcess, timeout: float = 0.5) -> bool:
-    with grpc.insecure_channel(proc.address) as channel:
-        try:
-            resp = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=timeout
-            )
-        except grpc.RpcError:
-            return False
-    return bool(resp.status == SERVING)
-
-
 def wait_serving(proc: NodeProcess, timeout: float = 30.0, interval: float = 0.02) -> float:
     """Wait until the node reports SERVING (joined, with a live session); returns unix time."""
 
     def ready() -> bool:
         if not proc.alive():
             raise RuntimeError(f"node {proc.node_id} exited:\n{proc.log_text()}")
-        return serving(proc)
+        return probe(proc.address) == "SERVING"
 
-    procs.wait_for(ready, timeout, f"node {proc.node_id} to serve", interval)
+    wait_until(ready, timeout, f"node {proc.node_id} to serve", interval)
     return time.time()
 
 

@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from electd.devcluster.cluster import wait_until
-
 
 def install_signal_handlers() -> None:
     def on_signal(signum: int, frame: Any) -> None:
@@ -102,11 +100,6 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.01) -> Any:
-    """Poll `predicate` until it returns something truthy; TimeoutError naming `what`."""
-    return wait_until(predicate, timeout, what, interval)
 
 
 def children(pid: int | None = None) -> list[str]:

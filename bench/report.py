@@ -220,7 +220,7 @@ class Results:
         res = cls(out=io.StringIO())  # loading prints nothing
         res.meta, res.notes = doc.get("meta", {}), doc.get("notes", [])
         for r in doc["rows"]:
-            fields = {
+            fields: dict[str, Any] = {
                 k: (math.nan if v is None and k.startswith("ratio") else v) for k, v in r.items()
             }
             goal = fields.pop("goal", None)

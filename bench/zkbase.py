@@ -18,7 +18,7 @@ from collections.abc import Callable
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 
-from bench.procs import wait_for
+from electd.devcluster.cluster import wait_until
 
 Step = Callable[[], None]
 
@@ -75,7 +75,8 @@ class _Contender:
         self.kz = client(hosts)
         self.release = threading.Event()
         self._on_lead = on_lead
-        self.election = self.kz.Election(path, ident)
+        # kazoo is untyped and typings/kazoo does not declare its recipes (KazooClient.Election).
+        self.election = self.kz.Election(path, ident)  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self._run, name=f"kazoo-election-{ident}")
         self.thread.daemon = True
         self.thread.start()
@@ -120,21 +121,33 @@ def kazoo_election(
         for _ in range(contenders):
             add()
             n = len(pool)
-            wait_for(lambda n=n: len(admin.get_children(path)) >= n, 15, "contender to join")
+            wait_until(
+                lambda n=n: len(admin.get_children(path)) >= n,
+                15,
+                "contender to join",
+                interval=0.01,
+            )
         samples: list[float] = []
         for i in range(trials + warmup):
-            leader = wait_for(lambda: next((c for c in pool if c.ident in led), None), 15, "leader")
+            leader = wait_until(
+                lambda: next((c for c in pool if c.ident in led), None), 15, "leader", interval=0.01
+            )
             successor = pool[pool.index(leader) + 1]
             time.sleep(0.02)
             t0 = time.perf_counter()
             leader.close()
-            wait_for(lambda s=successor: s.ident in led, 10, "successor to run", 0.0005)
+            wait_until(lambda s=successor: s.ident in led, 10, "successor to run", interval=0.0005)
             if i >= warmup:
                 samples.append((led[successor.ident] - t0) * 1000)
                 step()
             pool.remove(leader)
             add()
-            wait_for(lambda: len(admin.get_children(path)) >= contenders, 15, "contender to join")
+            wait_until(
+                lambda: len(admin.get_children(path)) >= contenders,
+                15,
+                "contender to join",
+                interval=0.01,
+            )
             time.sleep(0.02)
         return samples
     finally:

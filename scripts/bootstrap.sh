@@ -11,15 +11,9 @@ cd "$root"
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
 # 1. ZooKeeper (a JVM and the jars) from Debian.
-if [ ! -f /usr/share/java/zookeeper.jar ] && [ -z "${ELECTD_ZK_CLASSPATH:-}" ]; then
-  if [ "$(id -u)" != 0 ]; then
-    log "ZooKeeper is missing: run 'sudo apt-get install -y zookeeper' (or set ELECTD_ZK_CLASSPATH)"
-    exit 1
-  fi
-  log "installing Debian's zookeeper package"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends zookeeper default-jre-headless >/dev/null
+if [ -z "${ELECTD_ZK_CLASSPATH:-}" ]; then
+  scripts/lib/apt-ensure.sh --hint "or set ELECTD_ZK_CLASSPATH" \
+    /usr/share/java/zookeeper.jar zookeeper default-jre-headless
 fi
 
 # 2. Python virtualenv with pinned dependencies.

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from electd.devcluster.cluster import NodeProcess
+from electd.devcluster.cluster import NodeProcess, wait_until
 from electd.devcluster.zookeeper import ZooKeeperCluster, free_port
 from electd.engine import ElectionEngine, NodeRecord, View
 from electd.zk import ZkStore
@@ -128,13 +128,6 @@ def nodes(
         print(f"\n----- ZooKeeper -----\n{zk.logs()}")
 
 
-def poll(
-    predicate: Callable[[], Any],
-    timeout: float = 15.0,
-    what: str = "condition",
-    interval: float = 0.02,
-) -> Any:
-    """Poll with a deadline (no bare sleeps in tests)."""
-    from electd.devcluster.cluster import wait_until
-
-    return wait_until(predicate, timeout, what, interval)
+# Waits in tests poll with electd.devcluster.cluster.wait_until (no bare sleeps). `poll` is only
+# that function under its old name, for the tests under tests/unit that still import it.
+poll = wait_until

@@ -39,8 +39,8 @@ def _around(owner: Any, name: str, before: str, after: str = "") -> None:
 if _out is not None:
     import asyncio.unix_events
 
-    import kazoo.protocol.connection
-    from kazoo.protocol.serialization import Delete
+    import kazoo.protocol.connection  # type: ignore[import-untyped]
+    from kazoo.protocol.serialization import Delete  # type: ignore[import-untyped]
 
     import electd.engine.engine
     import electd.rpc.hub

@@ -11,17 +11,8 @@ cd "$(dirname "$0")"
 log() { printf 'java/build.sh: %s\n' "$*" >&2; }
 
 # Java 17+ and Maven 3.8+ are on the project's machines; install them on a bare Debian.
-if ! command -v mvn >/dev/null || ! command -v javac >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing openjdk-17-jdk-headless and maven from Debian"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless maven >/dev/null
-  else
-    log "need Java 17+ (javac) and Maven 3.8+ on PATH"
-    exit 1
-  fi
-fi
+../../scripts/lib/apt-ensure.sh --hint "need Java 17+ (javac) and Maven 3.8+ on PATH" \
+  mvn,javac openjdk-17-jdk-headless maven
 
 # Maven 3.8 prints stray colour-reset codes even with -q -B; strip them (pipefail keeps
 # mvn's exit status).

@@ -8,12 +8,11 @@ import time
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from electd.devcluster.cluster import NodeProcess
+from electd.client import probe
+from electd.devcluster.cluster import NodeProcess, wait_until
 from electd.v1 import election_service_pb2 as pb
 from electd.v1 import election_service_pb2_grpc as pb_grpc
-from tests.conftest import poll
 
 
 def stub(proc: NodeProcess) -> pb_grpc.ElectionServiceStub:
@@ -33,20 +32,14 @@ def leader_id(proc: NodeProcess) -> str | None:
 
 
 def health(proc: NodeProcess) -> str:
-    channel = grpc.insecure_channel(proc.address)
-    try:
-        resp = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=""), timeout=1
-        )
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
-    except grpc.RpcError as exc:
-        return f"error:{exc.code().name}"
-    finally:
-        channel.close()
+    """The node's grpc.health.v1 status name ("SERVING", "NOT_SERVING", or "UNREACHABLE")."""
+    return probe(proc.address, timeout=1)
 
 
 def wait_joined(proc: NodeProcess, timeout: float = 20) -> None:
-    poll(lambda: health(proc) == "SERVING" or not proc.alive(), timeout, f"{proc.node_id} joined")
+    wait_until(
+        lambda: health(proc) == "SERVING" or not proc.alive(), timeout, f"{proc.node_id} joined"
+    )
     assert proc.alive(), proc.log_text()
 
 
@@ -88,7 +81,7 @@ class Watcher:
                     return item
             return None
 
-        return poll(found, timeout, f"{what} on {self.proc.node_id}'s stream")
+        return wait_until(found, timeout, f"{what} on {self.proc.node_id}'s stream")
 
     def close(self) -> None:
         self._call.cancel()

@@ -11,9 +11,10 @@ import time
 import grpc
 import pytest
 
+from electd.devcluster.cluster import wait_until
 from electd.v1 import election_service_pb2 as pb
 from electd.v1 import election_service_pb2_grpc as pb_grpc
-from tests.conftest import NodeFactory, poll
+from tests.conftest import NodeFactory
 from tests.e2e.helpers import Watcher, health, leader_id, leader_of, stub, wait_joined
 from tests.support.tcpproxy import TcpProxy
 
@@ -93,7 +94,7 @@ def test_a_middle_node_leaving_changes_no_leader_and_repairs_the_chain(nodes: No
             0
         ].znode
 
-    poll(repaired, what="chain repaired")
+    wait_until(repaired, 15, "chain repaired")
     assert [m.leader.epoch for _, m in watch.drain()] == [first.leader.epoch]  # no change
     watch.close()
 
@@ -110,7 +111,7 @@ def test_health_and_streams_follow_the_session(nodes: NodeFactory, zk) -> None:
         watch.wait_for(lambda m: m.state == pb.LEADER_STATE_ELECTED)
         proxy.block()
         watch.wait_for(lambda m: m.state == pb.LEADER_STATE_UNKNOWN, timeout=5, what="UNKNOWN")
-        poll(lambda: health(n2) == "NOT_SERVING", 5, "n2 NOT_SERVING")
+        wait_until(lambda: health(n2) == "NOT_SERVING", 5, "n2 NOT_SERVING")
         with pytest.raises(grpc.RpcError) as err:
             stub(n2).GetLeader(pb.GetLeaderRequest(), timeout=2)
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -119,7 +120,7 @@ def test_health_and_streams_follow_the_session(nodes: NodeFactory, zk) -> None:
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
         assert health(n1) == "SERVING"
         proxy.unblock()
-        poll(lambda: health(n2) == "SERVING", 20, "n2 SERVING again")
+        wait_until(lambda: health(n2) == "SERVING", 20, "n2 SERVING again")
         watch.wait_for(
             lambda m: m.state == pb.LEADER_STATE_ELECTED and m.leader.node.id == "n1",
             what="n1 again",
@@ -135,7 +136,7 @@ def test_a_paused_leader_stops_vouching_and_never_claims_after_its_successor(
     n1, n2, _ = three(nodes, session_timeout=1.0)
     epoch = leader_of(n2).epoch
     n1.signal(signal.SIGSTOP)
-    poll(lambda: leader_id(n2) == "n2", 10, "n2 leads while n1 is paused")
+    wait_until(lambda: leader_id(n2) == "n2", 10, "n2 leads while n1 is paused")
     n1.signal(signal.SIGCONT)
     # From the moment it runs again, n1 either refuses to answer or names n2: its lease ran out
     # while it was paused, so it must not name itself.
@@ -143,7 +144,7 @@ def test_a_paused_leader_stops_vouching_and_never_claims_after_its_successor(
     while time.monotonic() < deadline:
         leader = leader_of(n1)
         assert leader is None or (leader.node.id == "n2" and leader.epoch > epoch)
-    poll(lambda: leader_id(n1) == "n2", 15, "n1 rejoined as follower")
+    wait_until(lambda: leader_id(n1) == "n2", 15, "n1 rejoined as follower")
 
 
 def test_invalid_requests_get_invalid_argument_naming_the_field(nodes: NodeFactory) -> None:

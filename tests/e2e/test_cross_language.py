@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NodeFactory, poll
+from electd.devcluster.cluster import wait_until
+from tests.conftest import NodeFactory
 from tests.e2e.helpers import wait_joined
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,12 +86,14 @@ def test_every_client_agrees_through_failover(nodes: NodeFactory) -> None:
 
     watchers = [WatchProcess(lang, addresses) for lang in LANGUAGES]
     try:
-        poll(lambda: all(w.ids() == ["n1"] for w in watchers), 60, "every watch reports n1")
+        wait_until(lambda: all(w.ids() == ["n1"] for w in watchers), 60, "every watch reports n1")
         n1.signal(signal.SIGTERM)
-        poll(lambda: all(w.ids() == ["n1", "n2"] for w in watchers), 30, "every watch: n2")
+        wait_until(lambda: all(w.ids() == ["n1", "n2"] for w in watchers), 30, "every watch: n2")
         assert n1.wait(15) == 0
         n2.kill()
-        poll(lambda: all(w.ids() == ["n1", "n2", "n3"] for w in watchers), 30, "every watch: n3")
+        wait_until(
+            lambda: all(w.ids() == ["n1", "n2", "n3"] for w in watchers), 30, "every watch: n3"
+        )
     finally:
         results = {w.lang: w.stop() for w in watchers}
     for w in watchers:

@@ -12,8 +12,8 @@ import subprocess
 import sys
 import threading
 
+from electd.devcluster.cluster import wait_until
 from electd.devcluster.zookeeper import free_port
-from tests.conftest import poll
 
 
 def port_free(port: int) -> bool:
@@ -56,7 +56,7 @@ def test_dev_cluster_starts_reports_and_stops_cleanly(tmp_path) -> None:
 
     threading.Thread(target=read, daemon=True).start()
     try:
-        poll(lambda: any("watching leader changes" in ln for ln in lines), 60, "cluster up")
+        wait_until(lambda: any("watching leader changes" in ln for ln in lines), 60, "cluster up")
         text = "".join(lines)
         assert re.search(rf"leader: n1 at 127\.0\.0\.1:{base} \(epoch \d+\)", text), text
         zk_port = int(re.search(r"zookeeper\s+127\.0\.0\.1:(\d+)", text).group(1))
@@ -69,7 +69,7 @@ def test_dev_cluster_starts_reports_and_stops_cleanly(tmp_path) -> None:
             ).stdout.split()[0]
         )
         os.kill(pid, signal.SIGTERM)
-        poll(lambda: any("new leader: n2" in ln for ln in lines), 30, "new leader reported")
+        wait_until(lambda: any("new leader: n2" in ln for ln in lines), 30, "new leader reported")
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(60)

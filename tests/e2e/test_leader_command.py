@@ -6,7 +6,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from tests.conftest import NodeFactory, poll
+from electd.devcluster.cluster import wait_until
+from tests.conftest import NodeFactory
 from tests.e2e.helpers import leader_id, wait_joined
 from tests.support.tcpproxy import TcpProxy
 
@@ -46,12 +47,13 @@ def test_leader_command_follows_leadership_on_graceful_handover(
     wait_joined(n1)
     n2 = nodes.start("n2", extra=("--leader-command", command(log)))
     wait_joined(n2)
-    poll(lambda: [r[:2] for r in terms(log)] == [("n1", "start")], what="n1's command runs")
+    wait_until(lambda: [r[:2] for r in terms(log)] == [("n1", "start")], 15, "n1's command runs")
     n1.signal(signal.SIGTERM)
     assert n1.wait(15) == 0
-    poll(
+    wait_until(
         lambda: [r[:2] for r in terms(log)] == [("n1", "start"), ("n1", "stop"), ("n2", "start")],
-        what="n2's command runs",
+        15,
+        "n2's command runs",
     )
     rows = terms(log)
     assert_terms_never_overlap(rows)
@@ -71,13 +73,13 @@ def test_leader_command_stops_when_the_leader_is_cut_off(
         wait_joined(n1)
         n2 = nodes.start("n2", session_timeout=1.5, extra=("--leader-command", command(log)))
         wait_joined(n2)
-        poll(lambda: len(terms(log)) == 1, what="n1's command runs")
+        wait_until(lambda: len(terms(log)) == 1, 15, "n1's command runs")
         proxy.block()  # n1 loses ZooKeeper: its command must stop before n2's starts
-        poll(lambda: leader_id(n2) == "n2", 15, "n2 leads")
-        poll(lambda: len(terms(log)) >= 3, 10, "n2's command runs")
+        wait_until(lambda: leader_id(n2) == "n2", 15, "n2 leads")
+        wait_until(lambda: len(terms(log)) >= 3, 10, "n2's command runs")
         assert_terms_never_overlap(terms(log))
         proxy.unblock()
-        poll(lambda: leader_id(n1) == "n2", 20, "n1 follows n2")
+        wait_until(lambda: leader_id(n1) == "n2", 20, "n1 follows n2")
         assert [r[:2] for r in terms(log)] == [("n1", "start"), ("n1", "stop"), ("n2", "start")]
     finally:
         proxy.close()

@@ -8,7 +8,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.conftest import NodeFactory, poll
+from electd.devcluster.cluster import wait_until
+from tests.conftest import NodeFactory
 from tests.e2e.helpers import wait_joined
 from tests.support.tcpproxy import TcpProxy
 
@@ -85,9 +86,9 @@ def test_grpc_health_probe_follows_the_session(nodes: NodeFactory, zk) -> None:
         ok = probe()
         assert ok.returncode == 0 and "SERVING" in ok.stdout + ok.stderr, ok.stderr
         proxy.block()
-        bad = poll(lambda: (r := probe()).returncode != 0 and r, 10, "probe fails")
+        bad = wait_until(lambda: (r := probe()).returncode != 0 and r, 10, "probe fails")
         assert "NOT_SERVING" in bad.stdout + bad.stderr
         proxy.unblock()
-        poll(lambda: probe().returncode == 0, 20, "probe passes again")
+        wait_until(lambda: probe().returncode == 0, 20, "probe passes again")
     finally:
         proxy.close()

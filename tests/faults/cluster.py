@@ -45,8 +45,8 @@ ZK_JVM_FLAGS = (
 )
 
 
-def poll(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    return wait_until(predicate, timeout, what, interval)
+# The interval of the fault suite's `wait_until` polls (seconds): coarser than the 0.02 default.
+POLL_INTERVAL = 0.05
 
 
 class Ensemble:
@@ -72,7 +72,9 @@ class Ensemble:
     def start(self) -> None:
         try:
             self.zk.start()
-            poll(self.healthy, 60, "the ZooKeeper ensemble to elect a leader")
+            wait_until(
+                self.healthy, 60, "the ZooKeeper ensemble to elect a leader", interval=POLL_INTERVAL
+            )
         except Exception:
             self.close()
             raise
@@ -98,7 +100,12 @@ class Ensemble:
                 self.resume(s.myid)
             if s.proc is None or s.proc.poll() is not None:
                 self.start_server(s.myid)
-        poll(self.healthy, timeout, f"a healthy ensemble (modes {self.modes()})")
+        wait_until(
+            self.healthy,
+            timeout,
+            f"a healthy ensemble (modes {self.modes()})",
+            interval=POLL_INTERVAL,
+        )
 
     # ----- faults on servers -----------------------------------------------------------------
 
@@ -216,7 +223,12 @@ class FaultCluster:
         return self.get_leader(node) is not None
 
     def wait_joined(self, ids: list[str], timeout: float = 30) -> None:
-        poll(lambda: all(self.joined(self.nodes[i]) for i in ids), timeout, f"{ids} to join")
+        wait_until(
+            lambda: all(self.joined(self.nodes[i]) for i in ids),
+            timeout,
+            f"{ids} to join",
+            interval=POLL_INTERVAL,
+        )
 
     def running(self) -> list[Node]:
         return [n for n in list(self.nodes.values()) if n.running()]
@@ -295,7 +307,9 @@ class FaultCluster:
         return None
 
     def wait_leader(self, timeout: float = 30) -> tuple[Node, int]:
-        found: tuple[Node, int] = poll(self.self_leader, timeout, "a leader")
+        found: tuple[Node, int] = wait_until(
+            self.self_leader, timeout, "a leader", interval=POLL_INTERVAL
+        )
         return found
 
     def zk_server_of(self, node_id: str) -> int | None:

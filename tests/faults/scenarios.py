@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tests.faults.cluster import FaultCluster, Node, poll
+from electd.devcluster.cluster import wait_until
+from tests.faults.cluster import POLL_INTERVAL, FaultCluster, Node
 
 
 @dataclass(frozen=True)
@@ -82,14 +83,20 @@ def pause_leader(c: FaultCluster, rng: random.Random) -> None:
     c.pause(leader.id)
     new, new_epoch = c.wait_leader(c.session_timeout * 5)
     assert new.id != leader.id and new_epoch > epoch
-    poll(lambda: _writes(c, new_epoch), c.session_timeout * 3, "the successor's first write")
+    wait_until(
+        lambda: _writes(c, new_epoch),
+        c.session_timeout * 3,
+        "the successor's first write",
+        interval=POLL_INTERVAL,
+    )
     hold(1.0)
     c.resume(leader.id)
     healed = c.fault("pause-leader", "heal", leader.id)
-    poll(
+    wait_until(
         lambda: (got := c.get_leader(leader)) is not None and got.node.id == new.id,
         c.session_timeout * 5,
         f"{leader.id} to follow {new.id} after SIGCONT",
+        interval=POLL_INTERVAL,
     )
     settle(c, healed, "pause-leader")
     first_new = min(e.t for e in _writes(c, new_epoch))
@@ -108,10 +115,11 @@ def partition_leader(c: FaultCluster, rng: random.Random) -> None:
     leader, epoch = c.wait_leader()
     c.fault("partition-leader", "inject", leader.id, deposes=True, epoch=epoch)
     c.partition_node(leader.id)
-    new, new_epoch = poll(
+    new, new_epoch = wait_until(
         lambda: (got := c.self_leader()) is not None and got[0].id != leader.id and got,
         c.session_timeout * 5,
         "a new leader while the old one is cut off",
+        interval=POLL_INTERVAL,
     )
     assert new.id != leader.id and new_epoch > epoch
     hold(1.0)
@@ -127,8 +135,11 @@ def partition_follower(c: FaultCluster, rng: random.Random) -> None:
     znode = _znode(c, leader, victim.id)
     t0 = c.fault("partition-follower", "inject", victim.id)
     c.partition_node(victim.id)
-    poll(
-        lambda: c.get_leader(victim) is None, c.session_timeout * 2, f"{victim.id} to stop vouching"
+    wait_until(
+        lambda: c.get_leader(victim) is None,
+        c.session_timeout * 2,
+        f"{victim.id} to stop vouching",
+        interval=POLL_INTERVAL,
     )
     hold(max(0.0, c.session_timeout * 0.75 - (time.time() - t0)))
     c.heal_node(victim.id)
@@ -145,7 +156,12 @@ def session_expiry(c: FaultCluster, rng: random.Random) -> None:
     znode = _znode(c, leader, victim.id)
     t0 = c.fault("session-expiry", "inject", victim.id)
     c.partition_node(victim.id)
-    poll(lambda: _znode(c, leader, victim.id) is None, c.session_timeout * 4, "session expiry")
+    wait_until(
+        lambda: _znode(c, leader, victim.id) is None,
+        c.session_timeout * 4,
+        "session expiry",
+        interval=POLL_INTERVAL,
+    )
     c.heal_node(victim.id)
     settle(c, c.fault("session-expiry", "heal", victim.id), "session-expiry")
     resp = c.list_nodes(leader)
@@ -232,7 +248,12 @@ def kill_zk_leader(c: FaultCluster, rng: random.Random) -> None:
         assert myid is not None
         c.ensemble.kill(myid)
         victim.append(myid)
-        poll(lambda: c.ensemble.leader_id() is not None, 30, "a new ZooKeeper leader")
+        wait_until(
+            lambda: c.ensemble.leader_id() is not None,
+            30,
+            "a new ZooKeeper leader",
+            interval=POLL_INTERVAL,
+        )
         hold(1.0)
         return myid
 
@@ -302,15 +323,21 @@ def _leader_on_a_zk_follower(c: FaultCluster) -> tuple[Node, int, int, int]:
     leader, epoch = c.wait_leader()
     zk_leader = c.ensemble.leader_id()
     assert zk_leader is not None
-    mine = poll(lambda n=leader.id: c.zk_server_of(n), 10, "the leader's ZooKeeper server")
+    mine = wait_until(
+        lambda n=leader.id: c.zk_server_of(n),
+        10,
+        "the leader's ZooKeeper server",
+        interval=POLL_INTERVAL,
+    )
     if mine == zk_leader:
         c.net.cut(leader.id, f"zk{zk_leader}")
-        mine = poll(
+        mine = wait_until(
             lambda n=leader.id, z=zk_leader: (
                 c.zk_server_of(n) not in (None, z) and c.zk_server_of(n)
             ),
             c.session_timeout * 5,
             f"{leader.id} to move to a ZooKeeper follower",
+            interval=POLL_INTERVAL,
         )
         c.net.heal(leader.id, f"zk{zk_leader}")
         leader, epoch = c.wait_leader()
@@ -349,10 +376,11 @@ def zk_quorum_loss(c: FaultCluster, rng: random.Random) -> None:
     c.fault("zk-quorum-loss", "inject", "", epoch=epoch)
     for name in names:
         c.net.isolate(name, names)
-    poll(
+    wait_until(
         lambda: all(c.get_leader(n) is None for n in c.running()),
         c.session_timeout * 3,
         "every node to stop vouching",
+        interval=POLL_INTERVAL,
     )
     hold(c.session_timeout + 1.0)
     c.net.heal_all()

@@ -8,9 +8,10 @@ import time
 import pytest
 from kazoo.client import KazooClient
 
+from electd.devcluster.cluster import wait_until
 from electd.engine import ElectionEngine, Role
 from electd.zk import paths
-from tests.conftest import EngineHarness, poll
+from tests.conftest import EngineHarness
 from tests.support.tcpproxy import TcpProxy
 
 
@@ -60,9 +61,9 @@ def wipe(kz: KazooClient, path: str) -> None:
 
 def test_first_to_join_leads_and_the_chain_is_built(engines: EngineHarness) -> None:
     a = engines.start("a")
-    poll(lambda: leads(a), what="a leads")
+    wait_until(lambda: leads(a), 15, "a leads")
     b, c = engines.start("b"), engines.start("c")
-    poll(lambda: settled(a, b, c) and c.view().watching, what="chain")
+    wait_until(lambda: settled(a, b, c) and c.view().watching, 15, "chain")
     assert leader_id(b) == "a"
     assert b.view().watching == a.view().own_znode
     assert c.view().watching == b.view().own_znode
@@ -77,19 +78,21 @@ def test_watch_notifications_join_wakes_nobody_leave_wakes_only_the_successor(
     """Per leader change each node does O(1) work; a non-leader leaving wakes only its
     successor; a join wakes nobody (counted on real ZooKeeper watch notifications)."""
     es = [engines.start(n) for n in "abcd"]
-    poll(lambda: settled(*es) and es[3].view().watching == es[2].view().own_znode, what="chain")
+    wait_until(
+        lambda: settled(*es) and es[3].view().watching == es[2].view().own_znode, 15, "chain"
+    )
 
     def events() -> list[int]:
         return [e.stats.predecessor_events + e.stats.leader_events for e in es]
 
     before = events()
     e = engines.start("e")
-    poll(lambda: e.view().watching == es[3].view().own_znode, what="e joined")
+    wait_until(lambda: e.view().watching == es[3].view().own_znode, 15, "e joined")
     time.sleep(0.3)  # give any (wrong) notification time to arrive before counting
     assert events() == before, "a join must wake nobody"
 
     es[1].stop()  # b, a non-leader, leaves
-    poll(lambda: es[2].view().watching == es[0].view().own_znode, what="c watches a")
+    wait_until(lambda: es[2].view().watching == es[0].view().own_znode, 15, "c watches a")
     time.sleep(0.3)
     after = events()
     assert after[2] == before[2] + 1, "b's successor wakes exactly once"
@@ -99,7 +102,7 @@ def test_watch_notifications_join_wakes_nobody_leave_wakes_only_the_successor(
     old = es[0].view().leader.epoch
     es[0].stop()  # the leader leaves: every node hears of it once
     rest = [es[2], es[3], e]
-    poll(lambda: settled(*rest) and leader_id(es[2]) == "c", what="c leads")
+    wait_until(lambda: settled(*rest) and leader_id(es[2]) == "c", 15, "c leads")
     time.sleep(0.3)
     final = [x.stats.predecessor_events + x.stats.leader_events for x in rest]
     assert final == [after[2] + 1, after[3] + 1, 1]
@@ -110,17 +113,17 @@ def test_session_expiry_of_a_follower_rejoins_at_the_back(engines: EngineHarness
     a = engines.start("a")
     b = engines.start("b", hosts=proxy.address, session_timeout=1.0)
     c = engines.start("c")
-    poll(lambda: settled(a, b, c) and c.view().watching == b.view().own_znode, what="chain")
+    wait_until(lambda: settled(a, b, c) and c.view().watching == b.view().own_znode, 15, "chain")
     old_b = b.view().own_znode
     proxy.block()  # partition b from ZooKeeper for longer than its session timeout
-    poll(lambda: c.view().watching == a.view().own_znode, what="c repairs the chain", timeout=10)
+    wait_until(lambda: c.view().watching == a.view().own_znode, 10, "c repairs the chain")
     assert leader_id(a) == "a"
-    poll(lambda: b.view().vouched(time.monotonic()) is None, what="b stops vouching", timeout=5)
+    wait_until(lambda: b.view().vouched(time.monotonic()) is None, 5, "b stops vouching")
     proxy.unblock()
-    poll(
+    wait_until(
         lambda: b.view().role is Role.FOLLOWER and b.view().own_znode != old_b,
-        timeout=15,
-        what="b rejoined with a new znode",
+        15,
+        "b rejoined with a new znode",
     )
     assert b.view().watching == c.view().own_znode  # at the back
     assert leader_id(b) == "a"
@@ -128,20 +131,18 @@ def test_session_expiry_of_a_follower_rejoins_at_the_back(engines: EngineHarness
 
 def test_session_expiry_of_the_leader_moves_leadership(engines: EngineHarness, proxy) -> None:
     a = engines.start("a", hosts=proxy.address, session_timeout=1.0)
-    poll(lambda: leads(a), what="a leads")
+    wait_until(lambda: leads(a), 15, "a leads")
     b = engines.start("b")
-    poll(lambda: settled(a, b), what="b follows a")
+    wait_until(lambda: settled(a, b), 15, "b follows a")
     epoch = a.view().leader.epoch
     proxy.block()
     # The partitioned leader stops claiming within its lease (read timeout), without any event.
-    poll(lambda: not leads(a), timeout=2, what="a steps down")
-    poll(lambda: leads(b), timeout=10, what="b leads after a's session expired")
+    wait_until(lambda: not leads(a), 2, "a steps down")
+    wait_until(lambda: leads(b), 10, "b leads after a's session expired")
     assert b.view().leader.epoch > epoch
     proxy.unblock()
-    poll(
-        lambda: a.view().role is Role.FOLLOWER and leader_id(a) == "b",
-        timeout=15,
-        what="a rejoined behind b",
+    wait_until(
+        lambda: a.view().role is Role.FOLLOWER and leader_id(a) == "b", 15, "a rejoined behind b"
     )
     assert a.view().watching == b.view().own_znode
     assert a.view().leader.epoch == b.view().leader.epoch
@@ -150,8 +151,8 @@ def test_session_expiry_of_the_leader_moves_leadership(engines: EngineHarness, p
 def test_connection_loss_during_create_leaves_no_orphan(engines: EngineHarness, proxy, kz) -> None:
     fired = proxy.cut_after(engines.path + "/" + paths.NAME_PREFIX)
     a = engines.start("a", hosts=proxy.address, session_timeout=4.0)
-    poll(fired.is_set, what="the create was cut off")
-    poll(lambda: leads(a), timeout=15, what="a leads")
+    wait_until(fired.is_set, 15, "the create was cut off")
+    wait_until(lambda: leads(a), 15, "a leads")
     children = kz.get_children(engines.path)
     assert len(children) == 1, children  # the create that lost its reply was found, not redone
     assert children[0] == a.view().own_znode
@@ -166,29 +167,25 @@ def test_foreign_and_corrupt_znodes_are_ignored(engines: EngineHarness, kz) -> N
     )  # a valid name, lowest sequence, corrupt data
     kz.create(engines.path + "/electd-short-0000000001", b"{}")
     a, b = engines.start("a"), engines.start("b")
-    poll(lambda: settled(a, b) and leader_id(a) == "a", what="a leads despite foreign znodes")
+    wait_until(lambda: settled(a, b) and leader_id(a) == "a", 15, "a leads despite foreign znodes")
     assert [m.member.record.id for m in b.members()] == ["a", "b"]
 
 
 def test_wiped_election_path_re_registers_with_a_higher_epoch(engines: EngineHarness, kz) -> None:
     a, b = engines.start("a"), engines.start("b")
-    poll(lambda: settled(a, b), what="settled")
+    wait_until(lambda: settled(a, b), 15, "settled")
     epoch = a.view().leader.epoch
     wipe(kz, engines.path)
-    poll(
-        lambda: settled(a, b) and a.view().leader.epoch > epoch,
-        timeout=10,
-        what="both re-registered",
-    )
+    wait_until(lambda: settled(a, b) and a.view().leader.epoch > epoch, 10, "both re-registered")
     assert a.stats.registrations == 2 and b.stats.registrations == 2
 
 
 def test_own_znode_deleted_by_an_operator(engines: EngineHarness, kz) -> None:
     a, b = engines.start("a"), engines.start("b")
-    poll(lambda: settled(a, b) and leader_id(b) == "a", what="a leads")
+    wait_until(lambda: settled(a, b) and leader_id(b) == "a", 15, "a leads")
     first = a.view().own_znode
     kz.delete(engines.path + "/" + first)
-    poll(lambda: leads(b) and a.view().role is Role.FOLLOWER, what="b leads, a follows")
+    wait_until(lambda: leads(b) and a.view().role is Role.FOLLOWER, 15, "b leads, a follows")
     assert a.view().own_znode != first
     assert a.view().watching == b.view().own_znode
 
@@ -209,7 +206,7 @@ def test_the_lease_follows_the_session_timeout_zookeeper_grants(tmp_path, caplog
         assert store.session_timeout() == 10.0  # asked for; nothing granted yet
         store.start()
         engine.start()
-        poll(lambda: leads(engine), 10, "c1 leads")
+        wait_until(lambda: leads(engine), 10, "c1 leads")
         assert store.session_timeout() == 2.0
         assert "granted a session timeout of 2s instead of the requested 10s" in caplog.text
         view = engine.view()
@@ -235,7 +232,7 @@ def test_the_store_reports_every_handshake_that_revalidates_the_session(zk, prox
         assert established[0] == sid and before <= established[1] <= time.monotonic()
         dropped = time.monotonic()
         proxy.drop()  # close the connection; kazoo reconnects in the same session
-        poll(
+        wait_until(
             lambda: (e := store.session_established()) is not None and e[1] > dropped,
             10,
             "a second handshake",

@@ -8,15 +8,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from electd.devcluster.cluster import wait_until
 from electd.devcluster.zookeeper import ZooKeeperCluster
-from tests.conftest import EngineHarness, poll
+from tests.conftest import EngineHarness
 
 
 @pytest.fixture(scope="module")
 def ensemble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperCluster]:
     cluster = ZooKeeperCluster(tmp_path_factory.mktemp("ensemble"), size=3)
     cluster.start()
-    poll(lambda: cluster.leader() is not None, 60, "ensemble elected a leader")
+    wait_until(lambda: cluster.leader() is not None, 60, "ensemble elected a leader")
     yield cluster
     cluster.stop()
 
@@ -47,7 +48,7 @@ def test_zookeeper_server_restarts_do_not_change_the_electd_leader(
                 out.add((info.member.record.id, info.epoch) if info else ("?", 0))
             return out
 
-        poll(lambda: leader_epochs() == {("n0", leader_epochs().pop()[1])}, 30, "n0 leads")
+        wait_until(lambda: leader_epochs() == {("n0", leader_epochs().pop()[1])}, 30, "n0 leads")
         before = leader_epochs()
 
         # Restart the server n0 talks to, then the ensemble's leader.
@@ -56,7 +57,7 @@ def test_zookeeper_server_restarts_do_not_change_the_electd_leader(
             victim.stop()
             victim.start()
             victim.wait_serving(60)
-            poll(lambda: leader_epochs() == before, 30, "every node vouches for n0 again")
+            wait_until(lambda: leader_epochs() == before, 30, "every node vouches for n0 again")
         # No node ever saw a different leader or epoch during the restarts.
         for node_id, views in harness.views.items():
             seen = {(v.leader.member.record.id, v.leader.epoch) for v in views if v.leader}
