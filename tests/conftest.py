@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from electd.devcluster.cluster import NodeProcess, wait_until
+from electd.devcluster.cluster import NodeProcess
 from electd.devcluster.zookeeper import ZooKeeperCluster, free_port
 from electd.engine import ElectionEngine, NodeRecord, View
 from electd.zk import ZkStore
@@ -126,8 +126,3 @@ def nodes(
         for proc in factory.procs:
             print(f"\n----- log of node {proc.node_id} ({proc.address}) -----\n{proc.log_text()}")
         print(f"\n----- ZooKeeper -----\n{zk.logs()}")
-
-
-# Waits in tests poll with electd.devcluster.cluster.wait_until (no bare sleeps). `poll` is only
-# that function under its old name, for the tests under tests/unit that still import it.
-poll = wait_until

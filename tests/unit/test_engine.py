@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from electd.devcluster.cluster import wait_until
 from electd.engine import ElectionEngine, NodeRecord, Role, View
-from tests.conftest import poll
 from tests.support.memstore import MemEnsemble, MemStore
 
 
@@ -45,7 +45,7 @@ def cluster(ens: MemEnsemble):
     def make(node_id: str, timeout: float = 3.0) -> Node:
         node = Node(ens, node_id, timeout)
         made.append(node)
-        poll(lambda: node.view.role in (Role.LEADER, Role.FOLLOWER), 5, f"{node_id} joined")
+        wait_until(lambda: node.view.role in (Role.LEADER, Role.FOLLOWER), 5, f"{node_id} joined")
         return node
 
     yield make
@@ -55,7 +55,7 @@ def cluster(ens: MemEnsemble):
 
 def test_first_to_join_leads_and_each_follower_watches_its_predecessor(cluster) -> None:
     a, b, c = cluster("a"), cluster("b"), cluster("c")
-    poll(lambda: a.leads() and b.leader_id() == "a" and c.leader_id() == "a", 5, "a leads")
+    wait_until(lambda: a.leads() and b.leader_id() == "a" and c.leader_id() == "a", 5, "a leads")
     assert b.view.watching == a.view.own_znode
     assert c.view.watching == b.view.own_znode
     assert a.view.watching == ""
@@ -63,36 +63,36 @@ def test_first_to_join_leads_and_each_follower_watches_its_predecessor(cluster) 
 
 def test_leader_leaving_hands_over_with_a_higher_epoch(cluster) -> None:
     a, b = cluster("a"), cluster("b")
-    poll(a.leads, 5, "a leads")
+    wait_until(a.leads, 5, "a leads")
     old = a.view.leader.epoch
     a.engine.stop()
-    poll(b.leads, 5, "b leads")
+    wait_until(b.leads, 5, "b leads")
     assert b.view.leader.epoch > old
     assert a.view.role is Role.STOPPED
 
 
 def test_suspended_leader_stops_claiming_at_once_and_resumes_on_reconnect(cluster) -> None:
     a = cluster("a")
-    poll(a.leads, 5, "a leads")
+    wait_until(a.leads, 5, "a leads")
     epoch = a.view.leader.epoch
     a.store.suspend()
     # The state callback itself publishes: no worker round trip is needed to step down.
     assert not a.leads()
     assert a.view.role is Role.DISCONNECTED
     a.store.connect()
-    poll(a.leads, 5, "a leads again")
+    wait_until(a.leads, 5, "a leads again")
     assert a.view.leader.epoch == epoch  # same znode, same session: same term
 
 
 def test_expired_leader_rejoins_at_the_back(cluster) -> None:
     a, b = cluster("a"), cluster("b")
-    poll(lambda: a.leads() and b.leader_id() == "a", 5, "a leads")
+    wait_until(lambda: a.leads() and b.leader_id() == "a", 5, "a leads")
     first = a.view.leader.epoch
     a.store.expire()
     assert not a.leads()
-    poll(b.leads, 5, "b leads")
+    wait_until(b.leads, 5, "b leads")
     a.store.connect()  # a new session
-    poll(
+    wait_until(
         lambda: a.view.role is Role.FOLLOWER and a.view.watching == b.view.own_znode,
         5,
         "a rejoined behind b",
@@ -102,10 +102,10 @@ def test_expired_leader_rejoins_at_the_back(cluster) -> None:
 
 def test_own_entry_deleted_by_someone_else_steps_down_and_registers_again(cluster, ens) -> None:
     a, b = cluster("a"), cluster("b")
-    poll(a.leads, 5, "a leads")
+    wait_until(a.leads, 5, "a leads")
     first = a.view.own_znode
     ens.delete(first)
-    poll(
+    wait_until(
         lambda: b.leads() and a.view.role is Role.FOLLOWER and a.view.own_znode != first,
         5,
         "a re-registered behind b",
@@ -117,7 +117,9 @@ def test_corrupt_and_foreign_entries_are_ignored(cluster, ens) -> None:
     ens.add_raw("electd-" + "f" * 32 + "-0000009999", b"not json")  # sorts last
     ens.add_raw("electd-" + "e" * 32 + "-0000000000", b"\xff\xfe garbage")  # sorts first
     a, b = cluster("a"), cluster("b")
-    poll(lambda: a.leads() and b.leader_id() == "a", 5, "a leads despite a corrupt lowest entry")
+    wait_until(
+        lambda: a.leads() and b.leader_id() == "a", 5, "a leads despite a corrupt lowest entry"
+    )
     assert [m.member.record.id for m in b.engine.members()] == ["a", "b"]
 
 
@@ -125,19 +127,19 @@ def test_lease_runs_out_without_word_from_the_store(ens) -> None:
     """A node that hears nothing (paused, or its store hangs) stops vouching after the lease."""
     node = Node(ens, "a", timeout=0.3)  # lease = 0.2 s
     try:
-        poll(node.leads, 5, "a leads")
+        wait_until(node.leads, 5, "a leads")
         node.engine._heartbeat = lambda: 3600.0  # silence the heartbeat: no round trips
         view = node.view
         assert view.is_leader(time.monotonic())
         assert not view.is_leader(view.valid_until + 0.001)
-        poll(lambda: not node.leads(), 2, "lease ran out")
+        wait_until(lambda: not node.leads(), 2, "lease ran out")
     finally:
         node.engine.stop()
 
 
 def test_a_join_wakes_nobody_and_a_middle_leave_wakes_only_its_successor(cluster, ens) -> None:
     a, b, c, d = cluster("a"), cluster("b"), cluster("c"), cluster("d")
-    poll(lambda: d.view.watching == c.view.own_znode, 5, "chain built")
+    wait_until(lambda: d.view.watching == c.view.own_znode, 5, "chain built")
 
     def events() -> list[int]:
         return [
@@ -146,10 +148,10 @@ def test_a_join_wakes_nobody_and_a_middle_leave_wakes_only_its_successor(cluster
 
     before = events()
     e = cluster("e")
-    poll(lambda: e.view.watching == d.view.own_znode, 5, "e joined")
+    wait_until(lambda: e.view.watching == d.view.own_znode, 5, "e joined")
     assert events() == before  # nobody woke for the join
     ens.delete(b.view.own_znode)
-    poll(lambda: c.view.watching == a.view.own_znode, 5, "c now watches a")
+    wait_until(lambda: c.view.watching == a.view.own_znode, 5, "c now watches a")
     after = events()
     assert after[2] == before[2] + 1  # c, b's successor, woke once
     assert [after[i] for i in (0, 3)] == [before[i] for i in (0, 3)]
@@ -160,12 +162,12 @@ def test_never_claims_a_lowest_entry_owned_by_another_session(cluster, ens) -> N
     """Before claiming, the owner of the lowest entry must be our session (the guard against
     two leaders after a session expiry): an entry with our name but another owner is not ours."""
     a = cluster("a")
-    poll(a.leads, 5, "a leads")
+    wait_until(a.leads, 5, "a leads")
     first = a.view.own_znode
     with ens.lock:
         ens.nodes[first].owner = 0xDEAD  # as if a previous session still owned it
     a.engine._queue.put("wake")
-    poll(
+    wait_until(
         lambda: a.view.own_znode != first and a.view.role is Role.FOLLOWER,
         5,
         "a re-registered instead of claiming",
@@ -179,12 +181,14 @@ def test_handover_after_a_leave_needs_no_store_round_trip(cluster) -> None:
     their watches and their last full pass told them, without listing or reading anything.
     (A long session timeout keeps heartbeats out of the count.)"""
     a, b, c = cluster("a", 60.0), cluster("b", 60.0), cluster("c", 60.0)
-    poll(lambda: c.view.watching == b.view.own_znode and c.leader_id() == "a", 5, "chain built")
+    wait_until(
+        lambda: c.view.watching == b.view.own_znode and c.leader_id() == "a", 5, "chain built"
+    )
     old = a.view.leader.epoch
     calls = (b.store.calls, c.store.calls)
     a.engine.leave()
     assert a.view.role is Role.STOPPED  # stepped down before the delete went out
-    poll(lambda: b.leads() and c.leader_id() == "b", 5, "b leads and c knows")
+    wait_until(lambda: b.leads() and c.leader_id() == "b", 5, "b leads and c knows")
     assert (b.store.calls, c.store.calls) == calls
     assert b.view.leader.epoch == c.view.leader.epoch > old
     a.engine.stop()  # after leave(): only ends the session
@@ -197,11 +201,11 @@ def test_a_session_that_changes_during_a_pass_still_leaves_one_entry(cluster, en
     one, and the next pass registered a second entry for the same node."""
     cluster("a")
     b = cluster("b")
-    poll(lambda: b.leader_id() == "a", 5, "b follows a")
+    wait_until(lambda: b.leader_id() == "a", 5, "b follows a")
     old = b.view.own_znode
     b.store.before_next_call = b.store.expire_and_reconnect
     b.engine._queue.put("wake")  # a full pass; its first store call meets the new session
-    poll(lambda: b.view.role is Role.FOLLOWER and b.view.own_znode != old, 5, "b rejoined")
+    wait_until(lambda: b.view.role is Role.FOLLOWER and b.view.own_znode != old, 5, "b rejoined")
     time.sleep(0.3)  # let the passes queued by the state events run too
     mine = [name for name, node in ens.nodes.items() if b'"id":"b"' in node.data]
     assert mine == [b.view.own_znode]
@@ -232,15 +236,15 @@ def test_one_round_trip_after_a_pause_does_not_restore_the_lease(ens) -> None:
     store.connect()
     engine.start()
     try:
-        poll(lambda: engine.view().is_leader(clock()), 5, "a leads")
+        wait_until(lambda: engine.view().is_leader(clock()), 5, "a leads")
         clock.now += 10.0  # frozen for 10 s: ZooKeeper's leader last heard of a 10 s ago
         calls = store.calls
         # Two heartbeats (sync, read, sync): the first one's view is published by now.
-        poll(lambda: store.calls >= calls + 3, 5, "heartbeats after the pause")
+        wait_until(lambda: store.calls >= calls + 3, 5, "heartbeats after the pause")
         assert engine.view().role is Role.LEADER
         assert not engine.view().is_leader(clock())
         clock.now += 1.0  # more than a proof gap later, the next sync proves the first ones
-        poll(lambda: engine.view().is_leader(clock()), 5, "a vouches again")
+        wait_until(lambda: engine.view().is_leader(clock()), 5, "a vouches again")
         assert engine.view().valid_until == pytest.approx(1010.0 + 2.0)
     finally:
         engine.stop()
@@ -255,11 +259,11 @@ def test_a_handshake_anchors_the_lease(ens) -> None:
     store.connect()
     engine.start()
     try:
-        poll(lambda: engine.view().is_leader(clock()), 5, "a leads at once")
+        wait_until(lambda: engine.view().is_leader(clock()), 5, "a leads at once")
         clock.now += 10.0
         store.suspend()
         store.connect()  # reconnected, same session: revalidated at 1010
-        poll(lambda: engine.view().is_leader(clock()), 5, "a leads again at once")
+        wait_until(lambda: engine.view().is_leader(clock()), 5, "a leads again at once")
         assert engine.view().valid_until == pytest.approx(1010.0 + 2.0)
     finally:
         engine.stop()

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
+from electd.devcluster.cluster import wait_until
 from electd.engine import CoordinatorUnavailable, ElectionEngine, Lease, NodeRecord, View
-from tests.conftest import poll
 from tests.support.memstore import MemEnsemble, MemStore
 
 
@@ -279,7 +279,7 @@ def test_an_engine_publishes_the_end_of_the_lease_it_is_given() -> None:
     store.connect()
     engine.start()
     try:
-        poll(lambda: engine.view().is_leader(clock()), 5, "a leads")
+        wait_until(lambda: engine.view().is_leader(clock()), 5, "a leads")
         assert engine.view().valid_until == lease.valid_until() == 1000.0 + 2.0
         clock.now += 10.0  # a pause: the shared lease ran out, so the engine vouches for nothing
         assert not engine.view().is_leader(clock())
