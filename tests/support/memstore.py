@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from electd.engine.clock import now as lease_clock
 from electd.engine.store import (
     ConnState,
     CoordinatorUnavailable,
     Entry,
+    Meta,
     SessionLost,
     StateListener,
     Stored,
     Watcher,
     WatchEvent,
 )
+from electd.zk.paths import parse_name
 
 
 @dataclass
@@ -27,6 +29,7 @@ class _Node:
     data: bytes
     owner: int
     czxid: int
+    version: int = 0
     watches: set[Watcher] = field(default_factory=set)
 
 
@@ -59,9 +62,19 @@ class MemEnsemble:
             w(ev)
 
     def add_raw(self, name: str, data: bytes, owner: int = 0) -> None:
-        """A child written by someone else (foreign or corrupt data)."""
+        """A child created by someone else, with any name (foreign or corrupt data; owner 0:
+        persistent, else the session that owns it)."""
         with self.lock:
             self.nodes[name] = _Node(data, owner, next(self.zxid))
+
+    def rewrite(self, name: str, data: bytes) -> None:
+        """Another client sets an entry's data (its data version goes up)."""
+        with self.lock:
+            node = self.nodes[name]
+            node.data, node.version = data, node.version + 1
+            fire, node.watches = node.watches, set()
+        for w in fire:
+            w(WatchEvent.CHANGED)
 
 
 class MemStore:
@@ -69,7 +82,7 @@ class MemStore:
         self,
         ensemble: MemEnsemble,
         session_timeout: float = 3.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = lease_clock,
     ) -> None:
         self.ens = ensemble
         self._timeout = session_timeout
@@ -158,9 +171,9 @@ class MemStore:
     def _entries(self) -> list[Entry]:
         out = []
         for name in self.ens.nodes:
-            parts = name.split("-")
-            if len(parts) == 3 and parts[0] == "electd" and len(parts[1]) == 32:
-                out.append(Entry(name, parts[1], int(parts[2])))
+            parsed = parse_name(name)
+            if parsed is not None:
+                out.append(Entry(name, *parsed))
         return sorted(out, key=lambda e: e.sequence)
 
     def entries(self) -> list[Entry]:
@@ -176,7 +189,21 @@ class MemStore:
                 return None
             if watch is not None:
                 node.watches.add(watch)
-            return Stored(node.data, node.owner, node.czxid, 0)
+            return Stored(node.owner, node.czxid, node.version, 0, data=node.data)
+
+    def stats(self, names: Sequence[str], watches: Mapping[str, Watcher]) -> list[Meta | None]:
+        self._check()
+        out: list[Meta | None] = []
+        with self.ens.lock:
+            for name in names:
+                node = self.ens.nodes.get(name)
+                if node is None:
+                    out.append(None)
+                    continue
+                if name in watches:
+                    node.watches.add(watches[name])
+                out.append(Meta(node.owner, node.czxid, node.version, 0))
+        return out
 
     def remove(self, name: str) -> None:
         self._check()

@@ -62,4 +62,4 @@ def test_record_round_trip_and_rejects() -> None:
         with pytest.raises(RecordError):
             NodeRecord.decode(bad)
     # Unknown keys are ignored (a newer electd may add fields).
-    assert NodeRecord.decode(b'{"v":1,"id":"a","address":"b","extra":true}').id == "a"
+    assert NodeRecord.decode(b'{"v":1,"id":"a","address":"b:1","extra":true}').id == "a"

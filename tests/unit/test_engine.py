@@ -7,50 +7,10 @@ import time
 import pytest
 
 from electd.devcluster.cluster import wait_until
-from electd.engine import ElectionEngine, NodeRecord, Role, View
-from tests.support.memstore import MemEnsemble, MemStore
-
-
-class Node:
-    def __init__(self, ens: MemEnsemble, node_id: str, timeout: float = 3.0) -> None:
-        self.store = MemStore(ens, timeout)
-        self.views: list[View] = []
-        self.engine = ElectionEngine(
-            self.store, NodeRecord(node_id, f"{node_id}:1"), self.views.append
-        )
-        self.store.connect()
-        self.engine.start()
-
-    @property
-    def view(self) -> View:
-        return self.engine.view()
-
-    def leads(self) -> bool:
-        return self.view.is_leader(time.monotonic())
-
-    def leader_id(self) -> str | None:
-        info = self.view.vouched(time.monotonic())
-        return info.member.record.id if info else None
-
-
-@pytest.fixture
-def ens() -> MemEnsemble:
-    return MemEnsemble()
-
-
-@pytest.fixture
-def cluster(ens: MemEnsemble):
-    made: list[Node] = []
-
-    def make(node_id: str, timeout: float = 3.0) -> Node:
-        node = Node(ens, node_id, timeout)
-        made.append(node)
-        wait_until(lambda: node.view.role in (Role.LEADER, Role.FOLLOWER), 5, f"{node_id} joined")
-        return node
-
-    yield make
-    for node in made:
-        node.engine.stop()
+from electd.engine import ElectionEngine, NodeRecord, Role
+from electd.engine.clock import now as lease_clock
+from tests.support.memstore import MemStore
+from tests.unit.conftest import Node
 
 
 def test_first_to_join_leads_and_each_follower_watches_its_predecessor(cluster) -> None:
@@ -130,7 +90,7 @@ def test_lease_runs_out_without_word_from_the_store(ens) -> None:
         wait_until(node.leads, 5, "a leads")
         node.engine._heartbeat = lambda: 3600.0  # silence the heartbeat: no round trips
         view = node.view
-        assert view.is_leader(time.monotonic())
+        assert view.is_leader(lease_clock())
         assert not view.is_leader(view.valid_until + 0.001)
         wait_until(lambda: not node.leads(), 2, "lease ran out")
     finally:

@@ -82,7 +82,11 @@ func (LeaderState) EnumDescriptor() ([]byte, []int) {
 }
 
 // Node is one member of the election: one electd process with one ephemeral
-// sequential znode.
+// sequential znode. Membership and order are decided from ZooKeeper's metadata
+// alone: a znode counts only if its name is an electd entry name, it is
+// ephemeral and its data was never rewritten (data version 0); members are
+// ordered by creation (czxid). What the znode's data says (id, address,
+// labels, version) is for display and never changes who leads.
 type Node struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id is the node's stable, human-readable identifier (--node-id).
@@ -92,15 +96,19 @@ type Node struct {
 	// znode is the name of the node's ephemeral sequential znode under the
 	// election path, for example "electd-3f2a...-0000000007".
 	Znode string `protobuf:"bytes,3,opt,name=znode,proto3" json:"znode,omitempty"`
-	// sequence is the sequence number ZooKeeper appended to the znode name.
-	// The live node with the lowest sequence leads.
+	// sequence is the sequence number ZooKeeper appended to the znode name. It
+	// is for display: members are ordered by when ZooKeeper created their znode,
+	// which for every znode created by electd is the same order. ZooKeeper's
+	// counter is a signed 32-bit number and turns negative after 2^31 changes of
+	// the election path's children; electd is unaffected.
 	Sequence int64 `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	// joined_at is when ZooKeeper created the node's znode (the znode's ctime,
 	// from the ZooKeeper server's clock).
 	JoinedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=joined_at,json=joinedAt,proto3" json:"joined_at,omitempty"`
 	// labels are the KEY=VALUE pairs the node was started with (--label).
 	Labels map[string]string `protobuf:"bytes,6,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// is_leader is true for the node whose znode has the lowest sequence.
+	// is_leader is true for the member whose znode was created first (the
+	// lowest czxid among the election's valid entries).
 	IsLeader bool `protobuf:"varint,7,opt,name=is_leader,json=isLeader,proto3" json:"is_leader,omitempty"`
 	// watches is the znode name of the predecessor this node watches; it is
 	// empty for the leader, which watches nobody.
@@ -109,7 +117,12 @@ type Node struct {
 	// ephemeralOwner).
 	SessionId int64 `protobuf:"varint,9,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// version is the electd version the node runs.
-	Version       string `protobuf:"bytes,10,opt,name=version,proto3" json:"version,omitempty"`
+	Version string `protobuf:"bytes,10,opt,name=version,proto3" json:"version,omitempty"`
+	// record_error is set when the znode's data cannot be read as an electd node
+	// record (a newer record format, corruption, a foreign writer): id, address,
+	// labels and version are then empty. The member still counts in the
+	// election exactly as any other; only what it says about itself is unknown.
+	RecordError   string `protobuf:"bytes,11,opt,name=record_error,json=recordError,proto3" json:"record_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -210,6 +223,13 @@ func (x *Node) GetSessionId() int64 {
 func (x *Node) GetVersion() string {
 	if x != nil {
 		return x.Version
+	}
+	return ""
+}
+
+func (x *Node) GetRecordError() string {
+	if x != nil {
+		return x.RecordError
 	}
 	return ""
 }
@@ -617,7 +637,7 @@ var File_electd_v1_election_service_proto protoreflect.FileDescriptor
 
 const file_electd_v1_election_service_proto_rawDesc = "" +
 	"\n" +
-	" electd/v1/election_service.proto\x12\telectd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x02\n" +
+	" electd/v1/election_service.proto\x12\telectd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x03\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
@@ -630,7 +650,8 @@ const file_electd_v1_election_service_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\t \x01(\x03R\tsessionId\x12\x18\n" +
 	"\aversion\x18\n" +
-	" \x01(\tR\aversion\x1a9\n" +
+	" \x01(\tR\aversion\x12!\n" +
+	"\frecord_error\x18\v \x01(\tR\vrecordError\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"~\n" +

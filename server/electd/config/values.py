@@ -5,22 +5,18 @@ names the setting (`what`) and the problem. Imports neither kazoo nor grpc.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TypeVar
 
-from electd.names import MAX_LABELS, label_problem, node_id_problem
+from electd.names import HOST, MAX_LABELS, label_problem, node_id_problem
 
 _V = TypeVar("_V")
 
 
 class ConfigError(ValueError):
     """Invalid configuration; the message names the setting and what is wrong with it."""
-
-
-_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9.]+)$")
 
 
 @dataclass(frozen=True)
@@ -52,7 +48,7 @@ def parse_host_port(value: str, what: str, allow_zero: bool = False) -> HostPort
     host, sep, port_text = text.rpartition(":")
     if not sep or not host:
         raise ConfigError(f"{what}: {value!r} is not HOST:PORT")
-    if not _HOST.match(host):
+    if not HOST.fullmatch(host):
         raise ConfigError(f"{what}: {host!r} in {value!r} is not a valid host name or address")
     if not port_text.isdigit():
         raise ConfigError(f"{what}: port {port_text!r} in {value!r} is not a number")

@@ -2,9 +2,13 @@
 
 * model.py: node records, members, the leader and the published view (immutable);
 * store.py: the `Store` interface the engine decides through, and its errors;
+* clock.py: the clock leases are measured on (CLOCK_BOOTTIME);
 * lease.py: the `Lease` of one store's session (shared by every engine on it);
-* members.py: decoding entries into members, the member listing and its cache;
-* engine.py: `ElectionEngine`, the decision, its worker thread and the published view.
+* order.py: the one rule: who takes part, in which order, who may lead (metadata only);
+* members.py: records (display only), the member listing and its cache;
+* watches.py: which entries we watch and the events not looked at yet;
+* passes.py: the decision, full pass and fast pass;
+* engine.py: `ElectionEngine`: lifecycle, callbacks, worker thread, the published view.
 """
 
 from electd.engine.engine import ElectionEngine, EngineStats
@@ -14,6 +18,7 @@ from electd.engine.store import (
     ConnState,
     CoordinatorUnavailable,
     Entry,
+    Meta,
     SessionLost,
     Store,
     Stored,
@@ -30,6 +35,7 @@ __all__ = [
     "Lease",
     "Member",
     "MemberView",
+    "Meta",
     "NodeRecord",
     "RecordError",
     "Role",

@@ -7,7 +7,9 @@ Node record encoding (the data of each member's znode): UTF-8 JSON object
     {"v": 1, "id": "n1", "address": "10.0.0.1:7000", "labels": {"zone": "a"},
      "version": "0.1.0"}
 Unknown keys are ignored (forward compatibility); a record that is not valid UTF-8 JSON, lacks
-a field, or has the wrong types raises RecordError, and the engine ignores that znode.
+a field, has the wrong types or values that break the rules of electd.names raises RecordError.
+The record is for display only: a member whose record cannot be read still counts in the
+election, shown as unreadable.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+
+from electd import names
 
 RECORD_FORMAT = 1
 MAX_RECORD_BYTES = 64 * 1024
@@ -47,6 +51,19 @@ class NodeRecord:
 
     @classmethod
     def decode(cls, data: bytes | None) -> NodeRecord:
+        """The record in a znode's data, validated with the same rules as the configuration
+        (electd.names). Raises RecordError, and nothing else, for any data at all."""
+        try:
+            return cls._decode(data)
+        except RecordError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - foreign data: every failure is a bad record
+            # (RecursionError for deep nesting, ValueError for a huge integer, ...), never a
+            # crash or a retry loop of the engine.
+            raise RecordError(f"unreadable ({type(exc).__name__})") from None
+
+    @classmethod
+    def _decode(cls, data: bytes | None) -> NodeRecord:
         if not data:
             raise RecordError("empty data")
         if len(data) > MAX_RECORD_BYTES:
@@ -57,8 +74,9 @@ class NodeRecord:
             raise RecordError(f"not UTF-8 JSON: {exc}") from None
         if not isinstance(doc, dict):
             raise RecordError("not a JSON object")
-        if doc.get("v") != RECORD_FORMAT:
-            raise RecordError(f"unknown record format {doc.get('v')!r}")
+        fmt = doc.get("v")
+        if type(fmt) is not int or fmt != RECORD_FORMAT:
+            raise RecordError(f"unknown record format {str(fmt)[:20]!r}")
         node_id, address = doc.get("id"), doc.get("address")
         labels, version = doc.get("labels", {}), doc.get("version", "")
         if not isinstance(node_id, str) or not node_id:
@@ -71,12 +89,27 @@ class NodeRecord:
             raise RecordError("field 'labels' is not a string map")
         if not isinstance(version, str):
             raise RecordError("field 'version' is not a string")
+        problem = (
+            names.node_id_problem(node_id)
+            or names.address_problem(address)
+            or next((p for k, v in labels.items() if (p := names.label_problem(k, v))), None)
+            or (f"more than {names.MAX_LABELS} labels" if len(labels) > names.MAX_LABELS else None)
+            or names.text_problem(version, 64)
+        )
+        if problem:
+            raise RecordError(problem)
         return cls(node_id, address, MappingProxyType(dict(labels)), version)
+
+    @classmethod
+    def unreadable(cls) -> NodeRecord:
+        """What is shown of a member whose record cannot be read: nothing."""
+        return cls("", "")
 
 
 @dataclass(frozen=True)
 class Member:
-    """One live member: a node record together with the facts ZooKeeper keeps about its znode."""
+    """One live member: the facts ZooKeeper keeps about its znode (which decide the election)
+    and what its data says (for display: `record`, or an empty record and `record_error`)."""
 
     znode: str
     sequence: int
@@ -84,6 +117,7 @@ class Member:
     session_id: int
     czxid: int
     created_ms: int
+    record_error: str = ""
 
 
 @dataclass(frozen=True)

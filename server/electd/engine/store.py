@@ -8,7 +8,9 @@ Contract (ZooKeeper's semantics, restated so other stores can honour them):
     and reports the session that owns it; when `maybe_exists` is true it first looks for an
     entry with that token (a previous attempt's create may have succeeded on the server while
     its reply was lost) so that no attempt leaves an orphan behind.
-  * `entries` lists the election's entries (never foreign children) in sequence order.
+  * `entries` lists the children whose names are electd entry names (never other children);
+    `stats` reads many entries' metadata at once, without their data (pipelined: a foreign
+    client may have created thousands of children).
   * Watch callbacks are one-shot, may run on any thread and must not block.
   * State callbacks report CONNECTED / SUSPENDED / LOST transitions, also on any thread, and
     must not block either.
@@ -17,7 +19,7 @@ Contract (ZooKeeper's semantics, restated so other stores can honour them):
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -52,13 +54,25 @@ class Entry:
 
 
 @dataclass(frozen=True)
-class Stored:
-    """An entry's data and the metadata the engine relies on."""
+class Meta:
+    """What ZooKeeper itself says about an entry: the only facts the election is decided on
+    (a client of the ensemble can write any data, but cannot forge these)."""
 
-    data: bytes
-    session_id: int  # the ephemeralOwner
-    czxid: int
-    created_ms: int
+    session_id: int  # the ephemeralOwner; 0 for a persistent znode
+    czxid: int  # the zxid of its create: the order of creation, and the epoch if it leads
+    version: int  # the data version: 0 until someone rewrites the data
+    created_ms: int  # the create time on the ZooKeeper server's clock
+
+    @property
+    def ephemeral(self) -> bool:
+        return self.session_id != 0
+
+
+@dataclass(frozen=True)
+class Stored(Meta):
+    """An entry's metadata and its data."""
+
+    data: bytes = b""
 
 
 Watcher = Callable[[WatchEvent], None]
@@ -92,6 +106,12 @@ class Store(Protocol):
 
     def entries(self) -> list[Entry]:
         """The election's entries, lowest sequence first."""
+        ...
+
+    def stats(self, names: Sequence[str], watches: Mapping[str, Watcher]) -> list[Meta | None]:
+        """The metadata of each named entry (None: gone), in the order given, with the calls
+        in flight together. Sets `watches[name]` (fires once when that entry changes or goes
+        away) on the entries named in `watches`, where it exists."""
         ...
 
     def read(self, name: str, watch: Watcher | None = None) -> Stored | None:

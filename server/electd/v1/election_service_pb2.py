@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n electd/v1/election_service.proto\x12\telectd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x02\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05znode\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x03\x12-\n\tjoined_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x06labels\x18\x06 \x03(\x0b\x32\x1b.electd.v1.Node.LabelsEntry\x12\x11\n\tis_leader\x18\x07 \x01(\x08\x12\x0f\n\x07watches\x18\x08 \x01(\t\x12\x12\n\nsession_id\x18\t \x01(\x03\x12\x0f\n\x07version\x18\n \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"f\n\x06Leader\x12\x1d\n\x04node\x18\x01 \x01(\x0b\x32\x0f.electd.v1.Node\x12\r\n\x05\x65poch\x18\x02 \x01(\x03\x12.\n\nelected_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x12\n\x10GetLeaderRequest\"L\n\x11GetLeaderResponse\x12!\n\x06leader\x18\x01 \x01(\x0b\x32\x11.electd.v1.Leader\x12\x14\n\x0cresponder_id\x18\x02 \x01(\t\"\x90\x01\n\x10ListNodesRequest\x12\x46\n\x0elabel_selector\x18\x01 \x03(\x0b\x32..electd.v1.ListNodesRequest.LabelSelectorEntry\x1a\x34\n\x12LabelSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"X\n\x11ListNodesResponse\x12\x1e\n\x05nodes\x18\x01 \x03(\x0b\x32\x0f.electd.v1.Node\x12\r\n\x05\x65poch\x18\x02 \x01(\x03\x12\x14\n\x0cresponder_id\x18\x03 \x01(\t\"\'\n\x12WatchLeaderRequest\x12\x11\n\tmin_epoch\x18\x01 \x01(\x03\"\x85\x01\n\x13WatchLeaderResponse\x12%\n\x05state\x18\x01 \x01(\x0e\x32\x16.electd.v1.LeaderState\x12!\n\x06leader\x18\x02 \x01(\x0b\x32\x11.electd.v1.Leader\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0cresponder_id\x18\x04 \x01(\t*_\n\x0bLeaderState\x12\x1c\n\x18LEADER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14LEADER_STATE_ELECTED\x10\x01\x12\x18\n\x14LEADER_STATE_UNKNOWN\x10\x02\x32\xf1\x01\n\x0f\x45lectionService\x12\x46\n\tGetLeader\x12\x1b.electd.v1.GetLeaderRequest\x1a\x1c.electd.v1.GetLeaderResponse\x12\x46\n\tListNodes\x12\x1b.electd.v1.ListNodesRequest\x1a\x1c.electd.v1.ListNodesResponse\x12N\n\x0bWatchLeader\x12\x1d.electd.v1.WatchLeaderRequest\x1a\x1e.electd.v1.WatchLeaderResponse0\x01\x42]\n\x0cio.electd.v1B\x14\x45lectionServiceProtoP\x01Z5github.com/electd/electd/clients/go/electdpb;electdpbb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n electd/v1/election_service.proto\x12\telectd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x02\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05znode\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x03\x12-\n\tjoined_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x06labels\x18\x06 \x03(\x0b\x32\x1b.electd.v1.Node.LabelsEntry\x12\x11\n\tis_leader\x18\x07 \x01(\x08\x12\x0f\n\x07watches\x18\x08 \x01(\t\x12\x12\n\nsession_id\x18\t \x01(\x03\x12\x0f\n\x07version\x18\n \x01(\t\x12\x14\n\x0crecord_error\x18\x0b \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"f\n\x06Leader\x12\x1d\n\x04node\x18\x01 \x01(\x0b\x32\x0f.electd.v1.Node\x12\r\n\x05\x65poch\x18\x02 \x01(\x03\x12.\n\nelected_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x12\n\x10GetLeaderRequest\"L\n\x11GetLeaderResponse\x12!\n\x06leader\x18\x01 \x01(\x0b\x32\x11.electd.v1.Leader\x12\x14\n\x0cresponder_id\x18\x02 \x01(\t\"\x90\x01\n\x10ListNodesRequest\x12\x46\n\x0elabel_selector\x18\x01 \x03(\x0b\x32..electd.v1.ListNodesRequest.LabelSelectorEntry\x1a\x34\n\x12LabelSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"X\n\x11ListNodesResponse\x12\x1e\n\x05nodes\x18\x01 \x03(\x0b\x32\x0f.electd.v1.Node\x12\r\n\x05\x65poch\x18\x02 \x01(\x03\x12\x14\n\x0cresponder_id\x18\x03 \x01(\t\"\'\n\x12WatchLeaderRequest\x12\x11\n\tmin_epoch\x18\x01 \x01(\x03\"\x85\x01\n\x13WatchLeaderResponse\x12%\n\x05state\x18\x01 \x01(\x0e\x32\x16.electd.v1.LeaderState\x12!\n\x06leader\x18\x02 \x01(\x0b\x32\x11.electd.v1.Leader\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0cresponder_id\x18\x04 \x01(\t*_\n\x0bLeaderState\x12\x1c\n\x18LEADER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14LEADER_STATE_ELECTED\x10\x01\x12\x18\n\x14LEADER_STATE_UNKNOWN\x10\x02\x32\xf1\x01\n\x0f\x45lectionService\x12\x46\n\tGetLeader\x12\x1b.electd.v1.GetLeaderRequest\x1a\x1c.electd.v1.GetLeaderResponse\x12\x46\n\tListNodes\x12\x1b.electd.v1.ListNodesRequest\x1a\x1c.electd.v1.ListNodesResponse\x12N\n\x0bWatchLeader\x12\x1d.electd.v1.WatchLeaderRequest\x1a\x1e.electd.v1.WatchLeaderResponse0\x01\x42]\n\x0cio.electd.v1B\x14\x45lectionServiceProtoP\x01Z5github.com/electd/electd/clients/go/electdpb;electdpbb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,28 +37,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NODE_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_LISTNODESREQUEST_LABELSELECTORENTRY']._loaded_options = None
   _globals['_LISTNODESREQUEST_LABELSELECTORENTRY']._serialized_options = b'8\001'
-  _globals['_LEADERSTATE']._serialized_start=979
-  _globals['_LEADERSTATE']._serialized_end=1074
+  _globals['_LEADERSTATE']._serialized_start=1001
+  _globals['_LEADERSTATE']._serialized_end=1096
   _globals['_NODE']._serialized_start=81
-  _globals['_NODE']._serialized_end=361
-  _globals['_NODE_LABELSENTRY']._serialized_start=316
-  _globals['_NODE_LABELSENTRY']._serialized_end=361
-  _globals['_LEADER']._serialized_start=363
-  _globals['_LEADER']._serialized_end=465
-  _globals['_GETLEADERREQUEST']._serialized_start=467
-  _globals['_GETLEADERREQUEST']._serialized_end=485
-  _globals['_GETLEADERRESPONSE']._serialized_start=487
-  _globals['_GETLEADERRESPONSE']._serialized_end=563
-  _globals['_LISTNODESREQUEST']._serialized_start=566
-  _globals['_LISTNODESREQUEST']._serialized_end=710
-  _globals['_LISTNODESREQUEST_LABELSELECTORENTRY']._serialized_start=658
-  _globals['_LISTNODESREQUEST_LABELSELECTORENTRY']._serialized_end=710
-  _globals['_LISTNODESRESPONSE']._serialized_start=712
-  _globals['_LISTNODESRESPONSE']._serialized_end=800
-  _globals['_WATCHLEADERREQUEST']._serialized_start=802
-  _globals['_WATCHLEADERREQUEST']._serialized_end=841
-  _globals['_WATCHLEADERRESPONSE']._serialized_start=844
-  _globals['_WATCHLEADERRESPONSE']._serialized_end=977
-  _globals['_ELECTIONSERVICE']._serialized_start=1077
-  _globals['_ELECTIONSERVICE']._serialized_end=1318
+  _globals['_NODE']._serialized_end=383
+  _globals['_NODE_LABELSENTRY']._serialized_start=338
+  _globals['_NODE_LABELSENTRY']._serialized_end=383
+  _globals['_LEADER']._serialized_start=385
+  _globals['_LEADER']._serialized_end=487
+  _globals['_GETLEADERREQUEST']._serialized_start=489
+  _globals['_GETLEADERREQUEST']._serialized_end=507
+  _globals['_GETLEADERRESPONSE']._serialized_start=509
+  _globals['_GETLEADERRESPONSE']._serialized_end=585
+  _globals['_LISTNODESREQUEST']._serialized_start=588
+  _globals['_LISTNODESREQUEST']._serialized_end=732
+  _globals['_LISTNODESREQUEST_LABELSELECTORENTRY']._serialized_start=680
+  _globals['_LISTNODESREQUEST_LABELSELECTORENTRY']._serialized_end=732
+  _globals['_LISTNODESRESPONSE']._serialized_start=734
+  _globals['_LISTNODESRESPONSE']._serialized_end=822
+  _globals['_WATCHLEADERREQUEST']._serialized_start=824
+  _globals['_WATCHLEADERREQUEST']._serialized_end=863
+  _globals['_WATCHLEADERRESPONSE']._serialized_start=866
+  _globals['_WATCHLEADERRESPONSE']._serialized_end=999
+  _globals['_ELECTIONSERVICE']._serialized_start=1099
+  _globals['_ELECTIONSERVICE']._serialized_end=1340
 # @@protoc_insertion_point(module_scope)

@@ -57,7 +57,11 @@ Global___LeaderState: _TypeAlias = LeaderState  # noqa: Y015
 @_typing.final
 class Node(_message.Message):
     """Node is one member of the election: one electd process with one ephemeral
-    sequential znode.
+    sequential znode. Membership and order are decided from ZooKeeper's metadata
+    alone: a znode counts only if its name is an electd entry name, it is
+    ephemeral and its data was never rewritten (data version 0); members are
+    ordered by creation (czxid). What the znode's data says (id, address,
+    labels, version) is for display and never changes who leads.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -92,6 +96,7 @@ class Node(_message.Message):
     WATCHES_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    RECORD_ERROR_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is the node's stable, human-readable identifier (--node-id)."""
     address: _builtins.str
@@ -101,11 +106,16 @@ class Node(_message.Message):
     election path, for example "electd-3f2a...-0000000007".
     """
     sequence: _builtins.int
-    """sequence is the sequence number ZooKeeper appended to the znode name.
-    The live node with the lowest sequence leads.
+    """sequence is the sequence number ZooKeeper appended to the znode name. It
+    is for display: members are ordered by when ZooKeeper created their znode,
+    which for every znode created by electd is the same order. ZooKeeper's
+    counter is a signed 32-bit number and turns negative after 2^31 changes of
+    the election path's children; electd is unaffected.
     """
     is_leader: _builtins.bool
-    """is_leader is true for the node whose znode has the lowest sequence."""
+    """is_leader is true for the member whose znode was created first (the
+    lowest czxid among the election's valid entries).
+    """
     watches: _builtins.str
     """watches is the znode name of the predecessor this node watches; it is
     empty for the leader, which watches nobody.
@@ -116,6 +126,12 @@ class Node(_message.Message):
     """
     version: _builtins.str
     """version is the electd version the node runs."""
+    record_error: _builtins.str
+    """record_error is set when the znode's data cannot be read as an electd node
+    record (a newer record format, corruption, a foreign writer): id, address,
+    labels and version are then empty. The member still counts in the
+    election exactly as any other; only what it says about itself is unknown.
+    """
     @_builtins.property
     def joined_at(self) -> _timestamp_pb2.Timestamp:
         """joined_at is when ZooKeeper created the node's znode (the znode's ctime,
@@ -139,10 +155,11 @@ class Node(_message.Message):
         watches: _builtins.str = ...,
         session_id: _builtins.int = ...,
         version: _builtins.str = ...,
+        record_error: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["joined_at", b"joined_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "id", b"id", "is_leader", b"is_leader", "joined_at", b"joined_at", "labels", b"labels", "sequence", b"sequence", "session_id", b"session_id", "version", b"version", "watches", b"watches", "znode", b"znode"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "id", b"id", "is_leader", b"is_leader", "joined_at", b"joined_at", "labels", b"labels", "record_error", b"record_error", "sequence", b"sequence", "session_id", b"session_id", "version", b"version", "watches", b"watches", "znode", b"znode"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

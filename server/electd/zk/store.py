@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from kazoo.client import KazooClient, KazooState
@@ -35,6 +35,7 @@ from electd.engine.store import (
     ConnState,
     CoordinatorUnavailable,
     Entry,
+    Meta,
     SessionLost,
     StateListener,
     Stored,
@@ -52,6 +53,8 @@ _STATES = {
     KazooState.LOST: ConnState.LOST,
 }
 _EVENTS = {EventType.DELETED: WatchEvent.GONE, EventType.CHANGED: WatchEvent.CHANGED}
+# How many metadata reads `stats` keeps in flight at once (pipelined on the one connection).
+_BATCH = 1000
 
 
 class ZkStore:
@@ -214,7 +217,24 @@ class ZkStore:
             data, stat = self._call(lambda: self._retry.copy()(get))
         except NoNodeError:
             return None
-        return Stored(data or b"", int(stat.ephemeralOwner), int(stat.czxid), int(stat.ctime))
+        return Stored(**_meta_fields(stat), data=data or b"")
+
+    def stats(self, names: Sequence[str], watches: Mapping[str, Watcher]) -> list[Meta | None]:
+        def run() -> list[Meta | None]:
+            out: list[Meta | None] = []
+            for i in range(0, len(names), _BATCH):
+                pending = []
+                for name in names[i : i + _BATCH]:
+                    path = paths.join(self._path, name)
+                    watch = watches.get(name)
+                    kwatch = self._wrap(watch, path) if watch is not None else None
+                    pending.append(self._client.exists_async(path, kwatch))
+                for result in pending:
+                    stat = self._wait(result)
+                    out.append(None if stat is None else Meta(**_meta_fields(stat)))
+            return out
+
+        return self._call(lambda: self._retry.copy()(run))
 
     def remove(self, name: str) -> None:
         path = paths.join(self._path, name)
@@ -317,6 +337,15 @@ class ZkStore:
             raise CoordinatorUnavailable(f"ZooKeeper did not answer: {exc!r}") from exc
         except KazooException as exc:
             raise CoordinatorUnavailable(f"ZooKeeper error: {exc!r}") from exc
+
+
+def _meta_fields(stat: Any) -> dict[str, int]:
+    return {
+        "session_id": int(stat.ephemeralOwner),
+        "czxid": int(stat.czxid),
+        "version": int(stat.version),
+        "created_ms": int(stat.ctime),
+    }
 
 
 def _entry(name: str) -> Entry | None:

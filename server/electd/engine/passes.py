@@ -1,0 +1,353 @@
+"""The decision of one engine: the full pass (`reconcile`: register if needed, list, rank by
+the rule of order.py, watch) and the fast pass (`fast`: decide again from what the last full
+pass learned, when the only news are watched entries older than ours that went away).
+
+Owns our entry, its registration, the chain (the entries older than ours, oldest first, as the
+last full pass ranked them: a superset of the live ones) and the terms seen. Runs on the
+engine's worker thread only; `own` is also read (one reference read) by `leave` and `members`
+on other threads. Imports neither kazoo nor grpc.
+
+Invariants (see order.py for the rule):
+  * Entries older than ours can only go away: a new entry always gets a higher czxid than every
+    live one, and the election path cannot be deleted while our ephemeral entry is in it. So a
+    later pass may decide from the chain without listing again, and may trust what it knows of
+    an entry whose watch is still set (ZooKeeper delivers a session's events in order: an entry
+    whose change we have not heard of was as we knew it when the event we handle happened). A
+    graceful leader change then costs the successor and the node right behind it no round trip
+    at all, and any other node one read, however many members there are.
+  * We claim only from our own entry's metadata in our current session, data version 0.
+  * Our entry found rewritten: step down first, then delete it, then register again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from electd.engine.lease import Lease
+from electd.engine.members import Members
+from electd.engine.model import LeaderInfo, Member, NodeRecord, Role, View
+from electd.engine.order import Ranked
+from electd.engine.store import CoordinatorUnavailable, Entry, Meta, Store, Stored, WatchEvent
+from electd.engine.watches import LEADER, OWN, PREDECESSOR, WatchBook
+
+if TYPE_CHECKING:
+    from electd.engine.engine import ElectionEngine
+
+logger = logging.getLogger(__name__)
+
+# How many metadata reads a full pass asks the store for at once; between batches it renews
+# the lease if it runs low, so thousands of (foreign) entries never starve it.
+_BATCH = 1000
+
+
+class Passes:
+    def __init__(
+        self,
+        engine: ElectionEngine,
+        store: Store,
+        record: NodeRecord,
+        members: Members,
+        book: WatchBook,
+        lease: Lease,
+        wall: Callable[[], float],
+    ) -> None:
+        self._engine = engine
+        self._store = store
+        self._record = record
+        self._data = record.encode()
+        self._members = members
+        self._book = book
+        self._lease = lease
+        self._wall = wall
+        self._id = record.id
+        self.own: Entry | None = None
+        self._own_sid: int | None = None  # the ephemeralOwner of `own`
+        self._own_member: Member | None = None
+        self._pending: tuple[int, str, bool] | None = None  # (session, token, tried)
+        self._chain: list[Ranked] = []
+        self._decided_gen = -1  # the connection generation the last full pass decided in
+        self._leader: LeaderInfo | None = None
+        self._max_epoch = 0
+
+    def forget_decision(self) -> None:
+        """After a failed round: the next wake-up needs a full pass."""
+        self._decided_gen = -1
+
+    # ----- the full pass ---------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        engine = self._engine
+        if engine.stopping():
+            return  # leaving: never decide (or register) again
+        engine.stats.reconciles += 1
+        self._decided_gen = -1
+        self._book.clear_events()  # the listing below supersedes them
+        connected, gen, _ = engine.connection()
+        if not connected:
+            engine.publish_disconnected()
+            return
+        self._lease.renew()
+        for _ in range(16):  # each pass either decides or learned that something moved
+            if engine.stopping():
+                return  # leaving: never register again
+            # The session is read afresh on every pass: the store reconnects on its own, so a
+            # call of this pass may already have run in a new session (after an expiry).
+            sid = self._store.session_id()
+            if sid is None:
+                raise CoordinatorUnavailable("no session")
+            if self.own is None or self._own_sid != sid:
+                self._register(sid)
+                continue  # decide in the session that owns the entry, read again
+            if self._decide(sid, gen):
+                return
+        raise CoordinatorUnavailable("the election kept changing under us; will retry")
+
+    def _register(self, sid: int) -> None:
+        """Create our entry (one per session: a retry in the same session reuses the token and
+        finds an entry whose create reply was lost). `_own_sid` is the entry's real owner,
+        which differs from `sid` only if the store changed sessions during the create."""
+        if self._pending is None or self._pending[0] != sid:
+            self._pending = (sid, uuid.uuid4().hex, False)
+        _, token, tried = self._pending
+        self._pending = (sid, token, True)
+        entry, owner = self._store.register(token, self._data, maybe_exists=tried)
+        self.own, self._own_sid, self._pending = entry, owner, None
+        self._engine.stats.registrations += 1
+        logger.info(
+            "node=%s joined the election as %s (sequence %d)", self._id, entry.name, entry.sequence
+        )
+
+    def _decide(self, sid: int, gen: int) -> bool:
+        """One pass of the recipe. Returns False when it must run again at once."""
+        own = self.own
+        assert own is not None
+        entries = self._store.entries()
+        names = [e.name for e in entries]
+        if own.name not in names:
+            return self._lost_own(own, "vanished while the session lives")
+        metas = self._stats(names, own.name)
+        mine = metas[names.index(own.name)]
+        if mine is None:
+            return self._lost_own(own, "vanished while the session lives")
+        if mine.session_id != sid:
+            return self._lost_own(own, f"is owned by session 0x{mine.session_id:x}, not ours")
+        if mine.version != 0:
+            return self._rewritten(own)
+        self._members.forget({(e.name, m.czxid) for e, m in zip(entries, metas, strict=True) if m})
+        order = self._members.order(entries, metas)
+        at = next(i for i, r in enumerate(order) if r.name == own.name)
+        self._chain = order[:at]
+        own_stored = Stored(mine.session_id, mine.czxid, mine.version, mine.created_ms)
+        self._own_member = self._members.from_stored(own, own_stored, own)
+        # Watch the oldest entry (the leader, or what blocks the lead) and the predecessor.
+        # A full pass sets every watch again (a watch we believe set may have been lost with a
+        # session), so it reads both even if they look armed.
+        if self._chain and self._probe(0, LEADER, fresh=True) is None:
+            return False  # it went away between the listing and the read
+        last = len(self._chain) - 1
+        if last > 0 and self._probe(last, PREDECESSOR, fresh=True) is None:
+            return False  # the predecessor is already gone: decide again at once
+        return self._conclude(gen)
+
+    def _stats(self, names: list[str], own: str) -> list[Meta | None]:
+        """Every entry's metadata, our own entry's with our watch set on it."""
+        watches = {own: self._book.arm(own, OWN)}
+        out: list[Meta | None] = []
+        try:
+            for i in range(0, len(names), _BATCH):
+                out += self._store.stats(names[i : i + _BATCH], watches)
+                if self._lease.remaining() < 2 * self._lease.heartbeat():
+                    self._lease.renew()
+        except BaseException:
+            self._book.disarm(own)
+            raise
+        return out
+
+    def _lost_own(self, own: Entry, what: str) -> bool:
+        logger.warning("node=%s own znode %s %s; registering again", self._id, own.name, what)
+        self._engine.step_down(f"own znode {what}; rejoining")
+        self.own = None
+        return False
+
+    def _rewritten(self, own: Entry) -> bool:
+        """Another client rewrote our entry's data: it no longer counts (order.py), and nobody
+        behind it leads while it is there. Step down, then remove it, then register again."""
+        self._engine.step_down("own znode was rewritten by another client; rejoining")
+        logger.warning(
+            "node=%s own znode %s was rewritten by another ZooKeeper client; replacing it",
+            self._id,
+            own.name,
+        )
+        self._book.disarm(own.name)
+        self._store.remove(own.name)
+        self.own = None
+        return False
+
+    def own_still_ours(self) -> bool:
+        """Heartbeat: our entry still exists, in our session, unrewritten (watch set again)."""
+        own = self.own
+        if own is None:
+            return False
+        watch = self._book.arm(own.name, OWN)
+        try:
+            meta = self._store.stats([own.name], {own.name: watch})[0]
+        except BaseException:
+            self._book.disarm(own.name)
+            raise
+        if meta is None:
+            self._book.disarm(own.name)
+            return False
+        return meta.session_id == self._own_sid and meta.version == 0
+
+    # ----- the fast pass ---------------------------------------------------------------------
+
+    def fast(self) -> bool:
+        """Decide again without listing, when the only news since the last full pass are
+        watched entries older than ours that went away (see the module's invariants). Returns
+        False when a full pass is needed instead."""
+        own, own_member = self.own, self._own_member
+        if self._engine.stopping():
+            return True  # leaving: nothing to decide
+        events = self._book.take()
+        connected, gen, _ = self._engine.connection()
+        usable = (
+            bool(events)
+            and connected
+            and gen == self._decided_gen
+            and own is not None
+            and own_member is not None
+            and self._book.role(own.name) == OWN
+            and all(ev is WatchEvent.GONE and name != own.name for name, ev in events)
+        )
+        if not usable or not self._engine.lease_fresh():
+            return False
+        assert own is not None and own_member is not None
+        sid = self._store.session_id()
+        if sid is None or sid != self._own_sid or own_member.session_id != sid:
+            return False
+        self._engine.stats.reconciles += 1
+        gone = {name for name, _ in events}
+        self._chain = [r for r in self._chain if r.name not in gone]
+        while self._chain and self._probe(0, LEADER) is None:
+            pass  # that one is gone too: the next oldest
+        while len(self._chain) > 1 and self._probe(len(self._chain) - 1, PREDECESSOR) is None:
+            pass
+        return self._conclude(gen)
+
+    def _probe(self, at: int, role: str, fresh: bool = False) -> Ranked | None:
+        """Make sure the chain's entry at `at` is watched (as `role`) and known as it is now;
+        returns it, or None after dropping it from the chain if it is gone. An entry whose
+        watch is still set and whose record is cached needs no round trip (unless `fresh`);
+        anything else is read, setting our watch."""
+        ranked = self._chain[at]
+        name = ranked.name
+        armed = self._book.relabel(name, role) if role == LEADER else self._book.role(name)
+        known = self._members.cached(ranked.entry, ranked.meta, None) is not None
+        if armed and known and not fresh:
+            return ranked
+        watch = self._book.arm(name, role)
+        try:
+            # With its data, for the predecessor too: it is the next leader, and knowing its
+            # record then costs no round trip.
+            got = self._store.read(name, watch)
+        except BaseException:
+            self._book.disarm(name)
+            raise
+        if got is not None and got.czxid == ranked.meta.czxid:
+            self._members.from_stored(ranked.entry, got, None)  # caches its record
+        if got is None or got.czxid != ranked.meta.czxid or got.session_id == 0:
+            self._book.disarm(name)
+            del self._chain[at]  # gone (or replaced by another znode of the same name)
+            return None
+        self._chain[at] = fresh_ranked = Ranked(ranked.entry, _meta(got))
+        return fresh_ranked
+
+    # ----- the conclusion ----------------------------------------------------------------------
+
+    def _conclude(self, gen: int) -> bool:
+        own, own_member = self.own, self._own_member
+        assert own is not None and own_member is not None
+        reason = ""
+        leader: Member | None
+        if not self._chain:
+            role, leader, watching = Role.LEADER, own_member, ""
+        else:
+            role, watching = Role.FOLLOWER, self._chain[-1].name
+            oldest = self._chain[0]
+            leader = self._members.member(oldest.entry, oldest.meta, own) if oldest.valid else None
+            if leader is None and oldest.valid:
+                return False  # it went away while its record was read: decide again
+            if leader is None:
+                reason = (
+                    f"the oldest entry {oldest.name} was rewritten by another ZooKeeper client; "
+                    "nobody leads until its owner removes it"
+                )
+        info = self._leader_info(leader) if leader is not None else None
+        before = self._engine.publish_if_current(gen, role, info, reason, own.name, watching)
+        if before is None:
+            return True  # the connection moved on, or we are leaving: nothing to publish
+        self._decided_gen = gen
+        self._log_transition(before, role, info, watching, reason)
+        return True
+
+    def _leader_info(self, leader: Member) -> LeaderInfo:
+        prev = self._leader
+        if prev is not None and prev.epoch == leader.czxid and prev.member == leader:
+            return prev
+        if leader.czxid < self._max_epoch:
+            logger.error(
+                "node=%s leader epoch went backwards (%d < %d): was ZooKeeper's data reset?",
+                self._id,
+                leader.czxid,
+                self._max_epoch,
+            )
+        self._max_epoch = max(self._max_epoch, leader.czxid)
+        elected = prev.elected_at if prev is not None and prev.epoch == leader.czxid else None
+        self._leader = LeaderInfo(leader, leader.czxid, elected or self._wall())
+        return self._leader
+
+    def _log_transition(
+        self, before: View, role: Role, info: LeaderInfo | None, watching: str, reason: str
+    ) -> None:
+        if info is None:
+            if before.leader is not None or before.reason != reason:
+                logger.warning(
+                    "node=%s %s -> %s: %s", self._id, before.role.value, role.value, reason
+                )
+            return
+        epoch = info.epoch
+        if role is Role.LEADER and (before.role is not Role.LEADER or before.leader != info):
+            logger.info(
+                "I am a new leader: node=%s epoch=%d znode=%s (%s -> LEADER)",
+                self._id,
+                epoch,
+                info.member.znode,
+                before.role.value,
+            )
+        elif before.role is not role or before.leader != info or before.watching != watching:
+            logger.info(
+                "node=%s epoch=%d %s -> %s leader=%s watching=%s",
+                self._id,
+                epoch,
+                before.role.value,
+                role.value,
+                info.member.record.id or info.member.znode,
+                watching or "-",
+            )
+
+
+def _fields(meta: Meta) -> dict[str, int]:
+    return {
+        "session_id": meta.session_id,
+        "czxid": meta.czxid,
+        "version": meta.version,
+        "created_ms": meta.created_ms,
+    }
+
+
+def _meta(meta: Meta) -> Meta:
+    """The metadata alone (a Stored read for a leader also carries its data)."""
+    return meta if type(meta) is Meta else Meta(**_fields(meta))

@@ -1,0 +1,178 @@
+"""At most one leader whatever another ZooKeeper client writes under the election path, on the
+in-memory store: leadership and membership come from ZooKeeper's metadata alone (order.py),
+every bad record is survived, and a node whose own entry is touched stops claiming at once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from electd.devcluster.cluster import wait_until
+from electd.engine import NodeRecord, RecordError, Role, View
+from electd.engine.order import election_order
+from electd.engine.store import Entry, Meta
+from electd.zk.paths import parse_name
+from tests.support.memstore import MemEnsemble
+
+VALID = NodeRecord("x", "x:1").encode()
+FOREIGN_SESSION = 0xDEAD
+
+
+def entry_name(seq: int) -> str:
+    return f"electd-{'f' * 32}-{seq:010d}"
+
+
+def never_two_leaders(journal: list[tuple[str, View]]) -> None:
+    """Replay every published view in publish order: never two nodes in the LEADER role."""
+    leading: set[str] = set()
+    for node, view in journal:
+        if view.role is Role.LEADER and view.leader is not None:
+            leading.add(node)
+        else:
+            leading.discard(node)
+        assert len(leading) <= 1, f"two leaders at once: {sorted(leading)}"
+
+
+def test_rewriting_the_leaders_data_hands_over_only_after_the_old_leader_stepped_down(
+    cluster, ens: MemEnsemble
+) -> None:
+    journal: list[tuple[str, View]] = []
+    a, b = cluster("a", journal=journal), cluster("b", journal=journal)
+    wait_until(lambda: a.leads() and b.leader_id() == "a", 5, "a leads")
+    old_epoch, old_znode = a.view.leader.epoch, a.view.own_znode
+    gate, held = threading.Event(), threading.Event()
+
+    def hold() -> None:  # a's worker stops at its next store call, before it can delete
+        held.set()
+        gate.wait(10)
+
+    a.store.before_next_call = hold
+    ens.rewrite(old_znode, b"junk from another client")
+    assert not a.leads()  # stepped down in the watch callback itself
+    assert held.wait(5)
+    wait_until(lambda: "rewritten" in b.view.reason, 5, "b sees the oldest entry rewritten")
+    assert not b.leads() and b.view.leader is None  # nobody leads while a's entry is there
+    gate.set()
+    wait_until(lambda: b.leads() and a.leader_id() == "b", 5, "b leads, a follows")
+    assert old_znode not in ens.nodes and a.view.own_znode != old_znode  # a re-registered
+    assert b.view.leader.epoch > old_epoch and a.view.role is Role.FOLLOWER
+    never_two_leaders(journal)
+
+
+def test_a_follower_whose_data_is_rewritten_rejoins_behind_and_changes_nothing(
+    cluster, ens: MemEnsemble
+) -> None:
+    journal: list[tuple[str, View]] = []
+    a, b, c = (cluster(n, journal=journal) for n in "abc")
+    wait_until(lambda: c.view.watching == b.view.own_znode, 5, "chain built")
+    epoch, b_old = a.view.leader.epoch, b.view.own_znode
+    ens.rewrite(b_old, b"")
+    wait_until(lambda: b.view.own_znode not in ("", b_old), 5, "b re-registered")
+    wait_until(lambda: b.view.watching == c.view.own_znode, 5, "b now behind c")
+    assert a.leads() and a.view.leader.epoch == epoch
+    assert [m.member.record.id for m in a.engine.members()] == ["a", "c", "b"]
+    never_two_leaders(journal)
+
+
+def test_own_entry_deleted_by_someone_else_stops_the_leader_at_once(
+    cluster, ens: MemEnsemble
+) -> None:
+    a = cluster("a")
+    wait_until(a.leads, 5, "a leads")
+    old = a.view.own_znode
+    ens.delete(old)  # another client deletes a's entry while a's session lives
+    assert not a.leads()  # at once: the watch callback published before delete() returned
+    wait_until(lambda: a.leads() and a.view.own_znode != old, 5, "a leads with a new entry")
+
+
+def test_a_persistent_entry_never_leads_or_counts(cluster, ens: MemEnsemble) -> None:
+    ens.add_raw(entry_name(0), VALID, owner=0)  # oldest of all, valid data, but no session
+    a, b = cluster("a"), cluster("b")
+    wait_until(lambda: a.leads() and b.leader_id() == "a", 5, "a leads")
+    assert [m.member.record.id for m in b.engine.members()] == ["a", "b"]
+
+
+def test_a_forged_low_sequence_cannot_jump_the_queue(cluster, ens: MemEnsemble) -> None:
+    """A foreign client creates an ephemeral znode named with the lowest sequence after the
+    election formed: it is ordered by when it was created (czxid), so it queues last."""
+    a, b = cluster("a"), cluster("b")
+    wait_until(lambda: a.leads() and b.leader_id() == "a", 5, "a leads")
+    ens.add_raw(entry_name(0), VALID, owner=FOREIGN_SESSION)
+    passes = b.engine.stats.reconciles
+    b.engine._queue.put("wake")  # a full pass sees the newcomer
+    wait_until(lambda: b.engine.stats.reconciles > passes, 5, "b decided again")
+    assert a.leads() and b.leader_id() == "a"
+    assert [m.member.znode for m in a.engine.members()][-1] == entry_name(0)
+
+
+POISON = {
+    "deep nesting": b"[" * 100_000 + b"]" * 100_000,
+    "huge integer": b'{"v":1,"id":"a","address":"h:1","n":' + b"9" * 5000 + b"}",
+    "not UTF-8": b"\xff\xfe garbage",
+    "lone surrogate": b'{"v":1,"id":"\\ud800","address":"h:1"}',
+    "control character": b'{"v":1,"id":"a","address":"h:1","labels":{"k":"\\u0007"}}',
+    "bool format": b'{"v":true,"id":"a","address":"h:1"}',
+    "wrong type": b'{"v":1,"id":["a"],"address":"h:1"}',
+    "bad label key": b'{"v":1,"id":"a","address":"h:1","labels":{"bad key":"x"}}',
+    "bad address": b'{"v":1,"id":"a","address":"nowhere"}',
+    "future format": b'{"v":2,"id":"a","address":"h:1"}',
+    "empty": b"",
+    "too large": b'{"v":1,"id":"a","address":"h:1","x":"' + b"x" * 70_000 + b'"}',
+}
+
+
+@pytest.mark.parametrize("data", POISON.values(), ids=POISON.keys())
+def test_every_bad_record_is_a_record_error(data: bytes) -> None:
+    with pytest.raises(RecordError):
+        NodeRecord.decode(data)
+
+
+@pytest.mark.parametrize("data", POISON.values(), ids=POISON.keys())
+def test_a_poisoned_oldest_entry_leads_unreadable_and_breaks_nothing(
+    cluster, ens: MemEnsemble, data: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A record that cannot be read never changes who leads: the oldest entry (a foreign
+    ephemeral one) leads, shown as unreadable; no node claims; listing works; warned once."""
+    caplog.set_level(logging.WARNING)
+    ens.add_raw(entry_name(0), data, owner=FOREIGN_SESSION)
+    a, b = cluster("a"), cluster("b")
+    wait_until(lambda: b.view.watching == a.view.own_znode, 5, "b behind a")
+    for node in (a, b):
+        info = node.view.leader
+        assert info is not None and info.member.znode == entry_name(0)
+        assert info.member.record_error and info.member.record.id == ""
+        assert not node.leads()
+    members = b.engine.members()
+    assert [m.member.record.id for m in members] == ["", "a", "b"] and members[0].is_leader
+    for node in (a, b):  # more passes and listings: still one warning per node
+        passes = node.engine.stats.reconciles
+        node.engine._queue.put("wake")
+        wait_until(lambda n=node, p=passes: n.engine.stats.reconciles > p, 5, "another pass")
+        node.engine.members()
+    assert "bug in the election engine" not in caplog.text
+    warnings = [r for r in caplog.records if entry_name(0) in r.getMessage()]
+    assert len(warnings) == 2, [r.getMessage() for r in warnings]  # a's and b's
+
+
+def test_the_order_is_creation_order_whatever_the_names() -> None:
+    names = [entry_name(5), entry_name(1), entry_name(3)]
+    entries = [Entry(n, "f" * 32, int(n[-10:])) for n in names]
+    metas = [Meta(7, 300, 0, 0), Meta(7, 400, 0, 0), Meta(0, 100, 0, 0)]
+    assert [r.name for r in election_order(entries, metas)] == [entry_name(5), entry_name(1)]
+
+
+@pytest.mark.parametrize(
+    ("suffix", "sequence"),
+    [
+        ("0000000007", 7),
+        ("2147483647", 2_147_483_647),
+        ("-2147483648", -(2**31)),
+        ("-000000001", -1),
+    ],
+)
+def test_entry_names_after_zookeepers_counter_wraps_still_parse(suffix: str, sequence: int) -> None:
+    """ZooKeeper formats the parent's cversion (a signed 32-bit int) with %010d."""
+    assert parse_name(f"electd-{'a' * 32}-{suffix}") == ("a" * 32, sequence)
+    assert parse_name(f"electd-{'a' * 32}-12345") is None
