@@ -52,6 +52,7 @@ class EngineHarness:
         self.engines: list[ElectionEngine] = []
         self.stores: list[ZkStore] = []
         self.views: dict[str, list[View]] = {}
+        self.journal: list[tuple[str, View]] = []  # every engine's views, in publish order
 
     def start(
         self,
@@ -65,9 +66,12 @@ class EngineHarness:
         )
         store.start()
         views = self.views.setdefault(node_id, [])
-        engine = ElectionEngine(
-            store, NodeRecord(node_id, f"127.0.0.1:{free_port()}"), views.append
-        )
+
+        def publish(view: View) -> None:
+            views.append(view)
+            self.journal.append((node_id, view))
+
+        engine = ElectionEngine(store, NodeRecord(node_id, f"127.0.0.1:{free_port()}"), publish)
         engine.start()
         self.engines.append(engine)
         self.stores.append(store)

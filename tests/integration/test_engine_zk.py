@@ -10,17 +10,18 @@ from kazoo.client import KazooClient
 
 from electd.devcluster.cluster import wait_until
 from electd.engine import ElectionEngine, Role
+from electd.engine.clock import now as lease_clock
 from electd.zk import paths
 from tests.conftest import EngineHarness
 from tests.support.tcpproxy import TcpProxy
 
 
 def leads(engine: ElectionEngine) -> bool:
-    return engine.view().is_leader(time.monotonic())
+    return engine.view().is_leader(lease_clock())
 
 
 def leader_id(engine: ElectionEngine) -> str | None:
-    info = engine.view().vouched(time.monotonic())
+    info = engine.view().vouched(lease_clock())
     return info.member.record.id if info else None
 
 
@@ -118,7 +119,7 @@ def test_session_expiry_of_a_follower_rejoins_at_the_back(engines: EngineHarness
     proxy.block()  # partition b from ZooKeeper for longer than its session timeout
     wait_until(lambda: c.view().watching == a.view().own_znode, 10, "c repairs the chain")
     assert leader_id(a) == "a"
-    wait_until(lambda: b.view().vouched(time.monotonic()) is None, 5, "b stops vouching")
+    wait_until(lambda: b.view().vouched(lease_clock()) is None, 5, "b stops vouching")
     proxy.unblock()
     wait_until(
         lambda: b.view().role is Role.FOLLOWER and b.view().own_znode != old_b,
@@ -210,7 +211,7 @@ def test_the_lease_follows_the_session_timeout_zookeeper_grants(tmp_path, caplog
         assert store.session_timeout() == 2.0
         assert "granted a session timeout of 2s instead of the requested 10s" in caplog.text
         view = engine.view()
-        assert view.valid_until - time.monotonic() <= 2.0 * 2 / 3 + 0.01
+        assert view.valid_until - lease_clock() <= 2.0 * 2 / 3 + 0.01
     finally:
         engine.stop()
         cluster.stop()
@@ -223,14 +224,14 @@ def test_the_store_reports_every_handshake_that_revalidates_the_session(zk, prox
     from electd.zk import ZkStore
 
     store = ZkStore(proxy.address, "/handshakes", 4.0, connect_timeout=10.0)
-    before = time.monotonic()
+    before = lease_clock()
     store.start()
     try:
         sid = store.session_id()
         established = store.session_established()
         assert established is not None and sid is not None
-        assert established[0] == sid and before <= established[1] <= time.monotonic()
-        dropped = time.monotonic()
+        assert established[0] == sid and before <= established[1] <= lease_clock()
+        dropped = lease_clock()
         proxy.drop()  # close the connection; kazoo reconnects in the same session
         wait_until(
             lambda: (e := store.session_established()) is not None and e[1] > dropped,

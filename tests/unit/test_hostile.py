@@ -14,6 +14,7 @@ from electd.engine import NodeRecord, RecordError, Role, View
 from electd.engine.order import election_order
 from electd.engine.store import Entry, Meta
 from electd.zk.paths import parse_name
+from tests.support.journal import never_two_leaders
 from tests.support.memstore import MemEnsemble
 
 VALID = NodeRecord("x", "x:1").encode()
@@ -22,17 +23,6 @@ FOREIGN_SESSION = 0xDEAD
 
 def entry_name(seq: int) -> str:
     return f"electd-{'f' * 32}-{seq:010d}"
-
-
-def never_two_leaders(journal: list[tuple[str, View]]) -> None:
-    """Replay every published view in publish order: never two nodes in the LEADER role."""
-    leading: set[str] = set()
-    for node, view in journal:
-        if view.role is Role.LEADER and view.leader is not None:
-            leading.add(node)
-        else:
-            leading.discard(node)
-        assert len(leading) <= 1, f"two leaders at once: {sorted(leading)}"
 
 
 def test_rewriting_the_leaders_data_hands_over_only_after_the_old_leader_stepped_down(

@@ -27,6 +27,7 @@ def node(member: Member, is_leader: bool, watches: str) -> pb.Node:
         watches=watches,
         session_id=_signed64(member.session_id),
         version=rec.version,
+        record_error=member.record_error,
     )
 
 
