@@ -12,3 +12,4 @@ for lang in python go rust java node; do
   printf 'build-clients: %s built in %ss\n' "$lang" "$(( $(date +%s) - start ))" >&2
 done
 "$root/scripts/install-go-tools.sh"
+"$root/scripts/build-linearize.sh"

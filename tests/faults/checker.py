@@ -122,6 +122,31 @@ class Report:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """One piece of exact evidence that `node` believed it led with `epoch`, at some instant in
+    [asked, answered]: a log line (asked == answered == its `ts`), a probe or a writer's check
+    ("probe", "write", "log" in `source`)."""
+
+    node: str
+    epoch: int
+    asked: float
+    answered: float
+    source: str
+
+
+@dataclass(frozen=True)
+class ExactTerm:
+    """The exact evidence of one term (node, epoch), as rule 1 reads it: the term believes from
+    its first evidence (`first.answered`, Term.xstart) to its last (`last.asked`, Term.xend)."""
+
+    node: str
+    epoch: int
+    first: Claim  # the claim with the earliest `answered`
+    last: Claim  # the claim with the latest `asked`
+    claims: tuple[Claim, ...]  # all of them
+
+
 def log_events(node: str, records: list[dict[str, Any]]) -> list[tuple[int, float, str, int]]:
     """(incarnation, ts, leader id, epoch) for every leader decision in a node's log, and
     (incarnation, ts, '!backwards', 0) for the engine's epoch-went-backwards error."""
@@ -141,9 +166,41 @@ def log_events(node: str, records: list[dict[str, Any]]) -> list[tuple[int, floa
     return out
 
 
-def check(events: list[Event], logs: dict[str, list[dict[str, Any]]], bounds: Bounds) -> Report:
-    report = Report(bounds)
-    events = sorted(events, key=lambda e: e.t)
+@dataclass
+class _Evidence:
+    terms: dict[int, Term]
+    claims: list[Claim]
+    messages: int
+    accepted: int
+    rejected: int
+    probes: int
+
+
+def exact_terms(events: list[Event], logs: dict[str, list[dict[str, Any]]]) -> list[ExactTerm]:
+    """Every term's exact evidence, per (node, epoch), by epoch then node: the very claims that
+    `check` reads (rule 1 compares their first and last). Two nodes with one epoch (which
+    `check` reports under rule 2, merged into one Term) are two entries here."""
+    evidence = _evidence(sorted(events, key=lambda e: e.t), logs, Report(Bounds(1.0)))
+    by_term: dict[tuple[int, str], list[Claim]] = defaultdict(list)
+    for c in evidence.claims:
+        by_term[(c.epoch, c.node)].append(c)
+    return [
+        ExactTerm(
+            node,
+            epoch,
+            min(claims, key=lambda c: c.answered),
+            max(claims, key=lambda c: c.asked),
+            tuple(claims),
+        )
+        for (epoch, node), claims in sorted(by_term.items())
+    ]
+
+
+def _evidence(
+    events: list[Event], logs: dict[str, list[dict[str, Any]]], report: Report
+) -> _Evidence:
+    """Every term's evidence from the (time-ordered) events and the logs, checking rules 2 and 3
+    on the way; every piece of exact evidence also as a Claim."""
     end_of_run = events[-1].t if events else 0.0
     terms: dict[int, Term] = {}
     owner: dict[int, str] = {}
@@ -157,6 +214,7 @@ def check(events: list[Event], logs: dict[str, list[dict[str, Any]]], bounds: Bo
         return bisect.bisect_right(starts[node], t)
 
     decided_by: dict[int, int] = {}  # epoch -> incarnation of its leader that decided it
+    claims: list[Claim] = []
 
     def by_owner(node: str, epoch: int, t: float) -> bool:
         return decided_by.get(epoch, run_of(node, t)) == run_of(node, t)
@@ -181,6 +239,7 @@ def check(events: list[Event], logs: dict[str, list[dict[str, Any]]], bounds: Bo
                 decided_by.setdefault(epoch, run_of(node, ts))
                 if by_owner(node, epoch, ts):
                     t.exact(ts, ts)
+                    claims.append(Claim(node, epoch, ts, ts, "log"))
 
     # ----- streams: epochs per stream and per observer; own streams as belief -----------------
     pauses: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -237,6 +296,7 @@ def check(events: list[Event], logs: dict[str, list[dict[str, Any]]], bounds: Bo
         asked = float(e.get("asked", checked))
         t = term(e.node, epoch, "a write")
         t.exact(asked, checked)
+        claims.append(Claim(e.node, epoch, asked, checked, "write"))
         t.writes += 1
         if e.get("accepted"):
             accepted += 1
@@ -262,6 +322,17 @@ def check(events: list[Event], logs: dict[str, list[dict[str, Any]]], bounds: Bo
             t = term(e.node, epoch, "a probe")
             if by_owner(e.node, epoch, asked):
                 t.exact(asked, float(e.get("answered")))
+                claims.append(Claim(e.node, epoch, asked, float(e.get("answered")), "probe"))
+    return _Evidence(terms, claims, messages, accepted, rejected, probes)
+
+
+def check(events: list[Event], logs: dict[str, list[dict[str, Any]]], bounds: Bounds) -> Report:
+    report = Report(bounds)
+    events = sorted(events, key=lambda e: e.t)
+    evidence = _evidence(events, logs, report)
+    terms = evidence.terms
+    messages, accepted, rejected = evidence.messages, evidence.accepted, evidence.rejected
+    probes = evidence.probes
 
     # ----- rule 1: terms in epoch order, no overlap beyond the bound --------------------------
     ordered = [terms[k] for k in sorted(terms) if terms[k].start != float("inf")]

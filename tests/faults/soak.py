@@ -1,13 +1,16 @@
 """The long randomized soak behind `make soak`: the fault suite's randomized mix, interleaved
-with the named scenarios that fit its settings, for a set time, then the checker over the whole
+with the named scenarios that fit its settings, for a set time, then both checkers over the whole
 history.
 
     .venv/bin/python -m tests.faults.soak --minutes 10 [--seed N] [--nodes 5] [--out DIR]
 
-Prints the seed first (replay with --seed), one line per step, and the checker's summary last;
-writes history.jsonl, summary.json and every process's log under --out. A named scenario whose
-own promise fails is counted as a violation. Exits 1 on any violation. Every process it starts
-is stopped on exit, on Ctrl-C and on SIGTERM.
+Prints the seed first (replay with --seed), one line per step, and the checker's summary last,
+then both checkers' verdicts (checker.py's and the outside checker's, Porcupine: linearize.py);
+writes history.jsonl, summary.json, run.json (what the checkers read), linearize-ops.json
+(Porcupine's input), linearize.html (its visualisation of a history it rejects) and every
+process's log under --out. A named scenario whose own promise fails is counted as a violation,
+and so are the outside checker's failure and a disagreement of the two checkers on two leaders.
+Exits 1 on any violation. Every process it starts is stopped on exit, on Ctrl-C and on SIGTERM.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from tests.faults import linearize
 from tests.faults.checker import Bounds, check
 from tests.faults.cluster import SYNC_LIMIT, TICK_MS, Ensemble, FaultCluster
 from tests.faults.scenarios import (
@@ -97,11 +101,13 @@ def main(argv: list[str] | None = None) -> int:
             cluster.close()
         ensemble.close()
     assert cluster is not None
-    report = check(
-        cluster.history.events(),
-        cluster.node_logs(),
-        Bounds(SESSION_TIMEOUT, TICK_MS / 1000, SYNC_LIMIT),
-    )
+    events, logs = cluster.history.events(), cluster.node_logs()
+    bounds = Bounds(SESSION_TIMEOUT, TICK_MS / 1000, SYNC_LIMIT)
+    linearize.save_run(out / "run.json", events, logs, bounds, f"soak, seed {seed}")
+    report = check(events, logs, bounds)
+    verdict = linearize.judge(events, logs, out)
+    both = linearize.verdicts(report, verdict)
+    report.violations[:0] = linearize.compare(report, verdict)  # first: the summary shows 50
     report.violations += [f"scenario promise: {f}" for f in failures]
     report.figures = {
         "seed": seed,
@@ -111,9 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         **report.figures,
     }
     cluster.history.dump(out / "history.jsonl")
-    summary = {**report.figures, "violations": report.violations}
+    summary = {
+        **report.figures,
+        "outside checker (Porcupine)": verdict.summary,
+        "violations": report.violations,
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(report.summary())
+    print(both)
     return 1 if report.violations else 0
 
 

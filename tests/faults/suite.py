@@ -1,6 +1,7 @@
 """The suite's per-test driver: `Faults` builds a FaultCluster on a fresh election path of the
-shared ensemble, and after the run stops every process and checks the history (checker.py).
-`seed()` is the randomized run's seed."""
+shared ensemble, and after the run stops every process and checks the history with both
+checkers: checker.py and the outside one, Porcupine (linearize.py). `seed()` is the randomized
+run's seed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import random
 import uuid
 from pathlib import Path
 
+from tests.faults import linearize
 from tests.faults.checker import Bounds, Report, check
 from tests.faults.cluster import SYNC_LIMIT, TICK_MS, Ensemble, FaultCluster
 from tests.faults.history import History
@@ -25,6 +27,7 @@ class Faults:
         self.ensemble, self.workdir, self.name = ensemble, workdir, name
         self.cluster: FaultCluster | None = None
         self.report: Report | None = None
+        self.verdict: linearize.Verdict | None = None
 
     def start(self, nodes: list[str], session_timeout: float) -> FaultCluster:
         self.ensemble.history = History()
@@ -34,11 +37,20 @@ class Faults:
         return self.cluster
 
     def finish(self) -> Report:
-        """Stop every process, then check the whole history."""
+        """Stop every process, then check the whole history with both checkers. The report is
+        checker.py's, with the outside checker's failure and any disagreement of the two on
+        two leaders added as violations. The run (run.json), Porcupine's input and, for a
+        history it rejects, its visualisation (linearize.html) stay in the workdir."""
         c = self.cluster
         assert c is not None
         c.close()
         bounds = Bounds(c.session_timeout, TICK_MS / 1000, SYNC_LIMIT)
-        self.report = check(c.history.events(), c.node_logs(), bounds)
+        events, logs = c.history.events(), c.node_logs()
+        linearize.save_run(self.workdir / "run.json", events, logs, bounds, self.name)
+        self.report = check(events, logs, bounds)
+        self.verdict = linearize.judge(events, logs, self.workdir)
+        outside = linearize.compare(self.report, self.verdict)
         print(f"\n== {self.name}\n{self.report.summary()}")
+        print(linearize.verdicts(self.report, self.verdict))
+        self.report.violations[:0] = outside  # first, so that the summary's 50 show them
         return self.report
