@@ -40,7 +40,7 @@ async def run_node(cfg: NodeConfig) -> None:
 
     store = ZkStore(cfg.zk.hosts, cfg.zk_path, cfg.session_timeout, cfg.connect_timeout)
     rpc.attach(node_id, lambda: engine.members(), cfg.max_streams)
-    engine = ElectionEngine(store, record, rpc.publish)
+    engine = ElectionEngine(store, record, rpc.publish, cluster_id=cfg.cluster_id)
     leader_cmd = None
     if cfg.leader_command:
         leader_cmd = LeaderCommand(cfg.leader_command, node_id, str(advertise), cfg.shutdown_grace)

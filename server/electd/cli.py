@@ -80,12 +80,34 @@ _ABOUT = {
     "leader": ("print the current leader", None),
     "nodes": ("list the members in election order", None),
     "watch": ("stream leader changes until interrupted", None),
+    "identity": (
+        "show or write the cluster identity of an election path",
+        "Print the cluster identity the election path carries (its id, epoch base, and the "
+        "cluster it carries on). With --epoch-floor, write a new identity whose epochs all "
+        "exceed EPOCH, carrying on the present one (or --previous): the procedure after an "
+        "ensemble was rebuilt from empty data, whose zxids (and so epochs) would start again "
+        "from the bottom. Running nodes of the old cluster accept it at once. With only "
+        "--cluster-id, create the first identity of a path for nodes started with "
+        "--cluster-id.",
+    ),
     "dev": (
         "run a local cluster: a real ZooKeeper and N nodes",
         "Start a real standalone ZooKeeper (from the installed ZooKeeper jars) and N electd "
         "nodes on consecutive ports, print their addresses and the leader, stream leader "
         "changes, and stop everything on Ctrl-C.",
     ),
+}
+
+
+_EXAMPLES = {
+    "identity": "examples:\n"
+    "  electd identity --zk zk1:2181,zk2:2181,zk3:2181\n"
+    '      print the identity: {"cluster":"3f2a...","epoch_base":0,"previous":""}\n'
+    "  electd identity --zk zk1:2181 --epoch-floor 4294967400\n"
+    "      after rebuilding the ensemble: epochs from now on exceed 4294967400 (the nodes'\n"
+    "      refusal message names that number and the --previous to give)\n"
+    "  electd identity --zk zk1:2181 --cluster-id 0123456789abcdef0123456789abcdef\n"
+    "      create the first identity for nodes started with that --cluster-id",
 }
 
 
@@ -109,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
             description=description
             or summary.capitalize()
             + ", asking the first node in --target that answers (failover to the next).",
+            epilog=_EXAMPLES.get(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter
+            if name in _EXAMPLES
+            else argparse.HelpFormatter,
         )
         add_arguments(cmd, *classes)
     return parser
@@ -241,12 +267,57 @@ def cmd_dev(args: argparse.Namespace) -> int:
         _fail(str(exc), 1)
 
 
+def cmd_identity(args: argparse.Namespace) -> int:
+    from electd.config import ConfigError, IdentityConfig, load_args
+    from electd.engine.identity import ClusterIdentity, IdentityError
+    from electd.zk.admin import ZkAdmin, ZkAdminError
+
+    try:
+        cfg = load_args(IdentityConfig, args, os.environ)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    try:
+        with ZkAdmin(cfg.zk.hosts, cfg.zk_path, cfg.connect_timeout) as zk:
+            found = zk.read()
+            current = None
+            if found is not None and (found[0] or found[1]):
+                try:
+                    current = ClusterIdentity.decode(found[0])
+                except IdentityError as exc:
+                    if cfg.epoch_floor is None:
+                        _fail(f"{cfg.election_path} carries no cluster identity ({exc})", 1)
+            if cfg.epoch_floor is None and not (cfg.cluster_id and current is None):
+                if current is None:
+                    _fail(f"{cfg.election_path} has no cluster identity yet", 1)
+                print(_dumps(_identity_doc(current)))
+                return 0
+            try:
+                new = ClusterIdentity.new(
+                    cfg.cluster_id,
+                    cfg.epoch_floor or 0,
+                    cfg.previous or (current.cluster if current else ""),
+                )
+            except IdentityError as exc:
+                _fail(str(exc), 2)
+            zk.write(new.encode(), None if found is None else found[1])
+            print(_dumps(_identity_doc(new)))
+    except ZkAdminError as exc:
+        _fail(str(exc), 1)
+    return 0
+
+
+def _identity_doc(ident: Any) -> dict[str, Any]:
+    return {"cluster": ident.cluster, "epoch_base": ident.epoch_base, "previous": ident.previous}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return cmd_serve(args)
     if args.command == "dev":
         return cmd_dev(args)
+    if args.command == "identity":
+        return cmd_identity(args)
     return cmd_query(args)
 
 

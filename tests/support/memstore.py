@@ -43,6 +43,8 @@ class MemEnsemble:
         self.zxid = itertools.count(100)
         self.seq = itertools.count(0)
         self.sessions = itertools.count(0x1000)
+        # The election path's data, data version and czxid (None: the path does not exist).
+        self.path: tuple[bytes, int, int] | None = (b"", 0, next(self.zxid))
 
     def expire(self, session: int) -> list[tuple[Watcher, WatchEvent]]:
         with self.lock:
@@ -204,6 +206,24 @@ class MemStore:
                     node.watches.add(watches[name])
                 out.append(Meta(node.owner, node.czxid, node.version, 0))
         return out
+
+    def path_data(self) -> Stored:
+        self._check()
+        with self.ens.lock:
+            if self.ens.path is None:
+                self.ens.path = (b"", 0, next(self.ens.zxid))
+            data, version, czxid = self.ens.path
+            return Stored(0, czxid, version, 0, data=data)
+
+    def init_path_data(self, data: bytes) -> bool:
+        self._check()
+        with self.ens.lock:
+            if self.ens.path is None:
+                self.ens.path = (b"", 0, next(self.ens.zxid))
+            if self.ens.path[1] != 0:
+                return False
+            self.ens.path = (data, 1, self.ens.path[2])
+            return True
 
     def remove(self, name: str) -> None:
         self._check()

@@ -18,6 +18,7 @@ class Node:
         node_id: str,
         timeout: float = 3.0,
         journal: list[tuple[str, View]] | None = None,
+        cluster_id: str = "",
     ) -> None:
         """`journal`: shared by several nodes, it gets every view of each, in publish order."""
         self.store = MemStore(ens, timeout)
@@ -28,7 +29,9 @@ class Node:
             if journal is not None:
                 journal.append((node_id, view))
 
-        self.engine = ElectionEngine(self.store, NodeRecord(node_id, f"{node_id}:1"), publish)
+        self.engine = ElectionEngine(
+            self.store, NodeRecord(node_id, f"{node_id}:1"), publish, cluster_id=cluster_id
+        )
         self.store.connect()
         self.engine.start()
 

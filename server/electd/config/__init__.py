@@ -11,6 +11,7 @@ from typing import Any
 from electd.config.commands import (
     COMMANDS,
     DevConfig,
+    IdentityConfig,
     LogConfig,
     NodeConfig,
     NodesConfig,
@@ -44,6 +45,7 @@ __all__ = [
     "ConfigError",
     "DevConfig",
     "HostPort",
+    "IdentityConfig",
     "LogConfig",
     "NodeConfig",
     "NodesConfig",

@@ -31,6 +31,13 @@ from electd.config.values import (
 )
 
 
+def parse_cluster_id(value: str, what: str) -> str:
+    text = value.strip().lower()
+    if text and not re.fullmatch(r"[0-9a-f]{32}", text):
+        raise ConfigError(f"{what}: {value!r} is not 32 hex digits")
+    return text
+
+
 def _listen(value: str, what: str) -> HostPort:
     return parse_host_port(value, what, allow_zero=True)
 
@@ -127,6 +134,17 @@ class NodeConfig:
         env=True,
         help="cap on concurrent WatchLeader streams (RESOURCE_EXHAUSTED beyond)",
     )
+    cluster_id: str = setting(
+        "--cluster-id",
+        parse=parse_cluster_id,
+        default="",
+        metavar="HEX32",
+        env=True,
+        help="the cluster identity to insist on: refuse (NOT_SERVING, and say why) to join an "
+        "election path of another cluster, for example after a --zk typo; the path must carry "
+        "it already (electd identity --cluster-id HEX32). Without it a node takes the path's "
+        "identity (or creates one) and holds on to it while it runs",
+    )
     leader_command: str = setting(
         "--leader-command",
         parse=parse_text,
@@ -158,6 +176,69 @@ class NodeConfig:
             return self.node_id
         adv = self.advertised(bound_port)
         return re.sub(r"[^A-Za-z0-9._-]", "-", f"{adv.host}-{adv.port}").strip("-")
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """`electd identity`: show or write the cluster identity of an election path."""
+
+    zk: ZkTarget = setting(
+        "--zk",
+        parse=parse_zk,
+        default="127.0.0.1:2181",
+        metavar="HOST:PORT[,HOST:PORT...][/chroot]",
+        env=True,
+        help="ZooKeeper connect string, as the nodes have it",
+    )
+    election_path: str = setting(
+        "--election-path",
+        parse=validate_path,
+        default="/election",
+        metavar="PATH",
+        env=True,
+        help="the nodes' election path",
+    )
+    epoch_floor: int | None = setting(
+        "--epoch-floor",
+        parse=optional(integer(0, 2**62)),  # engine/identity.py's MAX_EPOCH_BASE
+        default="",
+        metavar="EPOCH",
+        help="write a new identity whose epochs all exceed EPOCH (after rebuilding the "
+        "ensemble: the highest epoch the old one gave, which the nodes' refusal names)",
+    )
+    previous: str = setting(
+        "--previous",
+        parse=parse_cluster_id,
+        default="",
+        metavar="HEX32",
+        shown_default="the identity the path has now",
+        help="with --epoch-floor: the cluster the new identity carries on (nodes of that cluster "
+        "accept it)",
+    )
+    cluster_id: str = setting(
+        "--cluster-id",
+        parse=parse_cluster_id,
+        default="",
+        metavar="HEX32",
+        shown_default="a new random one",
+        help="the id of the identity to write (with --epoch-floor, or to create the first one "
+        "for nodes started with --cluster-id)",
+    )
+    connect_timeout: float = setting(
+        "--connect-timeout",
+        parse=seconds(0.1, 3600),
+        default="15",
+        metavar="SECONDS",
+        help="give up if no ZooKeeper server answers within this",
+    )
+
+    def check(self) -> None:
+        if self.previous and self.epoch_floor is None:
+            raise ConfigError("--previous: only with --epoch-floor")
+
+    @property
+    def zk_path(self) -> str:
+        return self.zk.chroot + self.election_path
 
 
 @dataclass(frozen=True)
@@ -265,4 +346,5 @@ COMMANDS: dict[str, tuple[type, ...]] = {
     "nodes": (NodesConfig,),
     "watch": (QueryConfig,),
     "dev": (DevConfig,),
+    "identity": (IdentityConfig,),
 }

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from electd.engine.clock import now as lease_clock
+from electd.engine.identity import Refused
 from electd.engine.lease import Lease
 from electd.engine.members import Members
 from electd.engine.model import LeaderInfo, MemberView, NodeRecord, Role, View
@@ -70,10 +71,12 @@ class ElectionEngine:
         clock: Callable[[], float] = lease_clock,
         wall: Callable[[], float] = time.time,
         lease: Lease | None = None,
+        cluster_id: str = "",
     ) -> None:
         """`lease`: the lease of `store`'s session, shared by every engine on that session (one
         per store, on the same clock as `clock`: the lease clock, engine/clock.py); by default
-        the engine makes its own."""
+        the engine makes its own. `cluster_id`: the cluster identity to insist on (identity.py;
+        "" takes the path's, or creates one)."""
         # Set here, never rebound: safe to read from any thread.
         self._store = store
         self._record = record
@@ -86,7 +89,9 @@ class ElectionEngine:
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="election-engine", daemon=True)
-        self._passes = Passes(self, store, record, self._members, self._book, self._lease, wall)
+        self._passes = Passes(
+            self, store, record, self._members, self._book, self._lease, wall, cluster_id
+        )
 
         # Guarded by _lock, read and written from any thread (the store's callbacks, the worker,
         # the caller of `leave`): the connection facts and the published view. The worker also
@@ -244,6 +249,9 @@ class ElectionEngine:
                 else:
                     self._renew()
                 retry_at, delay = None, _BACKOFF_START
+            except Refused:  # published and logged where it was decided; look again later
+                self._passes.forget_decision()
+                retry_at, delay = self._clock() + _BACKOFF_MAX, _BACKOFF_MAX
             except CoordinatorUnavailable as exc:
                 self._passes.forget_decision()
                 logger.info("node=%s ZooKeeper unavailable (%s); retrying", self._record.id, exc)
@@ -322,6 +330,15 @@ class ElectionEngine:
             before = self._view
             self._publish_locked(role, leader, reason, own, watch)
             return before
+
+    def refuse(self, reason: str, log: bool) -> None:
+        """Not taking part (identity.py): publish REFUSED with the reason (health goes
+        NOT_SERVING, streams say why), logged at ERROR when `log`."""
+        if log:
+            logger.error("node=%s refuses to join the election: %s", self._record.id, reason)
+        with self._lock:
+            if not self._stopping:
+                self._publish_locked(Role.REFUSED, None, reason, "", "")
 
     def publish_disconnected(self) -> None:
         with self._lock:

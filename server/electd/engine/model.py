@@ -145,6 +145,7 @@ class Role(enum.Enum):
     FOLLOWER = "FOLLOWER"
     LEADER = "LEADER"
     DISCONNECTED = "DISCONNECTED"
+    REFUSED = "REFUSED"  # the election path belongs to another cluster (engine/identity.py)
     STOPPED = "STOPPED"
 
 

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from electd.engine.identity import ClusterIdentity, IdentityError, Refused, judge, missing
 from electd.engine.lease import Lease
 from electd.engine.members import Members
 from electd.engine.model import LeaderInfo, Member, NodeRecord, Role, View
@@ -53,6 +54,7 @@ class Passes:
         book: WatchBook,
         lease: Lease,
         wall: Callable[[], float],
+        cluster_id: str = "",
     ) -> None:
         self._engine = engine
         self._store = store
@@ -71,6 +73,10 @@ class Passes:
         self._decided_gen = -1  # the connection generation the last full pass decided in
         self._leader: LeaderInfo | None = None
         self._max_epoch = 0
+        self._max_czxid = 0  # the newest entry this node has seen: where ZooKeeper's zxids were
+        self._pinned = cluster_id  # --cluster-id
+        self._identity: ClusterIdentity | None = None  # the cluster this node joined
+        self._refusal = ""  # the last refusal logged (each is logged once)
 
     def forget_decision(self) -> None:
         """After a failed round: the next wake-up needs a full pass."""
@@ -99,11 +105,75 @@ class Passes:
             if sid is None:
                 raise CoordinatorUnavailable("no session")
             if self.own is None or self._own_sid != sid:
+                self._join_cluster()
                 self._register(sid)
                 continue  # decide in the session that owns the entry, read again
             if self._decide(sid, gen):
                 return
         raise CoordinatorUnavailable("the election kept changing under us; will retry")
+
+    def _join_cluster(self) -> None:
+        """Before every registration: the election path must carry this node's cluster
+        identity (identity.py), or one that carries it on; a path without one gets a new one
+        (unless this node already joined a cluster, or --cluster-id pins it). Raises Refused
+        (logged once per reason) and publishes a REFUSED view."""
+        try:
+            found = self._found_identity()
+            problem = judge(found, self._identity, self._max_epoch, self._pinned)
+            if problem:
+                raise Refused(problem)
+        except Refused as exc:
+            self._engine.refuse(str(exc), log=str(exc) != self._refusal)
+            self._refusal = str(exc)
+            raise
+        if found != self._identity:
+            logger.info(
+                "node=%s joined cluster %s (epoch base %d)",
+                self._id,
+                found.cluster,
+                found.epoch_base,
+            )
+        self._identity, self._refusal = found, ""
+
+    def _found_identity(self) -> ClusterIdentity:
+        for _ in range(3):
+            found = self._store.path_data()
+            if found.version != 0 or found.data:
+                try:
+                    return ClusterIdentity.decode(found.data)
+                except IdentityError as exc:
+                    raise Refused(
+                        f"the election path's data is not an electd cluster identity ({exc}): "
+                        "another program uses this path? Use another --election-path, or "
+                        "write an identity with electd identity --epoch-floor N"
+                    ) from None
+            if self._identity is not None:
+                # The path was deleted and created again. In the same ensemble (zxids went on:
+                # the path is younger than every entry we have seen) our identity is put back;
+                # zxids that went back mean a rebuilt ensemble, or another one.
+                if found.czxid <= self._max_czxid:
+                    raise Refused(missing(self._identity, self._max_epoch))
+                if self._store.init_path_data(self._identity.encode()):
+                    logger.warning(
+                        "node=%s the election path was created again without its identity; "
+                        "restored cluster %s",
+                        self._id,
+                        self._identity.cluster,
+                    )
+                    return self._identity
+                continue  # another node restored it first: read it
+            if self._pinned:
+                raise Refused(
+                    f"the election path has no cluster identity and --cluster-id is "
+                    f"{self._pinned}: create it once with electd identity --cluster-id "
+                    f"{self._pinned} (same --zk and --election-path)"
+                )
+            new = ClusterIdentity.new()
+            if self._store.init_path_data(new.encode()):
+                logger.info("node=%s created cluster identity %s", self._id, new.cluster)
+                return new
+            # another node wrote one first: read it
+        raise CoordinatorUnavailable("the election path's identity kept changing; will retry")
 
     def _register(self, sid: int) -> None:
         """Create our entry (one per session: a retry in the same session reuses the token and
@@ -138,6 +208,7 @@ class Passes:
             return self._rewritten(own)
         self._members.forget({(e.name, m.czxid) for e, m in zip(entries, metas, strict=True) if m})
         order = self._members.order(entries, metas)
+        self._max_czxid = max(self._max_czxid, max(r.meta.czxid for r in order))
         at = next(i for i, r in enumerate(order) if r.name == own.name)
         self._chain = order[:at]
         own_stored = Stored(mine.session_id, mine.czxid, mine.version, mine.created_ms)
@@ -294,19 +365,22 @@ class Passes:
         return True
 
     def _leader_info(self, leader: Member) -> LeaderInfo:
+        """The term: the leader and its epoch, the cluster's epoch base plus its czxid."""
+        base = self._identity.epoch_base if self._identity is not None else 0
+        epoch = base + leader.czxid
         prev = self._leader
-        if prev is not None and prev.epoch == leader.czxid and prev.member == leader:
+        if prev is not None and prev.epoch == epoch and prev.member == leader:
             return prev
-        if leader.czxid < self._max_epoch:
+        if epoch < self._max_epoch:
             logger.error(
                 "node=%s leader epoch went backwards (%d < %d): was ZooKeeper's data reset?",
                 self._id,
-                leader.czxid,
+                epoch,
                 self._max_epoch,
             )
-        self._max_epoch = max(self._max_epoch, leader.czxid)
-        elected = prev.elected_at if prev is not None and prev.epoch == leader.czxid else None
-        self._leader = LeaderInfo(leader, leader.czxid, elected or self._wall())
+        self._max_epoch = max(self._max_epoch, epoch)
+        elected = prev.elected_at if prev is not None and prev.epoch == epoch else None
+        self._leader = LeaderInfo(leader, epoch, elected or self._wall())
         return self._leader
 
     def _log_transition(

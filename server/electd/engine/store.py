@@ -119,6 +119,16 @@ class Store(Protocol):
         entry changes or goes away (it is not set when None is returned)."""
         ...
 
+    def path_data(self) -> Stored:
+        """The election path's own data and metadata (the cluster identity lives there); the
+        path is created (empty) if it is missing."""
+        ...
+
+    def init_path_data(self, data: bytes) -> bool:
+        """Write the election path's own data if it was never written (data version 0),
+        creating the path if it is missing. False if another client wrote it first."""
+        ...
+
     def remove(self, name: str) -> None:
         """Delete an entry; an entry that is already gone is not an error."""
         ...

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
+    BadVersionError,
     ConnectionClosedError,
     KazooException,
     NodeExistsError,
@@ -236,6 +237,25 @@ class ZkStore:
 
         return self._call(lambda: self._retry.copy()(run))
 
+    def path_data(self) -> Stored:
+        def get() -> tuple[bytes, Any]:
+            try:
+                return self._wait(self._client.get_async(self._path))  # type: ignore[no-any-return]
+            except NoNodeError:
+                self._ensure_path()
+                return self._wait(self._client.get_async(self._path))  # type: ignore[no-any-return]
+
+        data, stat = self._call(lambda: self._retry.copy()(get))
+        return Stored(**_meta_fields(stat), data=data or b"")
+
+    def init_path_data(self, data: bytes) -> bool:
+        self._call(self._ensure_path)
+        try:
+            self._call(lambda: self._wait(self._client.set_async(self._path, data, 0)))
+        except BadVersionError:
+            return False
+        return True
+
     def remove(self, name: str) -> None:
         path = paths.join(self._path, name)
         with contextlib.suppress(NoNodeError):
@@ -327,7 +347,7 @@ class ZkStore:
         """Run a kazoo call, translating its errors into the engine's."""
         try:
             return fn()
-        except (NoNodeError, NodeExistsError):
+        except (NoNodeError, NodeExistsError, BadVersionError):
             raise
         except SessionExpiredError as exc:
             raise SessionLost("ZooKeeper session expired") from exc
