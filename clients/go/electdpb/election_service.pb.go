@@ -239,13 +239,15 @@ type Leader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// node is the leading member.
 	Node *Node `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	// epoch is the fencing token of this term of leadership: the czxid (the
-	// ZooKeeper transaction id that created it) of the leader's znode. zxids are
-	// totally ordered and never reused by an ensemble, and a successor's znode is
-	// always created after its predecessor's, so the epoch strictly increases
-	// with every change of leader, across session expiries and even if the
-	// election path is deleted and recreated. Pass it to the resources the
-	// leader writes to, and reject writes carrying a lower epoch.
+	// epoch is the fencing token of this term of leadership: the cluster's epoch
+	// base plus the czxid (the ZooKeeper transaction id that created it) of the
+	// leader's znode. zxids are totally ordered and never reused by an ensemble,
+	// and a successor's znode is always created after its predecessor's, so the
+	// epoch strictly increases with every change of leader, across session
+	// expiries and even if the election path is deleted and recreated; the epoch
+	// base carries that across a rebuilt ensemble (README, "The fencing epoch").
+	// Pass it to the resources the leader writes to, and reject writes carrying
+	// a lower epoch.
 	Epoch int64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// elected_at is when the answering node first saw this leader with this
 	// epoch (on the leader itself: when it claimed leadership).
@@ -447,7 +449,7 @@ func (x *ListNodesRequest) GetLabelSelector() map[string]string {
 // ListNodesResponse lists the live members in election order.
 type ListNodesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// nodes are the live members, lowest sequence (the leader) first.
+	// nodes are the live members, oldest znode first (see Node).
 	Nodes []*Node `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	// epoch is the fencing epoch of the current leader when the list was read.
 	Epoch int64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`

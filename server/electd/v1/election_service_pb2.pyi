@@ -175,13 +175,15 @@ class Leader(_message.Message):
     EPOCH_FIELD_NUMBER: _builtins.int
     ELECTED_AT_FIELD_NUMBER: _builtins.int
     epoch: _builtins.int
-    """epoch is the fencing token of this term of leadership: the czxid (the
-    ZooKeeper transaction id that created it) of the leader's znode. zxids are
-    totally ordered and never reused by an ensemble, and a successor's znode is
-    always created after its predecessor's, so the epoch strictly increases
-    with every change of leader, across session expiries and even if the
-    election path is deleted and recreated. Pass it to the resources the
-    leader writes to, and reject writes carrying a lower epoch.
+    """epoch is the fencing token of this term of leadership: the cluster's epoch
+    base plus the czxid (the ZooKeeper transaction id that created it) of the
+    leader's znode. zxids are totally ordered and never reused by an ensemble,
+    and a successor's znode is always created after its predecessor's, so the
+    epoch strictly increases with every change of leader, across session
+    expiries and even if the election path is deleted and recreated; the epoch
+    base carries that across a rebuilt ensemble (README, "The fencing epoch").
+    Pass it to the resources the leader writes to, and reject writes carrying
+    a lower epoch.
     """
     @_builtins.property
     def node(self) -> Global___Node:
@@ -314,7 +316,7 @@ class ListNodesResponse(_message.Message):
     """responder_id is the id of the node that answered."""
     @_builtins.property
     def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Node]:
-        """nodes are the live members, lowest sequence (the leader) first."""
+        """nodes are the live members, oldest znode first (see Node)."""
 
     def __init__(
         self,

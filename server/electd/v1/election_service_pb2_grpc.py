@@ -77,7 +77,8 @@ class ElectionServiceServicer:
 
     def ListNodes(self, request, context):
         """ListNodes returns every live member of the election, in election order
-        (lowest sequence first, so the first node is the leader). The list is read
+        (oldest znode first; the first is the leader unless an older entry that no
+        longer counts, one whose data was rewritten, still blocks). The list is read
         from ZooKeeper when the call is made. It fails with UNAVAILABLE while the
         node has no live ZooKeeper session, and with INVALID_ARGUMENT for a
         malformed label filter.
