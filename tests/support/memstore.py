@@ -45,6 +45,7 @@ class MemEnsemble:
         self.sessions = itertools.count(0x1000)
         # The election path's data, data version and czxid (None: the path does not exist).
         self.path: tuple[bytes, int, int] | None = (b"", 0, next(self.zxid))
+        self.path_watches: set[Watcher] = set()
 
     def expire(self, session: int) -> list[tuple[Watcher, WatchEvent]]:
         with self.lock:
@@ -68,6 +69,18 @@ class MemEnsemble:
         persistent, else the session that owns it)."""
         with self.lock:
             self.nodes[name] = _Node(data, owner, next(self.zxid))
+
+    def set_path(self, data: bytes | None) -> None:
+        """Another client sets the election path's data (None: deletes the path)."""
+        with self.lock:
+            if data is None:
+                self.path = None
+            else:
+                old = self.path or (b"", 0, next(self.zxid))
+                self.path = (data, old[1] + 1, old[2])
+            fire, self.path_watches = self.path_watches, set()
+        for w in fire:
+            w(WatchEvent.GONE if data is None else WatchEvent.CHANGED)
 
     def rewrite(self, name: str, data: bytes) -> None:
         """Another client sets an entry's data (its data version goes up)."""
@@ -207,11 +220,13 @@ class MemStore:
                 out.append(Meta(node.owner, node.czxid, node.version, 0))
         return out
 
-    def path_data(self) -> Stored:
+    def path_data(self, watch: Watcher | None = None) -> Stored:
         self._check()
         with self.ens.lock:
             if self.ens.path is None:
                 self.ens.path = (b"", 0, next(self.ens.zxid))
+            if watch is not None:
+                self.ens.path_watches.add(watch)
             data, version, czxid = self.ens.path
             return Stored(0, czxid, version, 0, data=data)
 
@@ -223,7 +238,10 @@ class MemStore:
             if self.ens.path[1] != 0:
                 return False
             self.ens.path = (data, 1, self.ens.path[2])
-            return True
+            fire, self.ens.path_watches = self.ens.path_watches, set()
+        for w in fire:
+            w(WatchEvent.CHANGED)
+        return True
 
     def remove(self, name: str) -> None:
         self._check()

@@ -22,12 +22,12 @@ def identity_of(ens: MemEnsemble) -> ClusterIdentity:
 def wipe(ens: MemEnsemble, zxid_from: int | None = None) -> None:
     """Delete the election path and everything in it; `zxid_from`: the ensemble's zxids start
     again there (an ensemble rebuilt from empty data)."""
-    for name in list(ens.nodes):
-        ens.delete(name)
     with ens.lock:
-        ens.path = None
         if zxid_from is not None:
             ens.zxid = itertools.count(zxid_from)
+    ens.set_path(None)
+    for name in list(ens.nodes):
+        ens.delete(name)
 
 
 def test_the_first_node_creates_the_identity_and_epochs_are_base_plus_czxid(
@@ -64,9 +64,7 @@ def test_a_rebuilt_ensemble_is_refused_until_the_operator_carries_the_epoch_floo
         assert f"--epoch-floor {epoch} --previous {old.cluster}" in node.view.reason
     assert not ens.nodes  # nobody took part meanwhile
     # The procedure: a new identity carrying the old one on, with the floor.
-    new = ClusterIdentity.new(epoch_base=epoch, previous=old.cluster)
-    with ens.lock:
-        ens.path = (new.encode(), 1, ens.path[2] if ens.path else next(ens.zxid))
+    ens.set_path(ClusterIdentity.new(epoch_base=epoch, previous=old.cluster).encode())
     wait_until(lambda: a.leader_id() is not None and b.leader_id() is not None, 10, "rejoined")
     assert a.view.leader.epoch > epoch and b.view.leader.epoch > epoch
 
@@ -75,11 +73,24 @@ def test_a_path_of_another_cluster_is_refused(cluster, ens: MemEnsemble) -> None
     a = cluster("a")
     wait_until(a.leads, 5, "a leads")
     other = ClusterIdentity.new()
-    wipe(ens)
-    with ens.lock:
-        ens.path = (other.encode(), 1, next(ens.zxid))
+    ens.set_path(other.encode())  # someone writes another cluster's identity on the path
     wait_until(lambda: a.view.role is Role.REFUSED, 5, "a refuses")
     assert f"belongs to cluster {other.cluster}" in a.view.reason
+
+
+def test_running_nodes_adopt_an_identity_that_carries_theirs_on(cluster, ens: MemEnsemble) -> None:
+    """The epoch base applies at once (epochs only jump up), and to every node alike."""
+    a, b = cluster("a"), cluster("b")
+    wait_until(lambda: a.leads() and b.leader_id() == "a", 5, "a leads")
+    old, epoch = identity_of(ens), a.view.leader.epoch
+    floor = epoch + 1000
+    ens.set_path(ClusterIdentity.new(epoch_base=floor, previous=old.cluster).encode())
+    wait_until(
+        lambda: a.leads() and b.view.leader is not None and b.view.leader.epoch > floor,
+        5,
+        "both use the new base",
+    )
+    assert a.view.leader.epoch == b.view.leader.epoch == floor + epoch
 
 
 def test_cluster_id_pins_the_identity(ens: MemEnsemble) -> None:
@@ -90,8 +101,7 @@ def test_cluster_id_pins_the_identity(ens: MemEnsemble) -> None:
     try:
         wait_until(lambda: node.view.role is Role.REFUSED, 5, "no identity yet: refused")
         assert f"electd identity --cluster-id {pinned}" in node.view.reason
-        with ens.lock:
-            ens.path = (ClusterIdentity.new(pinned).encode(), 1, next(ens.zxid))
+        ens.set_path(ClusterIdentity.new(pinned).encode())
         wait_until(node.leads, 10, "leads once the path carries the pinned identity")
     finally:
         node.engine.stop()

@@ -41,7 +41,7 @@ from electd.engine.members import Members
 from electd.engine.model import LeaderInfo, MemberView, NodeRecord, Role, View
 from electd.engine.passes import Passes
 from electd.engine.store import ConnState, CoordinatorUnavailable, Store, WatchEvent
-from electd.engine.watches import LEADER, OWN, WatchBook
+from electd.engine.watches import LEADER, OWN, PATH, WatchBook
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ class EngineStats:
     predecessor_events: int = 0
     leader_events: int = 0
     own_events: int = 0
+    path_events: int = 0
     reconciles: int = 0
     registrations: int = 0
 
@@ -208,6 +209,8 @@ class ElectionEngine:
             self.step_down(f"own znode {what}; rejoining")
         if role == OWN:
             self.stats.own_events += 1
+        elif role == PATH:
+            self.stats.path_events += 1
         elif role == LEADER:
             self.stats.leader_events += 1
         else:

@@ -32,7 +32,7 @@ from electd.engine.members import Members
 from electd.engine.model import LeaderInfo, Member, NodeRecord, Role, View
 from electd.engine.order import Ranked
 from electd.engine.store import CoordinatorUnavailable, Entry, Meta, Store, Stored, WatchEvent
-from electd.engine.watches import LEADER, OWN, PREDECESSOR, WatchBook
+from electd.engine.watches import LEADER, OWN, PATH, PREDECESSOR, WatchBook
 
 if TYPE_CHECKING:
     from electd.engine.engine import ElectionEngine
@@ -104,19 +104,32 @@ class Passes:
             sid = self._store.session_id()
             if sid is None:
                 raise CoordinatorUnavailable("no session")
+            try:
+                self._join_cluster()  # every full pass: the identity may have changed
+            except Refused:
+                self._withdraw()
+                raise
             if self.own is None or self._own_sid != sid:
-                self._join_cluster()
                 self._register(sid)
                 continue  # decide in the session that owns the entry, read again
             if self._decide(sid, gen):
                 return
         raise CoordinatorUnavailable("the election kept changing under us; will retry")
 
+    def _withdraw(self) -> None:
+        """Refused while registered: our entry (we stepped down already) must not count."""
+        own = self.own
+        if own is not None:
+            self._book.disarm(own.name)
+            self._store.remove(own.name)
+            self.own = None
+
     def _join_cluster(self) -> None:
-        """Before every registration: the election path must carry this node's cluster
-        identity (identity.py), or one that carries it on; a path without one gets a new one
-        (unless this node already joined a cluster, or --cluster-id pins it). Raises Refused
-        (logged once per reason) and publishes a REFUSED view."""
+        """Every full pass, before anything else: the election path must carry this node's
+        cluster identity (identity.py), or one that carries it on (adopted at once: epochs
+        only jump up); a path without one gets a new one (unless this node already joined a
+        cluster, or --cluster-id pins it). The path's data stays watched, so a change wakes a
+        full pass. Raises Refused (logged once per reason) after publishing a REFUSED view."""
         try:
             found = self._found_identity()
             problem = judge(found, self._identity, self._max_epoch, self._pinned)
@@ -137,7 +150,7 @@ class Passes:
 
     def _found_identity(self) -> ClusterIdentity:
         for _ in range(3):
-            found = self._store.path_data()
+            found = self._store.path_data(self._book.arm(PATH, PATH))
             if found.version != 0 or found.data:
                 try:
                     return ClusterIdentity.decode(found.data)

@@ -119,9 +119,10 @@ class Store(Protocol):
         entry changes or goes away (it is not set when None is returned)."""
         ...
 
-    def path_data(self) -> Stored:
+    def path_data(self, watch: Watcher | None = None) -> Stored:
         """The election path's own data and metadata (the cluster identity lives there); the
-        path is created (empty) if it is missing."""
+        path is created (empty) if it is missing. `watch` fires once when its data changes or
+        it is deleted."""
         ...
 
     def init_path_data(self, data: bytes) -> bool:

@@ -16,8 +16,9 @@ from collections.abc import Callable
 
 from electd.engine.store import WatchEvent
 
-# What a watched entry was to us when its watch was set.
-OWN, LEADER, PREDECESSOR = "own", "leader", "predecessor"
+# What a watched entry was to us when its watch was set. PATH is the election path itself (its
+# data holds the cluster identity); it is watched under that name, which no entry can have.
+OWN, LEADER, PREDECESSOR, PATH = "own", "leader", "predecessor", ""
 
 
 class Watch:

@@ -237,13 +237,15 @@ class ZkStore:
 
         return self._call(lambda: self._retry.copy()(run))
 
-    def path_data(self) -> Stored:
+    def path_data(self, watch: Watcher | None = None) -> Stored:
+        kwatch = self._wrap(watch, self._path) if watch is not None else None
+
         def get() -> tuple[bytes, Any]:
             try:
-                return self._wait(self._client.get_async(self._path))  # type: ignore[no-any-return]
+                return self._wait(self._client.get_async(self._path, kwatch))  # type: ignore[no-any-return]
             except NoNodeError:
                 self._ensure_path()
-                return self._wait(self._client.get_async(self._path))  # type: ignore[no-any-return]
+                return self._wait(self._client.get_async(self._path, kwatch))  # type: ignore[no-any-return]
 
         data, stat = self._call(lambda: self._retry.copy()(get))
         return Stored(**_meta_fields(stat), data=data or b"")
