@@ -20,20 +20,11 @@ bin=$here/bin
 buf=$root/tools/node_modules/.bin/buf
 log() { printf 'gen.sh: %s\n' "$*" >&2; }
 
-# installed_version BINARY MODULE -> prints the module version BINARY was built from.
-installed_version() {
-  [ -x "$1" ] && go version -m "$1" 2>/dev/null | awk -v m="$2" '$1 == "mod" && $2 == m { print $3 }'
-}
-install_plugin() { # install_plugin NAME PACKAGE MODULE VERSION
-  if [ "$(installed_version "$bin/$1" "$3" || true)" != "$4" ]; then
-    log "installing $2@$4"
-    GOBIN=$bin go install "$2@$4"
-  fi
-}
-install_plugin protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go \
-  google.golang.org/protobuf "$PROTOC_GEN_GO_VERSION"
-install_plugin protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc \
-  google.golang.org/grpc/cmd/protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION"
+# The pinned plugins, through the one pinned-Go-binary installer (skipped when already built).
+GOBIN=$bin "$root/scripts/lib/go-install.sh" \
+  "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION" protoc-gen-go
+GOBIN=$bin "$root/scripts/lib/go-install.sh" \
+  "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION" protoc-gen-go-grpc
 
 if [ ! -x "$buf" ]; then
   log "installing the pinned buf from tools/package-lock.json"

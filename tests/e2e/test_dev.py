@@ -14,17 +14,7 @@ import threading
 
 from electd.devcluster.cluster import wait_until
 from electd.devcluster.zookeeper import free_port
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        # SO_REUSEADDR: connections in TIME_WAIT do not count, a listener still does.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+from electd.devcluster.zookeeper import port_is_free as port_free
 
 
 def test_dev_cluster_starts_reports_and_stops_cleanly(tmp_path) -> None:
@@ -79,3 +69,23 @@ def test_dev_cluster_starts_reports_and_stops_cleanly(tmp_path) -> None:
         assert port_free(port), f"port {port} still in use"
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert leftovers.stdout.strip() == "", "processes left behind"
+
+
+def test_a_second_dev_cluster_on_taken_ports_says_which_and_exits_1(tmp_path) -> None:
+    """A second `electd dev` while one runs must not report the first cluster's leader as its
+    own: it names the taken port and exits 1 before starting anything."""
+    base = free_port()
+    while not all(port_free(p) for p in range(base, base + 3)):
+        base = free_port()
+    with socket.socket() as taken:  # the first cluster's second node, say
+        taken.bind(("127.0.0.1", base + 1))
+        taken.listen()
+        proc = subprocess.run(
+            [sys.executable, "-m", "electd", "dev", "--nodes", "3", "--base-port", str(base)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"port {base + 1} is already in use" in proc.stderr and "--base-port 0" in proc.stderr
+    assert "leader:" not in proc.stdout and "starting ZooKeeper" not in proc.stdout
