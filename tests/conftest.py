@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from electd.devcluster.cluster import NodeProcess
+from electd.devcluster.cluster import NodeProcess, wait_until
 from electd.devcluster.zookeeper import ZooKeeperCluster, free_port
-from electd.engine import ElectionEngine, NodeRecord, View
+from electd.engine import ElectionEngine, NodeRecord, Role, View
 from electd.zk import ZkStore
 
 
@@ -75,6 +75,13 @@ class EngineHarness:
         engine.start()
         self.engines.append(engine)
         self.stores.append(store)
+        # Joined before the next one starts: tests mean "started first" as "leads first"
+        # (the first engine on a new path also writes its identity, which takes longer).
+        wait_until(
+            lambda: engine.view().role in (Role.LEADER, Role.FOLLOWER, Role.REFUSED),
+            15,
+            f"{node_id} joined",
+        )
         return engine
 
     def stop_all(self) -> None:

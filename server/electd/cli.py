@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from electd import __version__
 
@@ -143,15 +143,25 @@ def build_parser() -> argparse.ArgumentParser:
 # ----- commands --------------------------------------------------------------------------------
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from electd.app import StartupError, run_node
-    from electd.config import ConfigError, LogConfig, NodeConfig, load_args
+_C = TypeVar("_C")
+
+
+def _load(cls: type[_C], args: argparse.Namespace) -> _C:
+    """The validated config of `cls` from the command line and the environment; bad
+    configuration is one line on stderr and exit code 2."""
+    from electd.config import ConfigError, load_args
 
     try:
-        cfg = load_args(NodeConfig, args, os.environ)
-        log = load_args(LogConfig, args, os.environ)
+        return load_args(cls, args, os.environ)
     except ConfigError as exc:
         _fail(str(exc), 2)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from electd.app import StartupError, run_node
+    from electd.config import LogConfig, NodeConfig
+
+    cfg, log = _load(NodeConfig, args), _load(LogConfig, args)
     setup_logging(log.log_format, log.log_level)
     try:
         asyncio.run(run_node(cfg))
@@ -170,12 +180,9 @@ def _leader_json(leader: Any) -> str:
 
 def cmd_query(args: argparse.Namespace) -> int:
     from electd.client import ElectdError, ElectionClient
-    from electd.config import COMMANDS, ConfigError, load_args
+    from electd.config import COMMANDS
 
-    try:
-        cfg: Any = load_args(COMMANDS[args.command][0], args, os.environ)
-    except ConfigError as exc:
-        _fail(str(exc), 2)
+    cfg: Any = _load(COMMANDS[args.command][0], args)
     with ElectionClient(cfg.target, call_timeout=cfg.timeout) as client:
         try:
             if args.command == "leader":
@@ -254,13 +261,10 @@ def _watch(client: Any, as_json: bool) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from electd.config import ConfigError, DevConfig, load_args
+    from electd.config import DevConfig
     from electd.devcluster.cluster import DevError, run_dev
 
-    try:
-        cfg = load_args(DevConfig, args, os.environ)
-    except ConfigError as exc:
-        _fail(str(exc), 2)
+    cfg = _load(DevConfig, args)
     try:
         return run_dev(cfg.nodes, cfg.base_port, cfg.session_timeout, cfg.workdir)
     except DevError as exc:
@@ -268,14 +272,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_identity(args: argparse.Namespace) -> int:
-    from electd.config import ConfigError, IdentityConfig, load_args
+    from electd.config import IdentityConfig
     from electd.engine.identity import ClusterIdentity, IdentityError
     from electd.zk.admin import ZkAdmin, ZkAdminError
 
-    try:
-        cfg = load_args(IdentityConfig, args, os.environ)
-    except ConfigError as exc:
-        _fail(str(exc), 2)
+    cfg = _load(IdentityConfig, args)
     try:
         with ZkAdmin(cfg.zk.hosts, cfg.zk_path, cfg.connect_timeout) as zk:
             found = zk.read()

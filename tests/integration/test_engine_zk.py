@@ -31,15 +31,6 @@ def settled(*engines: ElectionEngine) -> bool:
 
 
 @pytest.fixture
-def kz(zk):
-    client = KazooClient(hosts=zk.connect_string)
-    client.start(10)
-    yield client
-    client.stop()
-    client.close()
-
-
-@pytest.fixture
 def proxy(zk):
     server = zk.servers[0]
     p = TcpProxy(server.host, server.client_port)

@@ -24,15 +24,6 @@ def leader_id(engine: ElectionEngine) -> str | None:
     return info.member.record.id if info else None
 
 
-@pytest.fixture
-def kz(zk):
-    client = KazooClient(hosts=zk.connect_string)
-    client.start(10)
-    yield client
-    client.stop()
-    client.close()
-
-
 def test_rewriting_the_leaders_data_moves_leadership_on_without_two_leaders(
     engines: EngineHarness, kz: KazooClient
 ) -> None:

@@ -47,8 +47,8 @@ def _targets(values: list[str], what: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class NodeConfig:
-    """A node: `electd serve`."""
+class ZkConfig:
+    """How to reach the election: every command that talks to ZooKeeper takes these."""
 
     zk: ZkTarget = setting(
         "--zk",
@@ -66,6 +66,25 @@ class NodeConfig:
         env=True,
         help="persistent znode under which members register; created if missing",
     )
+    connect_timeout: float = setting(
+        "--connect-timeout",
+        parse=seconds(0.1, 3600),
+        default="15",
+        metavar="SECONDS",
+        env=True,
+        help="give up at startup if no ZooKeeper server answers within this",
+    )
+
+    @property
+    def zk_path(self) -> str:
+        """The election path as seen from ZooKeeper's root (chroot included)."""
+        return self.zk.chroot + self.election_path
+
+
+@dataclass(frozen=True)
+class NodeConfig(ZkConfig):
+    """A node: `electd serve`."""
+
     listen: HostPort = setting(
         "--listen",
         parse=_listen,
@@ -110,14 +129,6 @@ class NodeConfig:
         help="ZooKeeper session timeout: a crashed leader is replaced after about this long; "
         "the server's maxSessionTimeout must allow it",
     )
-    connect_timeout: float = setting(
-        "--connect-timeout",
-        parse=seconds(0.1, 3600),
-        default="15",
-        metavar="SECONDS",
-        env=True,
-        help="give up at startup if no ZooKeeper server answers within this",
-    )
     shutdown_grace: float = setting(
         "--shutdown-grace",
         parse=seconds(0, 600),
@@ -155,11 +166,6 @@ class NodeConfig:
         "ELECTD_EPOCH and is sent SIGTERM the moment the node stops leading",
     )
 
-    @property
-    def zk_path(self) -> str:
-        """The election path as seen from ZooKeeper's root (chroot included)."""
-        return self.zk.chroot + self.election_path
-
     def advertised(self, bound_port: int) -> HostPort:
         """The address clients are told: --advertise, else the listen address with the port
         actually bound (a wildcard host becomes this machine's host name)."""
@@ -179,25 +185,9 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
-class IdentityConfig:
+class IdentityConfig(ZkConfig):
     """`electd identity`: show or write the cluster identity of an election path."""
 
-    zk: ZkTarget = setting(
-        "--zk",
-        parse=parse_zk,
-        default="127.0.0.1:2181",
-        metavar="HOST:PORT[,HOST:PORT...][/chroot]",
-        env=True,
-        help="ZooKeeper connect string, as the nodes have it",
-    )
-    election_path: str = setting(
-        "--election-path",
-        parse=validate_path,
-        default="/election",
-        metavar="PATH",
-        env=True,
-        help="the nodes' election path",
-    )
     epoch_floor: int | None = setting(
         "--epoch-floor",
         parse=optional(integer(0, 2**62)),  # engine/identity.py's MAX_EPOCH_BASE
@@ -224,21 +214,10 @@ class IdentityConfig:
         help="the id of the identity to write (with --epoch-floor, or to create the first one "
         "for nodes started with --cluster-id)",
     )
-    connect_timeout: float = setting(
-        "--connect-timeout",
-        parse=seconds(0.1, 3600),
-        default="15",
-        metavar="SECONDS",
-        help="give up if no ZooKeeper server answers within this",
-    )
 
     def check(self) -> None:
         if self.previous and self.epoch_floor is None:
             raise ConfigError("--previous: only with --epoch-floor")
-
-    @property
-    def zk_path(self) -> str:
-        return self.zk.chroot + self.election_path
 
 
 @dataclass(frozen=True)
