@@ -13,6 +13,7 @@ dev: bootstrap
 ## Everything CI runs: static checks, client builds, then the whole test suite against real
 ## processes (ZooKeeper, electd nodes, every client).
 test: bootstrap clients
+	scripts/install-ops-tools.sh
 	scripts/check.sh
 	scripts/test-clients.sh
 	$(PYTEST) tests

@@ -16,6 +16,9 @@ from electd import __version__
 from electd.config import ConfigError, NodeConfig
 from electd.engine import CoordinatorUnavailable, ElectionEngine, NodeRecord
 from electd.leader_command import LeaderCommand
+from electd.ops.http import HttpBindError, OpsServer
+from electd.ops.metrics import Metrics
+from electd.ops.status import CommandStatus, NodeStatus
 from electd.rpc.frontend import BindError, Frontend
 from electd.zk import ZkStore
 
@@ -29,8 +32,9 @@ class StartupError(Exception):
 async def run_node(cfg: NodeConfig) -> None:
     """Run a node until SIGTERM or SIGINT. Raises StartupError for bad config or environment."""
     loop = asyncio.get_running_loop()
+    metrics_sink = _MetricsSink()
     try:
-        rpc = Frontend(str(cfg.listen))
+        rpc = Frontend(str(cfg.listen), observe=metrics_sink)
     except BindError as exc:
         raise StartupError(str(exc)) from None
     port = rpc.port
@@ -45,6 +49,16 @@ async def run_node(cfg: NodeConfig) -> None:
     if cfg.leader_command:
         leader_cmd = LeaderCommand(cfg.leader_command, node_id, str(advertise), cfg.shutdown_grace)
         rpc.on_leading_change(leader_cmd.on_leading)
+    ops = None
+    if cfg.http_listen is not None:
+        status = _node_status(node_id, engine, rpc, leader_cmd)
+        metrics = Metrics(status)
+        metrics_sink.metrics = metrics
+        ops = OpsServer(status, metrics)
+        try:
+            await ops.start(cfg.http_listen.host, cfg.http_listen.port)
+        except HttpBindError as exc:
+            raise StartupError(str(exc)) from None
 
     stop = asyncio.Event()
     left = asyncio.Event()
@@ -81,6 +95,8 @@ async def run_node(cfg: NodeConfig) -> None:
         cfg.zk,
         cfg.election_path,
     )
+    if ops is not None and cfg.http_listen is not None:
+        logger.info("node=%s serving HTTP on %s:%d", node_id, cfg.http_listen.host, ops.port)
     try:
         start: asyncio.Future[Any] = asyncio.ensure_future(loop.run_in_executor(None, store.start))
         stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
@@ -117,9 +133,45 @@ async def run_node(cfg: NodeConfig) -> None:
         if leader_cmd is not None:
             await leader_cmd.close()
         await rpc.stop(cfg.shutdown_grace)
+        if ops is not None:
+            await ops.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     logger.info("node=%s stopped", node_id)
+
+
+class _MetricsSink:
+    """The gRPC interceptor's callback, bound to the metrics once they exist (they read the
+    engine, which is made after the gRPC port is bound)."""
+
+    def __init__(self) -> None:
+        self.metrics: Metrics | None = None
+
+    def __call__(self, method: str, code: str, seconds: float | None) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_rpc(method, code, seconds)
+
+
+def _node_status(
+    node_id: str, engine: ElectionEngine, rpc: Frontend, cmd: LeaderCommand | None
+) -> NodeStatus:
+    def command() -> CommandStatus:
+        if cmd is None:
+            return CommandStatus(False, False, 0, {})
+        return CommandStatus(True, cmd.running, cmd.starts, dict(cmd.exits))
+
+    lease = engine.lease()
+    return NodeStatus(
+        node_id=node_id,
+        election="node",
+        view=engine.view,
+        stats=lambda: engine.stats,
+        lease_remaining=lease.remaining,
+        since_zookeeper=lease.since_answer,
+        members=engine.members,
+        streams=lambda: rpc.open_streams,
+        command=command,
+    )
 
 
 __all__ = ["ConfigError", "StartupError", "run_node"]

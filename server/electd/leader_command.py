@@ -32,6 +32,13 @@ class LeaderCommand:
         self._proc_epoch: int | None = None
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        # For metrics (loop thread writes, any thread reads).
+        self.starts = 0
+        self.exits: dict[int, int] = {}  # exit code (negative: killed by that signal) -> count
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
 
     def on_leading(self, epoch: int | None) -> None:
         """Hub listener (loop thread): converge on running the command iff leading."""
@@ -58,6 +65,7 @@ class LeaderCommand:
             self._command, env=env, start_new_session=True, stdin=asyncio.subprocess.DEVNULL
         )
         self._proc_epoch = epoch
+        self.starts += 1
         logger.info("leader command started: pid=%d epoch=%d", self._proc.pid, epoch)
         proc = self._proc
         task = asyncio.get_running_loop().create_task(self._reap(proc, epoch))
@@ -66,6 +74,7 @@ class LeaderCommand:
 
     async def _reap(self, proc: asyncio.subprocess.Process, epoch: int) -> None:
         code = await proc.wait()
+        self.exits[code] = self.exits.get(code, 0) + 1
         if self._proc is proc:  # exited on its own, not stopped by us
             self._proc = None
             logger.warning(

@@ -102,6 +102,16 @@ class NodeConfig(ZkConfig):
         shown_default="the listen address with the bound port",
         help="address other nodes and clients are told",
     )
+    http_listen: HostPort | None = setting(
+        "--http-listen",
+        parse=optional(_listen),
+        default="",
+        metavar="HOST:PORT",
+        env=True,
+        shown_default="off",
+        help="HTTP listener for /metrics (Prometheus), the probes /leader, /healthz, /readyz and "
+        "the JSON view /cluster; port 0 picks a free port",
+    )
     node_id: str = setting(
         "--node-id",
         parse=parse_node_id,

@@ -61,6 +61,10 @@ class EngineStats:
     path_events: int = 0
     reconciles: int = 0
     registrations: int = 0
+    leader_changes: int = 0  # changes of the leader (or its epoch) this node has seen
+    connects: int = 0  # CONNECTED transitions of the ZooKeeper connection
+    suspensions: int = 0  # SUSPENDED transitions (connection lost, session may survive)
+    expiries: int = 0  # LOST transitions (the session expired)
 
 
 class ElectionEngine:
@@ -180,6 +184,12 @@ class ElectionEngine:
     # ----- callbacks from the store's threads: flag, publish, wake; never block ------------
 
     def _on_state(self, state: ConnState) -> None:
+        if state is ConnState.CONNECTED:
+            self.stats.connects += 1
+        elif state is ConnState.SUSPENDED:
+            self.stats.suspensions += 1
+        else:
+            self.stats.expiries += 1
         with self._lock:
             self._conn_gen += 1
             if state is ConnState.CONNECTED:
@@ -348,6 +358,10 @@ class ElectionEngine:
             self._publish_locked(Role.DISCONNECTED, None, self._conn_reason, "", "")
 
     # ----- members (any thread) ----------------------------------------------------------
+
+    def lease(self) -> Lease:
+        """The lease of this engine's session (read-only use: metrics)."""
+        return self._lease
 
     def members(self) -> list[MemberView]:
         """Every valid member in election order, read from the store now."""

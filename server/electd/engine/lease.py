@@ -69,6 +69,7 @@ class Lease:
         self._anchor = _NEVER
         self._unproven: list[_Sync] = []
         self._completed = 0  # how many syncs have succeeded in their own session
+        self._answered = _NEVER  # when the last sync succeeded (clock time)
 
     def length(self) -> float:
         """How long the anchor vouches for: kazoo's read timeout for the session, 2/3 of the
@@ -94,6 +95,12 @@ class Lease:
         with self._lock:
             return self._anchor + self.length()
 
+    def since_answer(self) -> float:
+        """Seconds since ZooKeeper's quorum last answered a sync (inf before the first)."""
+        with self._lock:
+            answered = self._answered
+        return float("inf") if answered == _NEVER else self._clock() - answered
+
     def remaining(self) -> float:
         """Seconds left of the lease now (negative once it has run out)."""
         return self.valid_until() - self._clock()
@@ -108,6 +115,7 @@ class Lease:
         self._session.sync()
         established = self._session.session_established()
         with self._lock:
+            self._answered = max(self._answered, self._clock())
             if sid is None:
                 return
             if self._session.session_id() == sid:

@@ -392,6 +392,8 @@ class Passes:
                 self._max_epoch,
             )
         self._max_epoch = max(self._max_epoch, epoch)
+        if prev is None or prev.epoch != epoch:
+            self._engine.stats.leader_changes += 1
         elected = prev.elected_at if prev is not None and prev.epoch == epoch else None
         self._leader = LeaderInfo(leader, epoch, elected or self._wall())
         return self._leader

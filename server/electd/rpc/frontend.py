@@ -14,6 +14,7 @@ from grpc_health.v1._async import HealthServicer
 
 from electd.engine import MemberView, Role, View
 from electd.rpc.hub import ViewHub
+from electd.rpc.interceptor import Observer, ObservingInterceptor
 from electd.rpc.server import BindError, add_services, create_server
 from electd.rpc.servicer import ElectionServicer
 
@@ -21,9 +22,11 @@ __all__ = ["BindError", "Frontend"]
 
 
 class Frontend:
-    def __init__(self, listen: str) -> None:
-        """Bind `listen` now (port 0 picks one: see `port`). Raises BindError."""
-        self._server, self.port = create_server(listen)
+    def __init__(self, listen: str, observe: Observer | None = None) -> None:
+        """Bind `listen` now (port 0 picks one: see `port`). Raises BindError. `observe`:
+        called with (method, code, seconds or None for streams) after every call."""
+        interceptors = [ObservingInterceptor(observe)] if observe is not None else []
+        self._server, self.port = create_server(listen, interceptors)
         self._hub: ViewHub | None = None
         self._health: HealthServicer | None = None
 
@@ -36,8 +39,13 @@ class Frontend:
         self._hub = ViewHub(
             loop, View(0, node_id, Role.JOINING, None, "connecting to ZooKeeper", "", "", 0)
         )
-        servicer = ElectionServicer(self._hub, members, node_id, max_streams)
-        self._health = add_services(self._server, servicer, self._hub)
+        self._servicer = ElectionServicer(self._hub, members, node_id, max_streams)
+        self._health = add_services(self._server, self._servicer, self._hub)
+
+    @property
+    def open_streams(self) -> int:
+        """WatchLeader streams open now."""
+        return self._servicer.open_streams if self._hub is not None else 0
 
     @property
     def hub(self) -> ViewHub:

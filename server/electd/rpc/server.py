@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -43,9 +44,11 @@ class BindError(Exception):
     """The listen address cannot be bound (in use, not local, no permission)."""
 
 
-def create_server(listen: str) -> tuple[grpc.aio.Server, int]:
+def create_server(
+    listen: str, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+) -> tuple[grpc.aio.Server, int]:
     """Create the server and bind it; returns it with the bound port (for port 0)."""
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors))
     try:
         port = server.add_insecure_port(listen)
     except RuntimeError as exc:
