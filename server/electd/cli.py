@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, TypeVar
 
 from electd import __version__
+from electd.engine.model import TRANSITION_FIELDS
 
 logger = logging.getLogger("electd")
 
@@ -34,7 +35,9 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts (unix seconds, µs), level, logger, thread, msg[, exc]."""
+    """One JSON object per line: ts (unix seconds, µs), level, logger, thread, msg[, exc]; a
+    state transition also carries event="transition", node, election, epoch, from_role,
+    to_role, reason and leader (electd.engine.model.TRANSITION_FIELDS)."""
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
@@ -44,6 +47,9 @@ class JsonFormatter(logging.Formatter):
             "thread": record.threadName,
             "msg": record.getMessage(),
         }
+        for key in TRANSITION_FIELDS:
+            if key in record.__dict__:
+                doc[key] = record.__dict__[key]
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return json.dumps(doc)

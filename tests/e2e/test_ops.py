@@ -145,3 +145,29 @@ def test_the_readme_haproxy_config_routes_grpc_to_the_leader(nodes: NodeFactory,
     finally:
         proxy.terminate()
         proxy.wait(10)
+
+
+def test_every_state_transition_is_one_json_log_line(nodes: NodeFactory) -> None:
+    """`--log-format json`: each transition carries node, election, epoch, from_role, to_role,
+    reason and leader, so a log pipeline needs no parsing of the message."""
+    n1, n2 = nodes.start("n1"), nodes.start("n2")
+    wait_joined(n1)
+    wait_joined(n2)
+    n1.signal(signal.SIGTERM)
+    assert n1.wait(15) == 0
+    wait_until(lambda: "I am a new leader: node=n2" in n2.log_text(), 15, "n2 leads")
+
+    def transitions(proc: NodeProcess) -> list[tuple[str, str, int]]:
+        out = []
+        for rec in proc.log_records():
+            if rec.get("event") == "transition":
+                assert rec["node"] == proc.node_id and rec["election"] == "node"
+                assert {"epoch", "reason", "leader"} <= rec.keys()
+                out.append((rec["from_role"], rec["to_role"], rec["epoch"]))
+        return out
+
+    t1, t2 = transitions(n1), transitions(n2)
+    assert [(a, b) for a, b, _ in t1] == [("JOINING", "LEADER"), ("LEADER", "STOPPED")]
+    assert t1[0][2] == t1[1][2] > 0  # the term's epoch on both lines
+    assert [(a, b) for a, b, _ in t2] == [("JOINING", "FOLLOWER"), ("FOLLOWER", "LEADER")]
+    assert t2[1][2] > t2[0][2] == t1[0][2]

@@ -38,7 +38,7 @@ from electd.engine.clock import now as lease_clock
 from electd.engine.identity import Refused
 from electd.engine.lease import Lease
 from electd.engine.members import Members
-from electd.engine.model import LeaderInfo, MemberView, NodeRecord, Role, View
+from electd.engine.model import LeaderInfo, MemberView, NodeRecord, Role, View, transition
 from electd.engine.passes import Passes
 from electd.engine.store import ConnState, CoordinatorUnavailable, Store, WatchEvent
 from electd.engine.watches import LEADER, OWN, PATH, WatchBook
@@ -161,7 +161,18 @@ class ElectionEngine:
                 leaving = False
             else:
                 leaving = self._stopping = True
+                before = self._view
                 self._publish_locked(Role.STOPPED, None, "node is shutting down", "", "")
+        if leaving:
+            epoch = before.leader.epoch if before.leader else 0
+            logger.info(
+                "node=%s leaving the election (%s -> STOPPED)",
+                self._record.id,
+                before.role.value,
+                extra=transition(
+                    self._record.id, before.role, Role.STOPPED, epoch, "node is shutting down"
+                ),
+            )
         if own is None or not leaving:
             if done is not None:
                 done()
@@ -184,6 +195,7 @@ class ElectionEngine:
     # ----- callbacks from the store's threads: flag, publish, wake; never block ------------
 
     def _on_state(self, state: ConnState) -> None:
+        before: Role | None = None
         if state is ConnState.CONNECTED:
             self.stats.connects += 1
         elif state is ConnState.SUSPENDED:
@@ -206,9 +218,15 @@ class ElectionEngine:
                         logger.warning(
                             "node=%s stepping down at once: %s", self._record.id, self._conn_reason
                         )
+                    before = self._view.role
                     self._publish_locked(Role.DISCONNECTED, None, self._conn_reason, "", "")
         if not self._stopping:
-            logger.info("node=%s ZooKeeper connection %s", self._record.id, state.value)
+            extra = {}
+            if before is not None and before is not Role.DISCONNECTED:
+                extra = transition(self._record.id, before, Role.DISCONNECTED, 0, self._conn_reason)
+            logger.info(
+                "node=%s ZooKeeper connection %s", self._record.id, state.value, extra=extra
+            )
         self._queue.put(_WAKE)
 
     def _on_watch(self, name: str, role: str, event: WatchEvent) -> None:
@@ -231,7 +249,9 @@ class ElectionEngine:
         """Stop vouching for ourselves at once (any thread): publish JOINING if we lead."""
         with self._lock:
             if not self._stopping and self._view.role is Role.LEADER:
-                logger.warning("node=%s stepping down: %s", self._record.id, reason)
+                epoch = self._view.leader.epoch if self._view.leader else 0
+                extra = transition(self._record.id, Role.LEADER, Role.JOINING, epoch, reason)
+                logger.warning("node=%s stepping down: %s", self._record.id, reason, extra=extra)
                 self._publish_locked(Role.JOINING, None, reason, "", "")
 
     # ----- the worker ----------------------------------------------------------------------
@@ -347,11 +367,16 @@ class ElectionEngine:
     def refuse(self, reason: str, log: bool) -> None:
         """Not taking part (identity.py): publish REFUSED with the reason (health goes
         NOT_SERVING, streams say why), logged at ERROR when `log`."""
-        if log:
-            logger.error("node=%s refuses to join the election: %s", self._record.id, reason)
         with self._lock:
-            if not self._stopping:
-                self._publish_locked(Role.REFUSED, None, reason, "", "")
+            if self._stopping:
+                return
+            before = self._view.role
+            self._publish_locked(Role.REFUSED, None, reason, "", "")
+        if log:
+            extra = transition(self._record.id, before, Role.REFUSED, 0, reason)
+            logger.error(
+                "node=%s refuses to join the election: %s", self._record.id, reason, extra=extra
+            )
 
     def publish_disconnected(self) -> None:
         with self._lock:

@@ -186,3 +186,32 @@ class View:
     def serving(self, now: float) -> bool:
         """Health: a live session, joined, and within the lease."""
         return self.role in (Role.LEADER, Role.FOLLOWER) and self.vouched(now) is not None
+
+
+#: The fields of a state-transition log line (`--log-format json` prints them beside `msg`).
+TRANSITION_FIELDS = (
+    "event",
+    "node",
+    "election",
+    "epoch",
+    "from_role",
+    "to_role",
+    "reason",
+    "leader",
+)
+
+
+def transition(
+    node: str, before: Role, after: Role, epoch: int = 0, reason: str = "", leader: str = ""
+) -> dict[str, object]:
+    """The `extra` of the one log line of a state transition (logging's `extra=`)."""
+    return {
+        "event": "transition",
+        "node": node,
+        "election": "node",
+        "epoch": epoch,
+        "from_role": before.value,
+        "to_role": after.value,
+        "reason": reason,
+        "leader": leader,
+    }

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from electd.engine.identity import ClusterIdentity, IdentityError, Refused, judge, missing
 from electd.engine.lease import Lease
 from electd.engine.members import Members
-from electd.engine.model import LeaderInfo, Member, NodeRecord, Role, View
+from electd.engine.model import LeaderInfo, Member, NodeRecord, Role, View, transition
 from electd.engine.order import Ranked
 from electd.engine.store import CoordinatorUnavailable, Entry, Meta, Store, Stored, WatchEvent
 from electd.engine.watches import LEADER, OWN, PATH, PREDECESSOR, WatchBook
@@ -404,10 +404,17 @@ class Passes:
         if info is None:
             if before.leader is not None or before.reason != reason:
                 logger.warning(
-                    "node=%s %s -> %s: %s", self._id, before.role.value, role.value, reason
+                    "node=%s %s -> %s: %s",
+                    self._id,
+                    before.role.value,
+                    role.value,
+                    reason,
+                    extra=transition(self._id, before.role, role, 0, reason),
                 )
             return
         epoch = info.epoch
+        leader = info.member.record.id or info.member.znode
+        extra = transition(self._id, before.role, role, epoch, "", leader)
         if role is Role.LEADER and (before.role is not Role.LEADER or before.leader != info):
             logger.info(
                 "I am a new leader: node=%s epoch=%d znode=%s (%s -> LEADER)",
@@ -415,6 +422,7 @@ class Passes:
                 epoch,
                 info.member.znode,
                 before.role.value,
+                extra=extra,
             )
         elif before.role is not role or before.leader != info or before.watching != watching:
             logger.info(
@@ -423,8 +431,9 @@ class Passes:
                 epoch,
                 before.role.value,
                 role.value,
-                info.member.record.id or info.member.znode,
+                leader,
                 watching or "-",
+                extra=extra,
             )
 
 
