@@ -96,6 +96,13 @@ _ABOUT = {
         "--cluster-id, create the first identity of a path for nodes started with "
         "--cluster-id.",
     ),
+    "top": (
+        "a live view of the cluster in the terminal",
+        "Show the members in election order, the leader and its epoch, who watches whom, and "
+        "for every member its health and whom it vouches for (asked of that member itself), "
+        "with the last leader changes as WatchLeader reports them; redrawn every --interval. "
+        "Asks the first node in --target that answers; Ctrl-C ends it.",
+    ),
     "dev": (
         "run a local cluster: a real ZooKeeper and N nodes",
         "Start a real standalone ZooKeeper (from the installed ZooKeeper jars) and N electd "
@@ -313,6 +320,14 @@ def cmd_identity(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_top(args: argparse.Namespace) -> int:
+    from electd.config import TopConfig
+    from electd.top.app import run_top
+
+    cfg = _load(TopConfig, args)
+    return run_top(cfg.target, cfg.interval, cfg.timeout, cfg.once)
+
+
 def _identity_doc(ident: Any) -> dict[str, Any]:
     return {"cluster": ident.cluster, "epoch_base": ident.epoch_base, "previous": ident.previous}
 
@@ -325,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_dev(args)
     if args.command == "identity":
         return cmd_identity(args)
+    if args.command == "top":
+        return cmd_top(args)
     return cmd_query(args)
 
 

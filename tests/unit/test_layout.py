@@ -57,6 +57,7 @@ def test_grpc_and_generated_code_only_in_rpc_and_client(prefix: str) -> None:
         ("rpc/", ("electd.zk", "electd.config", "electd.client")),
         ("names.py", ("electd.",)),
         ("ops/", ("electd.zk", "electd.rpc", "electd.client", "electd.config")),
+        ("top/", ("electd.engine", "electd.zk", "electd.rpc", "electd.config", "electd.ops")),
     ],
 )
 def test_imports_point_one_way(area: str, forbidden: tuple[str, ...]) -> None:

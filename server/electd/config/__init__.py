@@ -16,6 +16,7 @@ from electd.config.commands import (
     NodeConfig,
     NodesConfig,
     QueryConfig,
+    TopConfig,
 )
 from electd.config.table import Setting, add_arguments, load, load_args, settings_of, to_argv
 from electd.config.values import (
@@ -51,6 +52,7 @@ __all__ = [
     "NodesConfig",
     "QueryConfig",
     "Setting",
+    "TopConfig",
     "ZkTarget",
     "add_arguments",
     "build_node_config",

@@ -292,6 +292,26 @@ class NodesConfig(QueryConfig):
 
 
 @dataclass(frozen=True)
+class TopConfig(QueryConfig):
+    """`electd top`."""
+
+    interval: float = setting(
+        "--interval",
+        parse=seconds(0.1, 3600),
+        default="1",
+        metavar="SECONDS",
+        help="how often the screen is redrawn from a fresh look at every member",
+    )
+    once: bool = setting(
+        "--once",
+        parse=lambda v, w: bool(v),
+        default=False,
+        switch=True,
+        help="print one frame and exit (exit code 1 when no node answered)",
+    )
+
+
+@dataclass(frozen=True)
 class DevConfig:
     """`electd dev`: a local cluster."""
 
@@ -334,6 +354,7 @@ COMMANDS: dict[str, tuple[type, ...]] = {
     "leader": (QueryConfig,),
     "nodes": (NodesConfig,),
     "watch": (QueryConfig,),
+    "top": (TopConfig,),
     "dev": (DevConfig,),
     "identity": (IdentityConfig,),
 }
