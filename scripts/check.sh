@@ -19,3 +19,4 @@ fi
 if [ -n "$against" ]; then tools/node_modules/.bin/buf breaking --against "$against" && echo "no breaking changes against $against"
 else echo "no earlier proto to compare against"; fi
 step "generated code"; scripts/check-gen.sh && clients/go/check-gen.sh
+step "deploy kit"; scripts/validate-deploy.sh
