@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/electd/electd/clients/go/electdpb"
@@ -33,6 +34,15 @@ func (f *fakeNode) GetLeader(context.Context, *electdpb.GetLeaderRequest) (*elec
 	return f.getLeader()
 }
 
+func (f *fakeNode) ListNodes(context.Context, *electdpb.ListNodesRequest) (*electdpb.ListNodesResponse, error) {
+	f.calls.Add(1)
+	resp, err := f.getLeader()
+	if err != nil {
+		return nil, err
+	}
+	return &electdpb.ListNodesResponse{Nodes: []*electdpb.Node{resp.GetLeader().GetNode()}, Epoch: resp.GetLeader().GetEpoch()}, nil
+}
+
 func (f *fakeNode) WatchLeader(req *electdpb.WatchLeaderRequest, s electdpb.ElectionService_WatchLeaderServer) error {
 	f.calls.Add(1)
 	return f.watch(req, s)
@@ -44,7 +54,12 @@ func startNode(t *testing.T, f *fakeNode) *fakeNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
+	// Like electd's own server: pings are welcome every second, with or
+	// without calls (grpc-go's default would answer the client's 3 s
+	// keepalive with GOAWAY "too many pings").
+	srv := grpc.NewServer(grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+		MinTime: time.Second, PermitWithoutStream: true,
+	}))
 	electdpb.RegisterElectionServiceServer(srv, f)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
@@ -309,12 +324,45 @@ func TestWatchReturnsOtherErrorsAtOnce(t *testing.T) {
 }
 
 func TestBackoffDelay(t *testing.T) {
-	o := options{backoffBase: 50 * time.Millisecond, backoffMax: 2 * time.Second}
-	for rounds, full := range map[int]time.Duration{1: 50 * time.Millisecond, 2: 100 * time.Millisecond, 7: 2 * time.Second, 40: 2 * time.Second} {
-		for range 20 {
-			if d := o.backoffDelay(rounds); d < full/2 || d > full {
-				t.Fatalf("round %d: delay %v outside [%v, %v]", rounds, d, full/2, full)
+	// The pause before round r+1 is drawn from [0, 50 ms * 2^(r-1)], capped at 2 s.
+	full := map[int]time.Duration{1: 50 * time.Millisecond, 2: 100 * time.Millisecond, 3: 200 * time.Millisecond,
+		6: 1600 * time.Millisecond, 7: 2 * time.Second, 40: 2 * time.Second}
+	o := options{backoffBase: DefaultBackoffBase, backoffMax: DefaultBackoffMax}
+	for rounds, want := range full {
+		var sum time.Duration
+		for range 200 {
+			d := o.backoffDelay(rounds)
+			if d < 0 || d > want {
+				t.Fatalf("round %d: delay %v outside [0, %v]", rounds, d, want)
 			}
+			sum += d
+		}
+		// Full jitter: the mean is half the full delay; equal jitter
+		// (between half and all of it) would give 3/4 of it.
+		if mean := sum / 200; mean < want/4 || mean > want*5/8 {
+			t.Errorf("round %d: mean delay %v, want about %v (full jitter)", rounds, mean, want/2)
+		}
+	}
+	o.jitter = func(d time.Duration) time.Duration { return d }
+	for rounds, want := range full {
+		if d := o.backoffDelay(rounds); d != want {
+			t.Errorf("round %d: full delay %v, want %v", rounds, d, want)
+		}
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	for name, opt := range map[string]Option{
+		"call":     WithCallTimeout(0),
+		"connect":  WithConnectTimeout(-time.Second),
+		"first":    WithFirstMessageTimeout(0),
+		"ping":     WithKeepalive(0, time.Second),
+		"backoff":  WithBackoff(time.Second, time.Millisecond),
+		"negative": WithBackoff(-time.Second, time.Second),
+	} {
+		var e *Error
+		if _, err := New([]string{"127.0.0.1:1"}, opt); !errors.As(err, &e) || e.NoNodeAnswered() {
+			t.Errorf("%s: New returned %v, want a bad-argument *Error", name, err)
 		}
 	}
 }

@@ -70,3 +70,33 @@ func ExampleError() {
 		log.Print(err)
 	}
 }
+
+// loadEpoch and saveEpoch stand for durable storage of the last epoch acted on.
+func loadEpoch() int64       { return 0 }
+func saveEpoch(int64)        {}
+func apply(*electdpb.Leader) {}
+
+// Resume after a restart from the last epoch handled, and log every failover.
+func ExampleAfterEpoch() {
+	c, err := electd.New([]string{"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	err = c.WatchLeader(ctx, func(l *electdpb.Leader) error {
+		apply(l) // only leaders with an epoch above the saved one get here
+		saveEpoch(l.GetEpoch())
+		return nil
+	},
+		electd.AfterEpoch(loadEpoch()),
+		electd.WithFailoverHook(func(addr, reason string) {
+			log.Printf("electd: left %s: %s", addr, reason)
+		}),
+	)
+	if err != nil && ctx.Err() == nil {
+		log.Fatal(err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -12,9 +13,46 @@ import (
 	"github.com/electd/electd/clients/go/electdpb"
 )
 
+// WatchOption configures one WatchLeader call.
+type WatchOption func(*watchOptions)
+
+type watchOptions struct {
+	afterEpoch int64
+	hook       func(addr, reason string)
+}
+
+// AfterEpoch starts a watch from a saved epoch: epoch is the highest one the
+// caller has already handled, and only leaders with a higher epoch are
+// reported. The default, 0, reports from the current leader on.
+//
+// A typical use is a process that saves the epoch of each leader it acted on
+// and, after a restart, resumes with AfterEpoch(saved): the current leader is
+// reported again only if it changed meanwhile.
+func AfterEpoch(epoch int64) WatchOption {
+	return func(o *watchOptions) { o.afterEpoch = epoch }
+}
+
+// WithFailoverHook has WatchLeader call hook each time the watch leaves an
+// address: with the address and the reason (for example "Unavailable:
+// connection error: ...", "no first message within the first-message deadline
+// (2s)", "node cannot vouch for a leader: ..." or "stream ended (node shutting
+// down)"), for logs and metrics. The hook runs on WatchLeader's goroutine
+// before it moves on, so it should return quickly. It is not called when the
+// watch ends (ctx cancelled, the callback failed, an error returned).
+func WithFailoverHook(hook func(addr, reason string)) WatchOption {
+	return func(o *watchOptions) { o.hook = hook }
+}
+
 // errStreamEnded: the node closed the stream with OK, which it does when it
 // shuts down.
 var errStreamEnded = errors.New("stream ended (node shutting down)")
+
+// errNoLeader: the node sent LEADER_STATE_UNKNOWN.
+var errNoLeader = errors.New("node cannot vouch for a leader")
+
+// errFirstMessage is the cause with which a stream is cancelled when its
+// first message did not come within the first-message deadline.
+var errFirstMessage = errors.New("no first message within the first-message deadline")
 
 // callbackError carries an error returned by the caller's function, so that
 // WatchLeader can tell it apart from node failures and return it unchanged.
@@ -25,28 +63,43 @@ func (e callbackError) Error() string { return e.err.Error() }
 // WatchLeader reports every new leader to fn, in strictly increasing epoch
 // order, until ctx is done or fn returns an error.
 //
-// It streams the WatchLeader RPC from one node at a time. When that node is
-// unreachable, fails with UNAVAILABLE or DEADLINE_EXCEEDED, cannot vouch for a
-// leader (LEADER_STATE_UNKNOWN) or ends its stream, it moves to the next
-// address, passing the highest epoch reported so far as min_epoch. A leader is
-// reported only when its epoch is greater than the last one reported, so fn
-// never sees an older leader nor the same change twice, even across failover.
-// After each full round of addresses without a usable stream it backs off
-// (50 ms doubling up to 2 s, jittered).
+// It streams the WatchLeader RPC from one node at a time and moves to the
+// next address when that node
 //
-// WatchLeader returns ctx.Err() when ctx is cancelled (the open stream is
-// cancelled at once), ErrClosed when the client is closed, and fn's error
-// unchanged if fn fails. It returns an [*Error] for which
+//   - refuses or does not complete a connection within the connect deadline,
+//   - sends no first message within the first-message deadline,
+//   - fails with UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED (which
+//     includes a connection closed because the node stopped answering
+//     keepalive pings: a frozen node is left within 6 s by default),
+//   - cannot vouch for a leader (LEADER_STATE_UNKNOWN), or ends its stream,
+//
+// calling the [WithFailoverHook] hook each time. A leader is reported only
+// when its epoch is greater than the last one reported (or than the
+// [AfterEpoch] epoch), so fn never sees an older leader nor the same change
+// twice, even across failover. After each full round of addresses without an
+// elected leader it backs off (50 ms doubling up to 2 s, full jitter).
+//
+// WatchLeader returns ctx.Err() as soon as ctx is cancelled (the open stream
+// is cancelled on the server at once; a backoff pause or a pending connection
+// attempt is not waited out), ErrClosed when the client is closed, and fn's
+// error unchanged if fn fails. It returns an [*Error] for which
 // [Error.NoNodeAnswered] is true if during the first round no node answered
 // at all, and at once an [*Error] with any other gRPC error (for example
 // INVALID_ARGUMENT). Once some node has answered, WatchLeader keeps trying
 // forever: a watcher is expected to outlive a cluster restart.
-func (c *ElectionClient) WatchLeader(ctx context.Context, fn func(*electdpb.Leader) error) error {
+func (c *ElectionClient) WatchLeader(ctx context.Context, fn func(*electdpb.Leader) error, opts ...WatchOption) error {
+	var o watchOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.afterEpoch < 0 {
+		return &Error{Err: fmt.Errorf("AfterEpoch: must not be negative, got %d", o.afterEpoch)}
+	}
 	var (
-		last     int64 // highest epoch reported to fn; 0 before the first
-		answered bool  // some node has sent at least one message
-		failed   int   // consecutive attempts that gave no elected leader
-		rounds   int   // consecutive full rounds of such attempts
+		last     = o.afterEpoch // highest epoch reported to fn (or handled before)
+		answered bool           // some node has sent at least one message
+		failed   int            // consecutive attempts that gave no elected leader
+		rounds   int            // consecutive full rounds of such attempts
 		lastErr  error
 		lastAddr string
 	)
@@ -68,13 +121,16 @@ func (c *ElectionClient) WatchLeader(ctx context.Context, fn func(*electdpb.Lead
 		if !watchFailover(err) {
 			return &Error{Addrs: []string{c.addrs[i]}, Err: err, addr: c.addrs[i]}
 		}
+		if o.hook != nil {
+			o.hook(c.addrs[i], failoverReason(err))
+		}
 		answered = answered || gotAnswer
 		lastErr, lastAddr = err, c.addrs[i]
 		c.failed(i)
 		i = (i + 1) % n
 
 		if gotLeader {
-			// That node was healthy for a while: try the next one at once.
+			// That node was healthy: try the next one at once.
 			failed, rounds = 0, 0
 			continue
 		}
@@ -95,7 +151,7 @@ func (c *ElectionClient) WatchLeader(ctx context.Context, fn func(*electdpb.Lead
 // watchFailover reports whether a watch that ended with err should move on to
 // the next address.
 func watchFailover(err error) bool {
-	if errors.Is(err, errStreamEnded) || errors.Is(err, errNoLeader) {
+	if errors.Is(err, errStreamEnded) || errors.Is(err, errNoLeader) || errors.Is(err, errFirstMessage) {
 		return true
 	}
 	// CANCELED while our own context is alive means the server cancelled the
@@ -103,20 +159,46 @@ func watchFailover(err error) bool {
 	return retryable(err) || status.Code(err) == codes.Canceled
 }
 
-var errNoLeader = errors.New("node cannot vouch for a leader")
+// failoverReason describes err for the failover hook.
+func failoverReason(err error) string {
+	if s, ok := status.FromError(err); ok {
+		return fmt.Sprintf("%v: %s", s.Code(), s.Message())
+	}
+	return err.Error()
+}
 
 // watchOne streams from address i until the stream fails or the node cannot
 // vouch for a leader. gotAnswer says whether any message arrived, gotLeader
 // whether an elected leader did.
 func (c *ElectionClient) watchOne(ctx context.Context, i int, last *int64, fn func(*electdpb.Leader) error) (gotAnswer, gotLeader bool, err error) {
+	if err := c.connect(ctx, i); err != nil {
+		return false, false, err
+	}
 	// Cancelling sctx (on every return) cancels the RPC, which ends the
-	// stream on the server at once.
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// stream on the server at once. The first-message deadline cancels it
+	// with errFirstMessage as the cause.
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	timeout := c.opts.firstMessageTimeout
+	firstMessage := time.AfterFunc(timeout, func() { cancel(errFirstMessage) })
+	defer firstMessage.Stop()
+	noFirstMessage := func(err error) error {
+		if !gotAnswer && context.Cause(sctx) == errFirstMessage {
+			return fmt.Errorf("%w (%v)", errFirstMessage, timeout)
+		}
+		return err
+	}
+
+	// min_epoch is the highest epoch already reported, not one more: the
+	// node holds back leaders with a lower epoch but sends the current
+	// leader at once even when it is the one already reported (which is then
+	// skipped below). With last+1, a node whose leader has not changed since
+	// would send nothing, and the first-message deadline would take that
+	// healthy node for a stuck one.
 	stream, err := electdpb.NewElectionServiceClient(c.conns[i]).
 		WatchLeader(sctx, &electdpb.WatchLeaderRequest{MinEpoch: *last})
 	if err != nil {
-		return false, false, err
+		return false, false, noFirstMessage(err)
 	}
 	for {
 		msg, err := stream.Recv()
@@ -124,16 +206,19 @@ func (c *ElectionClient) watchOne(ctx context.Context, i int, last *int64, fn fu
 			return gotAnswer, gotLeader, errStreamEnded
 		}
 		if err != nil {
-			return gotAnswer, gotLeader, err
+			return gotAnswer, gotLeader, noFirstMessage(err)
 		}
-		gotAnswer = true
+		if !gotAnswer {
+			gotAnswer = true
+			firstMessage.Stop()
+		}
 		leader := msg.GetLeader()
 		if msg.GetState() != electdpb.LeaderState_LEADER_STATE_ELECTED || leader == nil {
 			reason := msg.GetReason()
 			if reason == "" {
 				reason = msg.GetState().String()
 			}
-			return gotAnswer, gotLeader, fmt.Errorf("%w: %s", errNoLeader, reason)
+			return gotAnswer, gotLeader, fmt.Errorf("%w: %s: %s", errNoLeader, msg.GetState(), reason)
 		}
 		gotLeader = true
 		if leader.GetEpoch() <= *last {

@@ -5,6 +5,11 @@
 //	electd-go [--json] nodes  ADDR [ADDR...]
 //	electd-go [--json] watch  ADDR [ADDR...]
 //
+// It uses the library's defaults: a 2 s connect deadline per address, a 2 s
+// deadline per call, a 2 s first-message deadline for watch, HTTP/2 keepalive
+// every 3 s (3 s timeout). watch logs every failover on stderr and exits 0
+// within a second of SIGINT/SIGTERM.
+//
 // Exit codes: 0 on success (and for watch on SIGINT/SIGTERM), 1 when no
 // address answered or a call failed, 2 for bad usage.
 package main
@@ -32,6 +37,7 @@ Commands:
   leader   print the current leader and its fencing epoch
   nodes    list the live members in election order (leader first)
   watch    print the leader now and on every change, until SIGINT/SIGTERM
+           (each failover to another address is logged on stderr)
 
 ADDR is the HOST:PORT of an electd node; any node answers for the cluster.
 --json prints one JSON object per line instead (before or after COMMAND).
@@ -70,7 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "nodes":
 		err = nodes(client, out)
 	case "watch":
-		err = watch(client, out)
+		err = watch(client, out, stderr)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "electd-go: %v\n", err)
@@ -130,14 +136,19 @@ func nodes(c *electd.ElectionClient, out *printer) error {
 	return out.nodes(resp)
 }
 
-func watch(c *electd.ElectionClient, out *printer) error {
-	// SIGINT/SIGTERM cancel the context, which cancels the open stream at
-	// once; that is a normal end of a watch, so it exits 0.
+func watch(c *electd.ElectionClient, out *printer, stderr io.Writer) error {
+	// SIGINT/SIGTERM cancel the context, which ends the watch at once (the
+	// open stream, a pending connection attempt or a backoff pause); that is
+	// a normal end of a watch, so it exits 0.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Each failover is logged on stderr (stdout carries only leaders).
+	hook := electd.WithFailoverHook(func(addr, reason string) {
+		fmt.Fprintf(stderr, "electd-go: watch: left %s: %s\n", addr, reason)
+	})
 	err := c.WatchLeader(ctx, func(l *electdpb.Leader) error {
 		return out.leader(l, time.Now().Format(time.RFC3339Nano))
-	})
+	}, hook)
 	if ctx.Err() != nil {
 		return nil
 	}
