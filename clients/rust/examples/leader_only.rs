@@ -3,10 +3,13 @@
 //! ```text
 //! cargo run --release --example leader_only -- n1 127.0.0.1:7001 127.0.0.1:7002 127.0.0.1:7003
 //! ```
+//!
+//! Ctrl-C or SIGTERM stops the work and exits 0.
 
 use std::time::Duration;
 
 use electd_client::ElectionClient;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
 
 /// Stands for the work only the leader may do. It should pass `epoch` along
@@ -25,8 +28,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let my_id = args
         .next()
         .ok_or("usage: leader_only MY_NODE_ID ADDR [ADDR...]")?;
+    let (mut term_signal, mut int_signal) = (
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::interrupt())?,
+    );
     let client = ElectionClient::new(args)?;
-    let mut watch = client.watch_leader();
+    let mut watch = client
+        .watch_leader()
+        .on_failover(|addr, reason| eprintln!("left {addr}: {reason}"));
     let mut term: Option<JoinHandle<()>> = None;
     let result: Result<(), electd_client::Error> = tokio::select! {
         r = async {
@@ -43,7 +52,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         } => r,
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = term_signal.recv() => Ok(()),
+        _ = int_signal.recv() => Ok(()),
     };
     if let Some(task) = term.take() {
         task.abort();

@@ -4,9 +4,11 @@
 //!
 //! An [`ElectionClient`] is given the addresses of one or more electd nodes.
 //! Any node answers for the whole cluster, so the client sticks to one node and
-//! moves to the next address (round-robin) when that node is unreachable,
-//! answers `UNAVAILABLE`, times out, or (while watching) cannot vouch for a
-//! leader or ends its stream.
+//! moves to the next address (round-robin) when that node is unreachable, does
+//! not connect or speak HTTP/2 within the connect deadline, answers
+//! `UNAVAILABLE`, `DEADLINE_EXCEEDED` or `RESOURCE_EXHAUSTED`, times out, or
+//! (while watching) sends no first message in time, freezes (HTTP/2 keepalive),
+//! cannot vouch for a leader or ends its stream. The bounds are [`Config`]'s.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), electd_client::Error> {
@@ -17,13 +19,19 @@
 //! let leader = resp.leader.unwrap_or_default();
 //! println!("{} leads with epoch {}", leader.node.unwrap_or_default().id, leader.epoch);
 //!
-//! let mut watch = client.watch_leader();
+//! let mut watch = client
+//!     .watch_leader_after(leader.epoch) // only leaders after this one
+//!     .on_failover(|addr, reason| eprintln!("left {addr}: {reason}"));
 //! loop {
 //!     let leader = watch.next().await?; // epochs strictly increase
 //!     println!("new leader, epoch {}", leader.epoch);
 //! }
 //! # }
 //! ```
+//!
+//! [`LeaderWatch`] is also a [`futures_core::Stream`] of
+//! `Result<Leader, Error>`, for the combinators of `futures::StreamExt` or
+//! `tokio_stream::StreamExt`.
 //!
 //! Every failure is an [`Error`], which carries the gRPC status
 //! ([`Error::code`], [`Error::details`]), says whether no node answered at all
@@ -36,9 +44,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
+mod connect;
+#[cfg(test)]
+mod testing;
 mod watch;
 pub use watch::LeaderWatch;
 
@@ -49,29 +60,58 @@ pub mod pb {
 
 use pb::election_service_client::ElectionServiceClient;
 
-/// Tunables; the defaults are the contract's.
+/// Tunables; the defaults are the contract's bounds (clients/README.md,
+/// "Failover"). Change a few with struct update syntax:
+///
+/// ```
+/// use std::time::Duration;
+/// let config = electd_client::Config {
+///     call_timeout: Duration::from_secs(1),
+///     ..Default::default()
+/// };
+/// ```
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Deadline of each unary call attempt, including connecting (default 2 s).
+    /// Deadline of each unary call attempt, connecting included (default 2 s).
+    /// Sent to the server as `grpc-timeout` and enforced locally.
     pub call_timeout: Duration,
-    /// First pause after a full round of failed addresses while watching (50 ms).
-    pub backoff_base: Duration,
-    /// Largest pause between rounds (2 s); pauses double up to it, jittered.
-    pub backoff_max: Duration,
-    /// HTTP/2 keepalive ping interval while a stream is open (10 s).
+    /// Deadline for connecting to one address (default 2 s): the TCP
+    /// connection *and* the server's first HTTP/2 bytes, so it covers both a
+    /// black-holed address and a process that accepts connections but never
+    /// speaks.
+    pub connect_timeout: Duration,
+    /// Deadline for a watch's first message, from the moment the watch tries
+    /// an address (connecting included; default 2 s). A live node sends the
+    /// current state at once. When resuming, a node may lawfully hold back a
+    /// leader the watch has already reported; the watch then stays if that
+    /// node answers `GetLeader` within this deadline with that leader (or an
+    /// older one).
+    pub first_message_timeout: Duration,
+    /// HTTP/2 keepalive ping interval when nothing was received (default 3 s);
+    /// pings are sent also while no call is open.
     pub keepalive_interval: Duration,
-    /// How long to wait for a ping's answer before dropping the connection (5 s).
+    /// How long a ping may go unanswered before the connection is closed
+    /// (default 3 s). With the interval, a frozen node is left within their
+    /// sum (6 s).
     pub keepalive_timeout: Duration,
+    /// The longest pause before a watch retries after every address failed
+    /// once is `backoff_base` doubled per such round (default 50 ms)...
+    pub backoff_base: Duration,
+    /// ... capped at `backoff_max` (default 2 s); the actual pause is drawn at
+    /// random between zero and that ("full jitter").
+    pub backoff_max: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             call_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(2),
+            first_message_timeout: Duration::from_secs(2),
+            keepalive_interval: Duration::from_secs(3),
+            keepalive_timeout: Duration::from_secs(3),
             backoff_base: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
-            keepalive_interval: Duration::from_secs(10),
-            keepalive_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -83,7 +123,8 @@ impl Default for Config {
 /// [`no_node_answered`](Error::no_node_answered) says whether it means that no
 /// node answered, and [`addresses`](Error::addresses) which addresses it comes
 /// from. Variants without a gRPC status (a bad argument) have
-/// [`Code::Unknown`], their text as details and no addresses.
+/// [`Code::Unknown`], their text as details and no addresses. It is `Clone`,
+/// `Send` and `Sync`, so it can be kept or passed between tasks.
 ///
 /// ```no_run
 /// # async fn demo(client: electd_client::ElectionClient) {
@@ -94,14 +135,14 @@ impl Default for Config {
 /// }
 /// # }
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Error {
     /// The client was given no address.
     NoAddresses,
     /// An address is not of the form `HOST:PORT`.
     BadAddress(String),
-    /// No address answered: each was unreachable, answered `UNAVAILABLE` or
-    /// timed out. `addrs` are all the client's addresses, in client order;
+    /// No address answered: each was unreachable, answered `UNAVAILABLE`,
+    /// `DEADLINE_EXCEEDED` or `RESOURCE_EXHAUSTED`, or timed out. `addrs` are all the client's addresses, in client order;
     /// `last` describes the last failure (its address and cause) and `status`
     /// is that failure's gRPC status (`UNKNOWN` when it had none, for example
     /// a watch stream that ended without a message).
@@ -253,15 +294,7 @@ impl ElectionClient {
         let mut channels = Vec::with_capacity(addrs.len());
         for addr in &addrs {
             validate_address(addr)?;
-            let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-                .map_err(|_| Error::BadAddress(addr.clone()))?
-                .connect_timeout(config.call_timeout)
-                .http2_keep_alive_interval(config.keepalive_interval)
-                .keep_alive_timeout(config.keepalive_timeout)
-                // Ping only while a call is open: idle connections need no pings,
-                // and servers punish pings they did not ask for.
-                .keep_alive_while_idle(false);
-            channels.push(endpoint.connect_lazy());
+            channels.push(connect::channel(addr, &config)?);
         }
         Ok(ElectionClient {
             inner: Arc::new(Inner {
@@ -372,18 +405,30 @@ impl ElectionClient {
         .await
     }
 
-    /// Starts watching the leader (the `WatchLeader` RPC); see
-    /// [`LeaderWatch`]. Nothing is sent until the first
-    /// [`next`](LeaderWatch::next).
+    /// Watches the leader from the current one on (the `WatchLeader` RPC):
+    /// the same as [`watch_leader_after(0)`](ElectionClient::watch_leader_after).
     pub fn watch_leader(&self) -> LeaderWatch {
-        LeaderWatch::new(self.clone())
+        self.watch_leader_after(0)
+    }
+
+    /// Watches the leader, reporting only leaders whose epoch is greater than
+    /// `epoch`: the highest epoch the caller has already handled, for example
+    /// one saved before a restart (0: from the current leader on; a negative
+    /// epoch counts as 0). The server is asked for `min_epoch = epoch + 1`.
+    /// Nothing is sent until the watch is first polled; see [`LeaderWatch`].
+    pub fn watch_leader_after(&self, epoch: i64) -> LeaderWatch {
+        LeaderWatch::new(self.clone(), epoch.max(0))
     }
 }
 
 /// Whether a status means "this node can't answer now, ask another one":
-/// `UNAVAILABLE`, `DEADLINE_EXCEEDED`, or a failure of the connection itself.
+/// `UNAVAILABLE`, `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED` (a full node), or
+/// a failure of the connection itself.
 pub(crate) fn retryable(status: &Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded) || from_transport(status)
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted
+    ) || from_transport(status)
 }
 
 /// Whether the status was made here from a transport error rather than sent by
@@ -396,16 +441,20 @@ fn from_transport(status: &Status) -> bool {
 }
 
 /// The pause after `rounds` (1, 2, ...) consecutive failed rounds:
-/// base * 2^(rounds-1), capped, with "equal jitter" (between half and all of
-/// it) so that clients that lost the same node do not return in lockstep.
+/// base * 2^(rounds-1), capped, with "full jitter" (anywhere between zero and
+/// all of it) so that clients that lost the same node do not return in
+/// lockstep.
 pub(crate) fn backoff_delay(config: &Config, rounds: u32) -> Duration {
+    backoff_ceiling(config, rounds).mul_f64(fastrand::f64())
+}
+
+/// The longest pause after `rounds` failed rounds.
+pub(crate) fn backoff_ceiling(config: &Config, rounds: u32) -> Duration {
     let factor = 2u32.saturating_pow(rounds.saturating_sub(1).min(30));
-    let d = config
+    config
         .backoff_base
         .saturating_mul(factor)
-        .min(config.backoff_max);
-    let half = d / 2;
-    half + half.mul_f64(fastrand::f64())
+        .min(config.backoff_max)
 }
 
 #[cfg(test)]
@@ -436,10 +485,21 @@ mod tests {
         let config = Config::default();
         for (rounds, full) in [(1, 50), (2, 100), (3, 200), (7, 2000), (40, 2000)] {
             let full = Duration::from_millis(full);
-            for _ in 0..20 {
-                let d = backoff_delay(&config, rounds);
-                assert!(d >= full / 2 && d <= full, "round {rounds}: {d:?}");
-            }
+            assert_eq!(backoff_ceiling(&config, rounds), full);
+            let delays: Vec<Duration> = (0..200).map(|_| backoff_delay(&config, rounds)).collect();
+            assert!(
+                delays.iter().all(|d| *d <= full),
+                "round {rounds}: {delays:?}"
+            );
+            // Full jitter: spread over the whole range, not only its top half.
+            assert!(
+                delays.iter().any(|d| *d < full / 4),
+                "round {rounds}: {delays:?}"
+            );
+            assert!(
+                delays.iter().any(|d| *d > full * 3 / 4),
+                "round {rounds}: {delays:?}"
+            );
         }
     }
 
@@ -448,6 +508,9 @@ mod tests {
         assert!(!retryable(&Status::invalid_argument("bad selector")));
         assert!(!retryable(&Status::unknown("from the server")));
         assert!(retryable(&Status::unavailable("no session")));
+        assert!(retryable(&Status::deadline_exceeded("slow")));
+        assert!(retryable(&Status::resource_exhausted("--max-streams")));
+        assert!(!retryable(&Status::permission_denied("no")));
         let mut broken = Status::unknown("error reading a body from connection");
         broken.set_source(Arc::new(std::io::Error::from(
             std::io::ErrorKind::BrokenPipe,
@@ -479,6 +542,68 @@ mod tests {
         let err = client.watch_leader().next().await.unwrap_err();
         assert!(matches!(err, Error::NoNode { .. }), "{err}");
         assert!(err.no_node_answered() && err.addresses() == addrs, "{err}");
+    }
+
+    #[tokio::test]
+    async fn unary_calls_fail_over_on_resource_exhausted_and_unavailable() {
+        use crate::testing::{FakeNode, leader_answer};
+        let full = FakeNode::start(vec![])
+            .await
+            .get_leader(Err(Status::resource_exhausted("full")));
+        let down = FakeNode::start(vec![]).await; // UNAVAILABLE
+        let ok = FakeNode::start(vec![])
+            .await
+            .get_leader(leader_answer("n3", 9));
+        let client = ElectionClient::new([&full.addr, &down.addr, &ok.addr]).unwrap();
+        let resp = client.get_leader().await.unwrap();
+        assert_eq!(resp.leader.unwrap().epoch, 9);
+        // The next call starts with the node that answered.
+        assert_eq!(client.start(), 2);
+
+        let client = ElectionClient::new([&full.addr, &down.addr]).unwrap();
+        let err = client.get_leader().await.unwrap_err();
+        assert!(err.no_node_answered(), "{err}");
+        assert_eq!(err.code(), Code::Unavailable, "the last address's: {err}");
+        assert_eq!(err.addresses(), [full.addr.as_str(), down.addr.as_str()]);
+    }
+
+    #[tokio::test]
+    async fn unary_calls_return_other_statuses_at_once() {
+        use crate::testing::{FakeNode, leader_answer};
+        let denied = FakeNode::start(vec![])
+            .await
+            .get_leader(Err(Status::permission_denied("not you")));
+        let ok = FakeNode::start(vec![])
+            .await
+            .get_leader(leader_answer("n3", 9));
+        let client = ElectionClient::new([&denied.addr, &ok.addr]).unwrap();
+        let err = client.get_leader().await.unwrap_err();
+        assert!(matches!(err, Error::Status { .. }), "{err}");
+        assert_eq!(err.code(), Code::PermissionDenied);
+        assert_eq!(err.addresses(), [denied.addr.as_str()]);
+    }
+
+    #[tokio::test]
+    async fn unary_call_deadline_moves_on() {
+        use crate::testing::{FakeNode, leader_answer};
+        // A node that answers the HTTP/2 handshake but not the call: the
+        // frozen proxy passes the handshake, then freezes.
+        let slow = FakeNode::start(vec![])
+            .await
+            .get_leader(leader_answer("n1", 1));
+        let proxy = crate::testing::FreezableProxy::start(slow.addr.clone()).await;
+        let ok = FakeNode::start(vec![])
+            .await
+            .get_leader(leader_answer("n3", 9));
+        let client = ElectionClient::new([&proxy.addr, &ok.addr]).unwrap();
+        assert_eq!(client.get_leader().await.unwrap().leader.unwrap().epoch, 1);
+        proxy.freeze();
+        client.inner.current.store(0, Ordering::Relaxed); // the frozen node first
+        let start = std::time::Instant::now();
+        assert_eq!(client.get_leader().await.unwrap().leader.unwrap().epoch, 9);
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(1500), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
     }
 
     #[test]

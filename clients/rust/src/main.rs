@@ -7,12 +7,14 @@
 //! electd-rust [--json] watch  ADDR [ADDR...]
 //! ```
 //!
-//! Exit codes: 0 on success (and for watch on SIGINT/SIGTERM), 1 when no
-//! address answered or a call failed, 2 for bad usage.
+//! Exit codes: 0 on success (and for watch on SIGINT/SIGTERM, within a
+//! second whatever the watch is doing), 1 when no address answered or a call
+//! failed, 2 for bad usage. While watching, each failover is noted on stderr.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use electd_client::pb::{Leader, ListNodesResponse};
 use electd_client::{ElectionClient, validate_address};
@@ -73,10 +75,27 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     }))
 }
 
-// A single-threaded runtime is plenty for one client and keeps the binary
-// light on the shared cores.
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // A single-threaded runtime is plenty for one client and keeps the binary
+    // light on the shared cores.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("electd-rust: cannot start the Tokio runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(run());
+    // Do not wait for work still in flight, such as a name lookup on the
+    // blocking pool: the program is done.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
+}
+
+async fn run() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(Some(args)) => args,
         Ok(None) => {
@@ -126,7 +145,12 @@ async fn nodes(client: &ElectionClient, out: &Printer) -> Result<(), BoxError> {
 }
 
 async fn watch(client: &ElectionClient, out: &Printer) -> Result<(), BoxError> {
-    let mut watch = client.watch_leader();
+    // Installed before anything else, so that a signal during the first
+    // connection attempt ends the watch normally too.
+    let shutdown = shutdown_signal()?;
+    let mut watch = client
+        .watch_leader()
+        .on_failover(|addr, reason| eprintln!("electd-rust: left {addr}: {reason}"));
     let report = async {
         loop {
             let leader = watch.next().await?;
@@ -134,22 +158,26 @@ async fn watch(client: &ElectionClient, out: &Printer) -> Result<(), BoxError> {
             out.leader(&leader, &now)?;
         }
     };
-    // SIGINT/SIGTERM win the race and drop `report`, which drops the stream
-    // and so cancels it: a normal end of a watch, exit 0.
+    // SIGINT/SIGTERM win the race and drop `report` (whatever it waits for: a
+    // message, a connection attempt, a backoff pause), which cancels the
+    // stream: a normal end of a watch, exit 0.
     tokio::select! {
         r = report => r,
-        _ = shutdown_signal() => Ok(()),
+        _ = shutdown => Ok(()),
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Resolves on the first SIGINT or SIGTERM after this call.
+fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("cannot install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 /// Seconds since the Unix epoch with milliseconds, for the human watch output
