@@ -9,20 +9,28 @@ offers every fault the scenarios use: SIGKILL / SIGSTOP / SIGCONT / SIGTERM / re
 or of a ZooKeeper server, and partitions (node <-> ZooKeeper, ZooKeeper <-> ZooKeeper).
 `settle()` measures, after a fault heals, how long until a leader exists, every live node's
 stream shows it, and every live node lists every live node.
+
+For hostile writers the harness also acts as other ZooKeeper clients (`zk_client`: sessions of
+its own, straight to the ensemble, that it can end at will), can rebuild the ensemble from empty
+data (`Ensemble.rebuild`) and can start a second, independent ZooKeeper (`SpareZooKeeper`) for
+the nodes' client links to be diverted to (`Network.divert`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
+from kazoo.client import KazooClient
 
 from electd.devcluster.cluster import NodeProcess, wait_until
 from electd.devcluster.zookeeper import ZooKeeperCluster, ZooKeeperServer, four_letter, free_port
@@ -127,11 +135,83 @@ class Ensemble:
         self.paused.discard(myid)
         self.history.add("zk", f"zk{myid}", action="resume")
 
+    def rebuild(self, timeout: float = 60) -> None:
+        """Stop every server, remove its data directory (snapshots, transaction logs, epochs),
+        and start them all again: an ensemble rebuilt from empty data, whose zxids start again
+        from the bottom. The routed peer links stay as they were."""
+        for s in self.zk.servers:
+            if s.myid in self.paused:
+                self.resume(s.myid)
+            s.stop()
+            self.history.add("zk", f"zk{s.myid}", action="stop")
+        for s in self.zk.servers:
+            shutil.rmtree(s.workdir / "data", ignore_errors=True)
+            self.history.add("zk", f"zk{s.myid}", action="wipe")
+        for s in self.zk.servers:
+            self.start_server(s.myid)  # write_config creates the data directory and myid again
+        wait_until(
+            self.healthy, timeout, "the rebuilt ensemble to elect a leader", interval=POLL_INTERVAL
+        )
+
     def close(self) -> None:
         for s in self.zk.servers:
             s.signal(signal.SIGCONT)
         self.zk.stop()
         self.net.close()
+
+
+class SpareZooKeeper(ZooKeeperServer):
+    """A second, independent ZooKeeper (one server) that shares nothing with the ensemble.
+    With `epoch`, it runs as a quorum of one that starts at that ZooKeeper epoch, so its zxids
+    (epoch << 32 | counter) are above those of a younger ensemble: one that has been through
+    more leader elections. Without, it is a standalone server whose zxids start at 0."""
+
+    def __init__(self, workdir: Path, epoch: int | None = None) -> None:
+        peers = [(0, free_port(), free_port())] if epoch is not None else []
+        super().__init__(workdir, free_port(), myid=1 if peers else 0, tick_ms=TICK_MS)
+        if peers:
+            self.peers = [(self.client_port, peers[0][1], peers[0][2])]
+        self.epoch = epoch
+
+    def write_config(self) -> Path:
+        cfg = super().write_config()
+        if self.epoch is not None:
+            cfg.write_text(cfg.read_text() + "standaloneEnabled=false\n")
+            epochs = self.workdir / "data" / "version-2"
+            epochs.mkdir(parents=True, exist_ok=True)
+            for name in ("acceptedEpoch", "currentEpoch"):
+                if not (epochs / name).exists():
+                    (epochs / name).write_text(str(self.epoch))
+        return cfg
+
+    def run(self, timeout: float = 60) -> SpareZooKeeper:
+        self.start()
+        self.wait_serving(timeout)
+        return self
+
+
+class ForeignAwareObserver(Observer):
+    """An Observer that names a leader whose record cannot be read (a foreign entry that leads
+    by the rule of order.py: its node id is empty) by its znode, as the nodes' own log lines do
+    (`leader=<id or znode>`), so that the checker's "each epoch names one node" compares one
+    name with one name. Every other message is recorded exactly as Observer records it."""
+
+    def _record(self, stream: int, msg: pb.WatchLeaderResponse) -> None:
+        if msg.state != pb.LEADER_STATE_ELECTED or msg.leader.node.id:
+            super()._record(stream, msg)
+            return
+        epoch = msg.leader.epoch
+        self.max_epoch = max(self.max_epoch, epoch)
+        self.latest = self._history.add(
+            "stream",
+            self.node_id,
+            stream=stream,
+            state="ELECTED",
+            leader=msg.leader.node.znode,
+            epoch=epoch,
+            znode=msg.leader.node.znode,
+            record_error=msg.leader.node.record_error,
+        )
 
 
 @dataclass
@@ -185,6 +265,11 @@ class FaultCluster:
         self.nodes: dict[str, Node] = {}
         self.retired: list[Node] = []
         self.prober = Prober(self.history, lambda: [(n.id, n.stub) for n in self.running()])
+        self._clients: list[KazooClient] = []
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="settle")
+        # How long the harness waits for a ListNodes answer (a scenario that floods the election
+        # path with children raises it: every ListNodes then reads them all).
+        self.list_timeout = 1.0
 
     # ----- nodes -----------------------------------------------------------------------------
 
@@ -201,7 +286,8 @@ class FaultCluster:
             env={"ELECTD_FAULTS_FENCE": self.fence.address},
         )
         channel = grpc.insecure_channel(proc.address)
-        node = Node(proc, Observer(self.history, node_id, proc.address), channel, None)  # type: ignore[arg-type]
+        observer = ForeignAwareObserver(self.history, node_id, proc.address)
+        node = Node(proc, observer, channel, None)  # type: ignore[arg-type]
         node.stub = pb_grpc.ElectionServiceStub(channel)
         self.nodes[node_id] = node
         self._start(node)
@@ -288,9 +374,9 @@ class FaultCluster:
         except grpc.RpcError:
             return None
 
-    def list_nodes(self, node: Node, timeout: float = 1.0) -> pb.ListNodesResponse | None:
+    def list_nodes(self, node: Node, timeout: float | None = None) -> pb.ListNodesResponse | None:
         try:
-            return node.stub.ListNodes(pb.ListNodesRequest(), timeout=timeout)
+            return node.stub.ListNodes(pb.ListNodesRequest(), timeout=timeout or self.list_timeout)
         except grpc.RpcError:
             return None
 
@@ -298,13 +384,23 @@ class FaultCluster:
         """The running node that says it leads, with its epoch. A node restarted while its
         dead predecessor's znode still leads names its own id too; it counts only once the
         members list holds that id just once."""
-        for node in self.running():
+        for node, epoch in self._claims(self.running()):
+            if self._unambiguous(node, self.list_nodes(node)):
+                return node, epoch
+        return None
+
+    def _claims(self, nodes: list[Node]) -> list[tuple[Node, int]]:
+        """The nodes that name themselves as leader (GetLeader), with their epochs."""
+        out = []
+        for node in nodes:
             leader = self.get_leader(node)
             if leader is not None and leader.node.id == node.id:
-                resp = self.list_nodes(node)
-                if resp is not None and [m.id for m in resp.nodes].count(node.id) == 1:
-                    return node, leader.epoch
-        return None
+                out.append((node, leader.epoch))
+        return out
+
+    @staticmethod
+    def _unambiguous(node: Node, resp: pb.ListNodesResponse | None) -> bool:
+        return resp is not None and [m.id for m in resp.nodes].count(node.id) == 1
 
     def wait_leader(self, timeout: float = 30) -> tuple[Node, int]:
         found: tuple[Node, int] = wait_until(
@@ -334,10 +430,39 @@ class FaultCluster:
                     best = (int(m.group(1)), s.myid)
         return best[1] if best else None
 
+    def log_lines(self, node: Node, pattern: str) -> list[re.Match[str]]:
+        """Every match of `pattern` in the messages of `node`'s log (every incarnation)."""
+        regex = re.compile(pattern)
+        found = (regex.search(str(r.get("msg", ""))) for r in node.proc.log_records())
+        return [m for m in found if m is not None]
+
+    # ----- other ZooKeeper clients (hostile writers) ------------------------------------------
+
+    def zk_client(self, hosts: str | None = None) -> KazooClient:
+        """A ZooKeeper session of the harness's own, straight to the ensemble (no proxy); ended
+        by `end_client` or at `close`."""
+        client = KazooClient(hosts=hosts or self.ensemble.zk.connect_string, timeout=10.0)
+        client.start(30)
+        self._clients.append(client)
+        return client
+
+    def end_client(self, client: KazooClient) -> None:
+        """Close the session (its ephemeral znodes go at once)."""
+        with contextlib.suppress(Exception):
+            client.stop()
+        with contextlib.suppress(Exception):
+            client.close()
+        if client in self._clients:
+            self._clients.remove(client)
+
     # ----- faults, recorded --------------------------------------------------------------------
 
     def fault(self, name: str, phase: str, target: str = "", **data: Any) -> float:
         return self.history.add("fault", target, name=name, phase=phase, **data).t
+
+    def figure(self, name: str, value: Any) -> None:
+        """A figure of the scenario's own (for the report, beside the checker's)."""
+        self.history.add("figure", "", name=name, value=value)
 
     # ----- convergence -----------------------------------------------------------------------
 
@@ -352,27 +477,30 @@ class FaultCluster:
             time.sleep(0.05)
             since = time.time()
         out = Settled(label, since, None, None, None)
+        found: tuple[Node, int] | None = None
         while time.monotonic() < deadline:
             live = self.running()
             ids = sorted(n.id for n in live)
+            if found is not None and out.streams is None and self._streams_agree(live, *found):
+                out.streams = time.time() - since  # the streams are local: no need to wait
             now = time.time()
-            found = self.self_leader()
+            claims = self._claims(live)
+            # Every live node's ListNodes, asked of all at once (with many children on the
+            # election path each one takes a while); they also tell a ghost from a leader.
+            answers = self._pool.map(self.list_nodes, live)
+            lists = dict(zip([n.id for n in live], answers, strict=True))
+            listed = time.time()
+            found = next((c for c in claims if self._unambiguous(c[0], lists[c[0].id])), None)
             if found is not None:
                 if out.leader is None:
                     out.leader = now - since
-                node, epoch = found
-                out.leader_id, out.epoch = node.id, epoch
-                latest = [n.observer.latest for n in live]
-                if out.streams is None and all(
-                    e is not None
-                    and e.get("state") == "ELECTED"
-                    and e.get("leader") == node.id
-                    and e.get("epoch") == epoch
-                    for e in latest
-                ):
+                out.leader_id, out.epoch = found[0].id, found[1]
+                if out.streams is None and self._streams_agree(live, *found):
                     out.streams = time.time() - since
-            if out.members is None and all(self._lists(n, ids) for n in live):
-                out.members = time.time() - since
+            if out.members is None and all(
+                r is not None and sorted(m.id for m in r.nodes) == ids for r in lists.values()
+            ):
+                out.members = listed - since
             if out.ok():
                 break
             time.sleep(0.05)
@@ -390,9 +518,14 @@ class FaultCluster:
         )
         return out
 
-    def _lists(self, node: Node, ids: list[str]) -> bool:
-        resp = self.list_nodes(node)
-        return resp is not None and sorted(m.id for m in resp.nodes) == ids
+    def _streams_agree(self, live: list[Node], leader: Node, epoch: int) -> bool:
+        return all(
+            (e := n.observer.latest) is not None
+            and e.get("state") == "ELECTED"
+            and e.get("leader") == leader.id
+            and e.get("epoch") == epoch
+            for n in live
+        )
 
     # ----- teardown ----------------------------------------------------------------------------
 
@@ -403,6 +536,9 @@ class FaultCluster:
         return out
 
     def close(self) -> None:
+        for client in list(self._clients):
+            self.end_client(client)
+        self._pool.shutdown(wait=False)
         self.prober.close()
         for node in [*self.nodes.values(), *self.retired]:
             with contextlib.suppress(Exception):

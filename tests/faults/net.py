@@ -7,7 +7,9 @@ Owns one `tests.support.tcpproxy.TcpProxy` per directed link and kind:
     three proxies).
 Endpoints are named "zk1".."zk3" and by node id. `cut(a, b)` blocks every link between two
 endpoints, both ways: bytes are silently held, nothing is reset, new connections hang, exactly
-like packets dropped by a firewall; `heal` lets them flow again.
+like packets dropped by a firewall; `heal` lets them flow again. `divert(address)` points every
+node's client links at another ZooKeeper (one server address) instead, as if --zk now resolved to
+a different ensemble; `divert(None)` points them home again.
 
 Why proxies and not network namespaces: a namespace partition needs a silent drop between
 veths (iptables/nftables or tc netem), which a fresh CI machine does not have (here: no
@@ -72,7 +74,9 @@ class Network:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._links: dict[tuple[str, str, str], TcpProxy] = {}
+        self._home: dict[tuple[str, str, str], int] = {}  # the port each link was built for
         self._cut: set[frozenset[str]] = set()
+        self._diverted: tuple[str, int] | None = None
 
     # ----- building ------------------------------------------------------------------------
 
@@ -80,11 +84,13 @@ class Network:
         with self._lock:
             key = (src, dst, kind)
             proxy = self._links.get(key)
-            if proxy is None or proxy.upstream[1] != port:
+            if proxy is None or self._home.get(key) != port:
                 if proxy is not None:
                     proxy.close()
                 proxy = (TcpProxy if kind == "client" else RawProxy)("127.0.0.1", port)
-                self._links[key] = proxy
+                self._links[key], self._home[key] = proxy, port
+                if kind == "client" and self._diverted is not None:
+                    proxy.retarget(*self._diverted)
             if frozenset((src, dst)) in self._cut:
                 proxy.block()
             return proxy
@@ -134,6 +140,15 @@ class Network:
         for proxy in links:
             proxy.unblock()
 
+    def divert(self, address: tuple[str, int] | None) -> None:
+        """Point every node's client links at `address` (host, port): new connections go there
+        and the open ones are reset. None: back to each link's own ZooKeeper server."""
+        with self._lock:
+            self._diverted = address
+            links = [(k, p) for k, p in self._links.items() if k[2] == "client"]
+        for key, proxy in links:
+            proxy.retarget(*(address or ("127.0.0.1", self._home[key])))
+
     def cuts(self) -> list[tuple[str, str]]:
         with self._lock:
             return sorted(tuple(sorted(p)) for p in self._cut)  # type: ignore[misc]
@@ -143,11 +158,14 @@ class Network:
         with self._lock:
             keys = [k for k in self._links if endpoint in (k[0], k[1])]
             links = [self._links.pop(k) for k in keys]
+            for k in keys:
+                self._home.pop(k, None)
         for proxy in links:
             proxy.close()
 
     def close(self) -> None:
         with self._lock:
             links, self._links = list(self._links.values()), {}
+            self._home.clear()
         for proxy in links:
             proxy.close()

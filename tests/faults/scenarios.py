@@ -9,13 +9,25 @@ while the sessions survive") it asserts itself.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import grpc
+from kazoo.client import KazooClient
+
 from electd.devcluster.cluster import wait_until
-from tests.faults.cluster import POLL_INTERVAL, FaultCluster, Node
+from electd.engine.identity import ClusterIdentity
+from electd.engine.model import NodeRecord
+from electd.v1 import election_service_pb2 as pb
+from tests.faults.checker import log_events
+from tests.faults.cluster import POLL_INTERVAL, FaultCluster, Node, SpareZooKeeper
 
 
 @dataclass(frozen=True)
@@ -388,6 +400,498 @@ def zk_quorum_loss(c: FaultCluster, rng: random.Random) -> None:
     settle(c, healed, "zk-quorum-loss")
 
 
+# ----- hostile writers: other ZooKeeper clients on the election path ------------------------
+
+
+def _path(c: FaultCluster, name: str) -> str:
+    return f"{c.path}/{name}"
+
+
+def _entry_name(sequence: int) -> str:
+    """A name that parses as an electd entry's, with a sequence of our choosing."""
+    return f"electd-{uuid.uuid4().hex}-{sequence:010d}"
+
+
+def _junk(c: FaultCluster, victim: Node, round_: int) -> bytes:
+    """What another client writes over an entry: bytes, a well-formed record that names another
+    node, or nothing."""
+    if round_ % 3 == 1:
+        other = next(n for n in c.running() if n.id != victim.id)
+        return NodeRecord(other.id, other.proc.address).encode()
+    return b"" if round_ % 3 == 2 else b"junk written by another ZooKeeper client"
+
+
+def rewrite_leader_data(c: FaultCluster, rng: random.Random) -> None:
+    """Another ZooKeeper client `set`s junk on the leader's entry (junk bytes, a well-formed
+    record naming another node, empty data; three rounds). The entry no longer counts but
+    keeps its place: its owner steps down on the data watch, deletes it and rejoins at the
+    back, and only then does the next entry lead, with a higher epoch."""
+    kz = c.zk_client()
+    for round_ in range(3):
+        leader, epoch = c.wait_leader()
+        znode = _znode(c, leader, leader.id)
+        assert znode is not None
+        c.fault("rewrite-leader-data", "inject", leader.id, deposes=True, epoch=epoch, znode=znode)
+        kz.set(_path(c, znode), _junk(c, leader, round_))
+        _, new_epoch = wait_until(
+            lambda old=leader.id: (got := c.self_leader()) is not None and got[0].id != old and got,
+            c.session_timeout * 5,
+            "the next entry to lead",
+            interval=POLL_INTERVAL,
+        )
+        assert new_epoch > epoch
+        settle(c, c.fault("rewrite-leader-data", "heal", leader.id), "rewrite-leader-data")
+        assert kz.exists(_path(c, znode)) is None, "the owner replaced its rewritten entry"
+        assert _znode(c, leader, leader.id) not in (None, znode)
+    c.end_client(kz)
+
+
+def rewrite_follower_data(c: FaultCluster, rng: random.Random) -> None:
+    """The same on a follower's entry, three rounds: the follower replaces its entry and
+    rejoins at the back; the leader does not change."""
+    kz = c.zk_client()
+    leader, epoch = c.wait_leader()
+    t0 = time.time()
+    for round_ in range(3):
+        victim = follower(c, rng, leader)
+        znode = _znode(c, leader, victim.id)
+        assert znode is not None
+        c.fault("rewrite-follower-data", "inject", victim.id, epoch=epoch, znode=znode)
+        kz.set(_path(c, znode), _junk(c, victim, round_))
+        wait_until(
+            lambda v=victim.id, old=znode: _znode(c, leader, v) not in (None, old),
+            c.session_timeout * 4,
+            f"{victim.id} to replace its rewritten entry",
+            interval=POLL_INTERVAL,
+        )
+        settle(c, c.fault("rewrite-follower-data", "heal", victim.id), "rewrite-follower-data")
+        assert kz.exists(_path(c, znode)) is None
+        resp = c.list_nodes(leader)
+        assert resp is not None and resp.nodes[-1].id == victim.id, "rejoined at the back"
+    assert leader_epochs(c, t0) == {epoch}, "rewriting a follower's entry changed the leader"
+    c.end_client(kz)
+
+
+INTRUDER = NodeRecord("intruder", "127.0.0.1:1")
+
+
+def fake_lowest_entry(c: FaultCluster, rng: random.Random) -> None:
+    """Two forged entries with the lowest sequences and a valid-looking record: a persistent
+    znode (sequence 0, no session owns it) and an ephemeral one with sequence 1, created after
+    the nodes' entries by a session of the harness. Neither leads or jumps the queue: the
+    persistent one is no member at all, the ephemeral one is a member at the back (czxid
+    order). Then the leader leaves: its successor is the next node, not the forgery."""
+    leader, epoch = c.wait_leader()
+    kz, forger = c.zk_client(), c.zk_client()
+    persistent, forged = _entry_name(0), _entry_name(1)
+    t0 = c.fault("fake-lowest-entry", "inject", "", epoch=epoch, znodes=[persistent, forged])
+    kz.create(_path(c, persistent), INTRUDER.encode())
+    forger.create(_path(c, forged), INTRUDER.encode(), ephemeral=True)
+
+    def forgery_at_the_back() -> bool:
+        ids = sorted(n.id for n in c.running())
+        for node in c.running():
+            resp = c.list_nodes(node)
+            if resp is None or not resp.nodes:
+                return False
+            last = resp.nodes[-1]
+            if (last.znode, last.id, last.is_leader) != (forged, "intruder", False):
+                return False
+            if sorted(m.id for m in resp.nodes[:-1]) != ids or resp.nodes[0].id != leader.id:
+                return False
+            if any(m.znode == persistent for m in resp.nodes):
+                return False
+        return True
+
+    wait_until(forgery_at_the_back, 10, "the forgery listed last, the persistent one nowhere")
+    hold(1.0)
+    c.fault("fake-lowest-entry-leader-leaves", "inject", leader.id, deposes=True, epoch=epoch)
+    c.terminate(leader.id)
+    new, new_epoch = c.wait_leader(c.session_timeout * 5)
+    assert new.id != leader.id and new_epoch > epoch
+    c.restart(leader.id)
+    c.wait_joined([leader.id])
+    c.fault("fake-lowest-entry-leader-leaves", "heal", leader.id)
+    resp = c.list_nodes(new)
+    assert resp is not None
+    assert [m.id for m in resp.nodes][-2:] == ["intruder", leader.id], "in czxid order"
+    # Healing: the harness's session ends and the persistent znode is removed.
+    c.end_client(forger)
+    kz.delete(_path(c, persistent))
+    c.end_client(kz)
+    settle(c, c.fault("fake-lowest-entry", "heal", ""), "fake-lowest-entry")
+    assert leader_epochs(c, t0) == {epoch, new_epoch}
+    named = [e for e in c.history.events("stream") if e.get("leader") == "intruder"]
+    assert not named, f"a forged entry was reported as leader: {named[:3]}"
+
+
+# Foreign data on entries that take part (ephemeral, electd names): every kind of poison.
+POISON: dict[str, bytes] = {
+    "deep-nesting": b'{"v":1,"id":' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+    "5000-digit-integer": b'{"v":1,"id":"p","address":"127.0.0.1:1","n":' + b"9" * 5000 + b"}",
+    "invalid-utf8": b'{"v":1,"id":"p\xff\xfe\xc3\x28","address":"127.0.0.1:1"}',
+    "lone-surrogate-id": b'{"v":1,"id":"\\ud800","address":"127.0.0.1:1"}',
+    "control-chars-in-labels": (
+        b'{"v":1,"id":"p","address":"127.0.0.1:1","labels":{"zone":"a\\u0000\\u001b[31mb"}}'
+    ),
+    "wrong-types": b'{"v":1,"id":42,"address":["127.0.0.1:1"],"labels":"zone=a"}',
+    "future-format-v2": b'{"v":2,"id":"future","address":"127.0.0.1:1"}',
+    "empty": b"",
+    "70-kb": b'{"v":1,"id":"big","address":"127.0.0.1:1","pad":"' + b"x" * 70_000 + b'"}',
+}
+ENGINE_BUG = "bug in the election engine"
+
+
+def poisoned_records(c: FaultCluster, rng: random.Random) -> None:
+    """Foreign ephemeral entries (owned by a session of the harness) whose data is each kind of
+    poison in POISON. First younger than every node: the leader stays. Then every node
+    restarts in turn, so that all of them are older than every node: the oldest poisoned
+    entry leads by the rule (an unreadable member, which no electd node claims). Throughout,
+    ListNodes works on every node and lists them as unreadable (record_error), and no node
+    logs a bug. Healing ends the harness's session; the bounds are judged from then."""
+    leader, epoch = c.wait_leader()
+    owner = c.zk_client()
+    c.fault("poisoned-records", "inject", "", epoch=epoch, kinds=list(POISON))
+    poisoned = {}
+    for i, (kind, data) in enumerate(POISON.items()):
+        name = _entry_name(i)
+        owner.create(_path(c, name), data, ephemeral=True)
+        poisoned[name] = kind
+
+    def listed(want_leader: str) -> bool:
+        ids = sorted(n.id for n in c.running())
+        for node in c.running():
+            resp = c.list_nodes(node, timeout=5.0)
+            if resp is None or len(resp.nodes) != len(ids) + len(poisoned):
+                return False
+            bad = [m for m in resp.nodes if m.znode in poisoned]
+            if len(bad) != len(poisoned) or not all(m.record_error and not m.id for m in bad):
+                return False
+            if sorted(m.id for m in resp.nodes if m.znode not in poisoned) != ids:
+                return False
+            if not resp.nodes[0].is_leader or want_leader not in (resp.nodes[0].znode, ""):
+                return False
+        return True
+
+    wait_until(lambda: listed(""), 20, "every node to list the poisoned entries as unreadable")
+    assert c.self_leader() == (leader, epoch), "younger poisoned entries changed the leader"
+    for node_id in sorted(c.nodes):  # afterwards every poisoned entry is older than every node
+        c.terminate(node_id)
+        c.restart(node_id)
+        c.wait_joined([node_id])
+    first = next(iter(poisoned))
+
+    def foreign_leads() -> bool:
+        for node in c.running():
+            got = c.get_leader(node)
+            if got is None or (got.node.znode, got.node.id) != (first, ""):
+                return False
+            if not got.node.record_error:
+                return False
+        return True
+
+    wait_until(foreign_leads, 20, f"the oldest poisoned entry {first} to lead, unreadable")
+    wait_until(lambda: listed(first), 20, "every node to list everyone under a poisoned leader")
+    hold(1.0)
+    assert c.self_leader() is None, "an electd node claimed while a foreign entry leads"
+    c.figure("poisoned-records: poisoned entries", len(poisoned))
+    c.end_client(owner)  # healing: the foreign session ends, its entries go
+    settle(c, c.fault("poisoned-records", "heal", ""), "poisoned-records")
+    for node in c.running():
+        assert not c.log_lines(node, ENGINE_BUG), f"{node.id}: {c.log_lines(node, ENGINE_BUG)}"
+
+
+FOREIGN_CHILDREN = 10_000
+
+
+def foreign_children(c: FaultCluster, rng: random.Random) -> None:
+    """10,000 foreign children created while the cluster runs: half with foreign names, half
+    persistent znodes named like entries (with a valid record). Every node still lists exactly
+    the nodes (each ListNodes reads them all) and the leader stays; the leader then restarts
+    over them (its successor decides, the restarted node registers and reads them all; judged
+    by rules 4 to 6 with them there); then they are removed."""
+    leader, epoch = c.wait_leader()
+    kz = c.zk_client()
+    record = NodeRecord("fake", "127.0.0.1:1").encode()
+    t0 = c.fault("foreign-children", "inject", "", epoch=epoch, count=FOREIGN_CHILDREN)
+    names: list[str] = []
+    pending = []
+    for i in range(FOREIGN_CHILDREN // 2):
+        for name, data in ((f"foreign-{i}", b"x"), (f"electd-{'e' * 32}-{i:010d}", record)):
+            names.append(name)
+            pending.append(kz.create_async(_path(c, name), data))
+    for result in pending:
+        result.get(60)
+    created = time.time()
+    c.figure("foreign-children: created in (s)", round(created - t0, 3))
+    c.list_timeout = 15.0  # every ListNodes now reads 10,000 children
+    took = []
+    for node in c.running():
+        asked = time.time()
+        resp = c.list_nodes(node)
+        took.append(round(time.time() - asked, 3))
+        assert resp is not None, f"{node.id} did not list members over 10,000 children"
+        assert sorted(m.id for m in resp.nodes) == sorted(c.nodes), f"{node.id}: {resp.nodes}"
+    c.figure("foreign-children: ListNodes over them, each node (s)", took)
+    assert c.self_leader() == (leader, epoch)
+    assert leader_epochs(c, t0) == {epoch}, "foreign children changed the leader"
+    c.fault("foreign-children-leader-restart", "inject", leader.id, deposes=True, epoch=epoch)
+    c.terminate(leader.id)
+    c.restart(leader.id)
+    c.wait_joined([leader.id], timeout=60)
+    healed = c.fault("foreign-children-leader-restart", "heal", leader.id)
+    settle(c, healed, "foreign-children-leader-restart")
+    removing = time.time()
+    for result in [kz.delete_async(_path(c, name)) for name in names]:
+        result.get(60)
+    c.figure("foreign-children: removed in (s)", round(time.time() - removing, 3))
+    c.list_timeout = 1.0
+    c.end_client(kz)
+    settle(c, c.fault("foreign-children", "heal", ""), "foreign-children")
+
+
+def _wipe(kz: KazooClient, path: str, recreate: bool) -> None:
+    """Delete the election path with all its children in one transaction (and create it
+    again, empty, in the same one). The children go in election order, oldest first, as a
+    tool that walks the members would delete them."""
+    for _ in range(20):
+        tx = kz.transaction()
+        children = [(kz.exists(f"{path}/{child}"), child) for child in kz.get_children(path)]
+        for _, child in sorted((s.czxid, c) for s, c in children if s is not None):
+            tx.delete(f"{path}/{child}")
+        tx.delete(path)
+        if recreate:
+            tx.create(path)
+        if not any(isinstance(r, Exception) for r in tx.commit()):
+            return
+    raise AssertionError(f"could not wipe {path}: its children kept changing")
+
+
+def path_wiped(c: FaultCluster, rng: random.Random) -> None:
+    """The election path deleted with all its children in one transaction, twice: recreated
+    empty in the same transaction, then left for the nodes to recreate. Same ensemble, so the
+    zxids went on: the nodes re-register, put their identity back, and the epochs keep growing
+    (rule 2). On today's engine it often fails rule 1 (V10 in RELIABILITY.md): a follower
+    hears of its predecessors' deletion before its own and claims on its deleted entry."""
+    kz = c.zk_client()
+    identity = ClusterIdentity.decode(kz.get(c.path)[0])
+    for recreate in (True, False):
+        _, epoch = c.wait_leader()
+        c.fault("path-wiped", "inject", "", deposes=True, epoch=epoch, recreate=recreate)
+        _wipe(kz, c.path, recreate)
+        wait_until(
+            lambda e=epoch: (got := c.self_leader()) is not None and got[1] > e,
+            c.session_timeout * 5,
+            "a leader with a higher epoch",
+            interval=POLL_INTERVAL,
+        )
+        settle(c, c.fault("path-wiped", "heal", ""), "path-wiped")
+        assert ClusterIdentity.decode(kz.get(c.path)[0]) == identity, "identity restored"
+    c.end_client(kz)
+    restored = sum(len(c.log_lines(n, "restored cluster")) for n in c.nodes.values())
+    assert restored >= 2, "a node put the identity back after each wipe"
+
+
+# ----- another ensemble behind --zk -----------------------------------------------------------
+
+# Set to 1 to forbid the operator's restart in ensemble-rebuilt and second-ensemble: running
+# nodes must then recover by themselves, which they do not today (V5 in RELIABILITY.md).
+NO_RESTART = os.environ.get("ELECTD_FAULTS_NO_RESTART", "") == "1"
+_REFUSES = "refuses to join the election"
+_CARRY_ON = r"--epoch-floor (\d+) --previous ([0-9a-f]{32})"
+
+
+def _why(c: FaultCluster, node: Node) -> str:
+    """What GetLeader answers on `node`: the leader, or the reason it cannot vouch."""
+    try:
+        got = node.stub.GetLeader(pb.GetLeaderRequest(), timeout=1.0).leader
+        return f"leader {got.node.id or got.node.znode} epoch {got.epoch}"
+    except grpc.RpcError as exc:
+        return f"{exc.code().name}: {exc.details()}"
+
+
+def _nobody_vouches(c: FaultCluster, since: float, what: str) -> float:
+    """Wait until no running node vouches for a leader; how long after `since` the last of
+    them said so on its stream (the first message after `since` that names no leader)."""
+    wait_until(
+        lambda: all(c.get_leader(n) is None for n in c.running()),
+        c.session_timeout * 3,
+        what,
+        interval=POLL_INTERVAL,
+    )
+    running = {n.id for n in c.running()}
+    first: dict[str, float] = {}
+    for e in c.history.events("stream"):
+        if e.t >= since and e.node in running and e.get("state") != "ELECTED":
+            first.setdefault(e.node, e.t)
+    return round(max(first.values(), default=time.time()) - since, 3)
+
+
+def _refusing(c: FaultCluster, pattern: str = "") -> list[Node]:
+    return [
+        n for n in c.running() if any(pattern in m.string for m in c.log_lines(n, f"{_REFUSES}.*"))
+    ]
+
+
+def _operator_floor(c: FaultCluster) -> tuple[int, str, str]:
+    """The --epoch-floor and --previous an operator takes from the nodes' logs: the command a
+    refusing node names, else (no node refused) the highest epoch any node logged and the
+    cluster it joined. Returns (floor, previous, where they came from)."""
+    named = [m for n in c.nodes.values() for m in c.log_lines(n, _CARRY_ON)]
+    if named:
+        best = max(named, key=lambda m: int(m.group(1)))
+        return int(best.group(1)), best.group(2), "a node's refusal"
+    epochs = [
+        epoch
+        for n in c.nodes.values()
+        for _, _, leader, epoch in log_events(n.id, n.proc.log_records())
+        if leader != "!backwards"
+    ]
+    joined = [
+        m.group(1) for n in c.nodes.values() for m in c.log_lines(n, r"cluster ([0-9a-f]{32})")
+    ]
+    assert epochs and joined, "the nodes' logs name no epoch or no cluster"
+    return max(epochs), joined[-1], "the nodes' logs (no node refused)"
+
+
+def _carry_on(c: FaultCluster, floor: int, previous: str) -> str:
+    """Run `electd identity --epoch-floor --previous` against the ensemble, as the operator."""
+    cmd = [
+        sys.executable, "-m", "electd", "identity",
+        "--zk", c.ensemble.zk.connect_string,
+        "--election-path", c.path,
+        "--epoch-floor", str(floor),
+        "--previous", previous,
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"{' '.join(cmd[1:])}: {done.stderr}"
+    return done.stdout.strip()
+
+
+def _recover(c: FaultCluster, name: str) -> tuple[int, float]:
+    """After the operator fixed ZooKeeper: wait a while (2T) for every running node to vouch
+    for a leader again by itself; the operator restarts the others (unless NO_RESTART).
+    Returns how many nodes recovered by themselves, and when the operator was done."""
+    with contextlib.suppress(TimeoutError):
+        wait_until(
+            lambda: all(c.get_leader(n) is not None for n in c.running()),
+            2 * c.session_timeout,
+            "every node to vouch again",
+            interval=POLL_INTERVAL,
+        )
+    serving = [n for n in c.running() if c.get_leader(n) is not None]
+    c.history.add("fault", "", name=name, phase="by-themselves", nodes=[n.id for n in serving])
+    if not NO_RESTART:
+        for node in [n for n in c.running() if n not in serving]:
+            c.terminate(node.id)
+            c.restart(node.id)
+    return len(serving), time.time()
+
+
+def ensemble_rebuilt(c: FaultCluster, rng: random.Random) -> None:
+    """ZooKeeper stopped, every server's data directory removed, started again empty: its
+    zxids start again from the bottom. No node may claim with an epoch lower than one handed
+    out before. The harness then plays the operator: it runs `electd identity --epoch-floor E
+    --previous X` with E and X from the nodes' logs, restarts the nodes that do not recover
+    by themselves, and the cluster leads again with higher epochs."""
+    _, epoch = c.wait_leader()
+    t0 = c.fault("ensemble-rebuilt", "inject", "", epoch=epoch)
+    c.ensemble.rebuild()
+    rebuilt = time.time()
+    c.figure(
+        "ensemble-rebuilt: ZooKeeper stopped, wiped and serving again after (s)",
+        round(rebuilt - t0, 3),
+    )
+    quiet = _nobody_vouches(c, t0, "every node to stop vouching on the rebuilt ensemble")
+    c.figure("ensemble-rebuilt: every node stopped vouching after (s)", quiet)
+    try:
+        wait_until(
+            lambda: len(_refusing(c)) == len(c.running()),
+            c.session_timeout * 2,
+            "every node to refuse the rebuilt ensemble",
+            interval=POLL_INTERVAL,
+        )
+    except TimeoutError:
+        if NO_RESTART:
+            raise
+    reasons = {n.id: _why(c, n) for n in c.running()}
+    c.history.add("fault", "", name="ensemble-rebuilt", phase="refused", reasons=reasons)
+    c.figure("ensemble-rebuilt: nodes that logged a refusal", len(_refusing(c)))
+    c.figure("ensemble-rebuilt: the nodes said", reasons)
+    floor, previous, source = _operator_floor(c)
+    assert floor >= epoch
+    written = _carry_on(c, floor, previous)
+    carried = time.time()
+    c.history.add("fault", "", name="ensemble-rebuilt", phase="carried-on", identity=written)
+    c.figure("ensemble-rebuilt: floor taken from", source)
+    by_themselves, done = _recover(c, "ensemble-rebuilt")
+    c.figure("ensemble-rebuilt: nodes leading again without a restart", by_themselves)
+    healed = c.fault("ensemble-rebuilt", "heal", "", rebuilt_at=rebuilt, carried_at=carried)
+    settle(c, healed, "ensemble-rebuilt")
+    found = c.self_leader()
+    assert found is not None and found[1] > floor, f"epoch {found} not above the floor {floor}"
+    c.figure(
+        "ensemble-rebuilt: leader again after the identity was written (s)",
+        round(time.time() - carried, 3),
+    )
+    c.figure(
+        "ensemble-rebuilt: operator done (identity and restarts) after (s)",
+        round(done - carried, 3),
+    )
+
+
+def second_ensemble(c: FaultCluster, rng: random.Random) -> None:
+    """--zk (the nodes' client links, through the suite's proxies) switched from ensemble A to
+    a second, independent ZooKeeper B, then back, two rounds. Round 1: B has run longer than A
+    (higher zxids) and has the election path with another cluster's identity: every node
+    must reach it and refuse it. Round 2: B is empty, with low zxids. No node may claim on B
+    or with a lower epoch; switching back to A resumes (the operator restarts what does not
+    recover by itself)."""
+    T = c.session_timeout
+    for round_, epoch_b in ((1, 4096), (2, None)):
+        b = SpareZooKeeper(c.workdir / f"zk-b{round_}", epoch_b).run()
+        try:
+            other = ClusterIdentity.new()
+            if epoch_b is not None:
+                kb = c.zk_client(b.address)
+                kb.create(c.path, other.encode(), makepath=True)
+                c.end_client(kb)
+            _, epoch = c.wait_leader()
+            t0 = c.fault("second-ensemble", "inject", f"zk-b{round_}", epoch=epoch, round=round_)
+            c.net.divert((b.host, b.client_port))
+            quiet = _nobody_vouches(c, t0, f"every node to stop vouching on B (round {round_})")
+            c.figure(f"second-ensemble {round_}: nobody vouches after (s)", quiet)
+            if epoch_b is not None:
+                wait_until(
+                    lambda o=other.cluster: len(_refusing(c, o)) == len(c.running()),
+                    T * 4,
+                    "every node to refuse B's identity",
+                    interval=POLL_INTERVAL,
+                )
+                c.figure(
+                    f"second-ensemble {round_}: every node refused B after (s)",
+                    round(time.time() - t0, 3),
+                )
+                hold(1.0)
+            else:
+                hold(T + 1.0)  # long enough for A to expire every session
+            reasons = {n.id: _why(c, n) for n in c.running()}
+            c.history.add("fault", "", name="second-ensemble", phase="on-b", reasons=reasons)
+            c.figure(f"second-ensemble {round_}: the nodes said", reasons)
+            c.net.divert(None)
+            back = time.time()
+            by_themselves, _ = _recover(c, "second-ensemble")
+            c.figure(
+                f"second-ensemble {round_}: nodes serving again without a restart", by_themselves
+            )
+            healed = c.fault("second-ensemble", "heal", f"zk-b{round_}", back_at=back)
+            settle(c, healed, "second-ensemble")
+            found = c.self_leader()
+            assert found is not None and found[1] >= epoch
+        finally:
+            b.stop()
+
+
 # ----- the randomized mix ------------------------------------------------------------------
 
 
@@ -503,4 +1007,12 @@ NAMED = [
     Scenario("session-expiry", session_expiry),
     Scenario("rolling-restart", rolling_restart, nodes=5),
     Scenario("churn-20-nodes", churn),
+    Scenario("rewrite-leader-data", rewrite_leader_data),
+    Scenario("rewrite-follower-data", rewrite_follower_data),
+    Scenario("fake-lowest-entry", fake_lowest_entry),
+    Scenario("poisoned-records", poisoned_records),
+    Scenario("foreign-children", foreign_children, session_timeout=4.0),
+    Scenario("path-wiped", path_wiped),
+    Scenario("second-ensemble", second_ensemble),
+    Scenario("ensemble-rebuilt", ensemble_rebuilt),
 ]

@@ -13,13 +13,23 @@ from pathlib import Path
 from tests.faults import linearize
 from tests.faults.checker import Bounds, Report, check
 from tests.faults.cluster import SYNC_LIMIT, TICK_MS, Ensemble, FaultCluster
-from tests.faults.history import History
+from tests.faults.history import Event, History
 
 
 def seed() -> int:
     """The randomized run's seed: $ELECTD_FAULT_SEED, else a fresh one (always printed)."""
     raw = os.environ.get("ELECTD_FAULT_SEED", "")
     return int(raw) if raw else random.SystemRandom().randrange(2**32)
+
+
+def scenario_figures(events: list[Event]) -> dict[str, object]:
+    """The figures a scenario recorded itself (FaultCluster.figure), by name; a name recorded
+    more than once (one per round) gives the list of its values."""
+    out: dict[str, list[object]] = {}
+    for e in events:
+        if e.kind == "figure":
+            out.setdefault(str(e.get("name")), []).append(e.get("value"))
+    return {k: v[0] if len(v) == 1 else v for k, v in out.items()}
 
 
 class Faults:
@@ -48,6 +58,7 @@ class Faults:
         events, logs = c.history.events(), c.node_logs()
         linearize.save_run(self.workdir / "run.json", events, logs, bounds, self.name)
         self.report = check(events, logs, bounds)
+        self.report.figures.update(scenario_figures(events))
         self.verdict = linearize.judge(events, logs, self.workdir)
         outside = linearize.compare(self.report, self.verdict)
         print(f"\n== {self.name}\n{self.report.summary()}")

@@ -8,6 +8,12 @@ Real faults, on real sockets, for tests and the fault suite:
   * `cut_after(opcode, path_prefix)`: forward the next matching ZooKeeper request, then cut the
     connection before its reply can reach the client. Used for "connection loss during create":
     the server commits the create, the client never hears about it.
+  * `hold_next(path_prefix, opcodes)`: hold the next matching request (and everything the client
+    sends after it on that connection, as a stalled link would: ZooKeeper answers a session's
+    requests in order) until `Hold.release()`. Used to probe a node while its delete is on its
+    way to ZooKeeper.
+  * `retarget(host, port)`: send new connections to another server and reset the open ones
+    (the address behind a name now points elsewhere).
 
 Understands just enough of ZooKeeper's framing: every packet is a 4-byte big-endian length and
 a body; after the connect request, each request body starts with xid (int32), type (int32) and,
@@ -21,9 +27,10 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 OP_CREATE = 1
+OP_DELETE = 2
 OP_CREATE2 = 15
 
 
@@ -32,6 +39,22 @@ class _Cut:
     opcodes: tuple[int, ...]
     path_prefix: str
     fired: threading.Event
+
+
+@dataclass
+class Hold:
+    """A one-shot hold (`TcpProxy.hold_next`). `fired` is set, and `fired_at` (time.time()) is
+    recorded, when the matching request has reached the proxy and is being held."""
+
+    opcodes: tuple[int, ...]
+    path_prefix: str
+    fired: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    fired_at: float = 0.0
+    path: str = ""
+
+    def release(self) -> None:
+        self.released.set()
 
 
 class TcpProxy:
@@ -44,6 +67,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._conns: list[tuple[socket.socket, socket.socket]] = []
         self._cut: _Cut | None = None
+        self._hold: Hold | None = None
         self._closed = False
         self.connections = 0
         threading.Thread(target=self._accept_loop, name="tcpproxy-accept", daemon=True).start()
@@ -74,9 +98,25 @@ class TcpProxy:
         self._cut = cut
         return cut.fired
 
+    def hold_next(self, path_prefix: str, opcodes: tuple[int, ...] = (OP_DELETE,)) -> Hold:
+        """Arm a one-shot hold of the next request with one of `opcodes` on a path starting
+        with `path_prefix`: it and whatever follows it on its connection stay in the proxy
+        until `release()`. Replies from the server still flow."""
+        hold = Hold(opcodes, path_prefix)
+        self._hold = hold
+        return hold
+
+    def retarget(self, host: str, port: int) -> None:
+        """New connections go to host:port from now on; the open ones are reset."""
+        self.upstream = (host, port)
+        self.drop()
+
     def close(self) -> None:
         self._closed = True
         self._gate.set()
+        hold, self._hold = self._hold, None
+        if hold is not None:
+            hold.release()
         self._listener.close()
         self.drop()
 
@@ -142,6 +182,8 @@ class TcpProxy:
                         break
                     frame, buf = buf[: 4 + length], buf[4 + length :]
                     fire = not first and self._matches(frame)
+                    if not first:
+                        self._hold_if_armed(frame)
                     first = False
                     if fire:
                         state["cut"] = True
@@ -159,13 +201,39 @@ class TcpProxy:
 
     def _matches(self, frame: bytes) -> bool:
         cut = self._cut
-        if cut is None or len(frame) < 16:
+        if cut is None:
             return False
-        _, opcode, path_len = struct.unpack(">iii", frame[4:16])
-        if opcode not in cut.opcodes or path_len < 0:
-            return False
-        path = frame[16 : 16 + path_len].decode(errors="replace")
-        return path.startswith(cut.path_prefix)
+        request = _request(frame)
+        return (
+            request is not None
+            and request[0] in cut.opcodes
+            and request[1].startswith(cut.path_prefix)
+        )
+
+    def _hold_if_armed(self, frame: bytes) -> None:
+        """Block this connection's request pump while an armed hold matches `frame`."""
+        hold = self._hold
+        if hold is None:
+            return
+        request = _request(frame)
+        if request is None or request[0] not in hold.opcodes:
+            return
+        if not request[1].startswith(hold.path_prefix):
+            return
+        self._hold = None
+        hold.path, hold.fired_at = request[1], time.time()
+        hold.fired.set()
+        hold.released.wait()
+
+
+def _request(frame: bytes) -> tuple[int, str] | None:
+    """(opcode, path) of a ZooKeeper request frame of a path operation, else None."""
+    if len(frame) < 16:
+        return None
+    _, opcode, path_len = struct.unpack(">iii", frame[4:16])
+    if path_len < 0 or len(frame) < 16 + path_len:
+        return None
+    return opcode, frame[16 : 16 + path_len].decode(errors="replace")
 
 
 def _close(*socks: socket.socket) -> None:

@@ -353,13 +353,18 @@ class ElectionEngine:
 
     def publish_if_current(
         self, gen: int, role: Role, leader: LeaderInfo | None, reason: str, own: str, watch: str
-    ) -> View | None:
+    ) -> View | bool | None:
         """Publish a decision made in connection generation `gen`, unless the connection moved
-        on meanwhile (its callback published already) or the engine is stopping. Returns the
-        view it replaced, or None if it published nothing."""
+        on meanwhile (its callback published already) or the engine is stopping (None). A
+        claim (LEADER) is refused (False) once our own entry's watch has fired: its callback
+        takes this lock after the watch book forgets the entry, so either the claim sees the
+        watch gone, or the callback sees the claim and steps down. Else returns the view it
+        replaced."""
         with self._lock:
             if gen != self._conn_gen or self._stopping:
                 return None
+            if role is Role.LEADER and self._book.role(own) != OWN:
+                return False
             before = self._view
             self._publish_locked(role, leader, reason, own, watch)
             return before

@@ -13,8 +13,9 @@ Invariants (see order.py for the rule):
     later pass may decide from the chain without listing again, and may trust what it knows of
     an entry whose watch is still set (ZooKeeper delivers a session's events in order: an entry
     whose change we have not heard of was as we knew it when the event we handle happened). A
-    graceful leader change then costs the successor and the node right behind it no round trip
-    at all, and any other node one read, however many members there are.
+    graceful leader change then costs the successor one round trip (its own entry, read before
+    it claims: V10), the node right behind it none, and any other node one read, however many
+    members there are.
   * We claim only from our own entry's metadata in our current session, data version 0.
   * Our entry found rewritten: step down first, then delete it, then register again.
 """
@@ -26,6 +27,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from electd.engine.clock import now as lease_clock
 from electd.engine.identity import ClusterIdentity, IdentityError, Refused, judge, missing
 from electd.engine.lease import Lease
 from electd.engine.members import Members
@@ -77,6 +79,9 @@ class Passes:
         self._pinned = cluster_id  # --cluster-id
         self._identity: ClusterIdentity | None = None  # the cluster this node joined
         self._refusal = ""  # the last refusal logged (each is logged once)
+
+    def _lease_now(self) -> float:
+        return lease_clock()
 
     def forget_decision(self) -> None:
         """After a failed round: the next wake-up needs a full pass."""
@@ -319,6 +324,13 @@ class Passes:
             pass  # that one is gone too: the next oldest
         while len(self._chain) > 1 and self._probe(len(self._chain) - 1, PREDECESSOR) is None:
             pass
+        claiming = not self._chain and not self._engine.view().is_leader(self._lease_now())
+        # About to claim: one round trip first. ZooKeeper answers it only after every change
+        # it committed before it, so a transaction that deleted our predecessors and our own
+        # entry together (a wiped path) is seen whole, and we never claim on an entry that is
+        # already gone (RELIABILITY.md, V10).
+        if claiming and not self.own_still_ours():
+            return False
         return self._conclude(gen)
 
     def _probe(self, at: int, role: str, fresh: bool = False) -> Ranked | None:
@@ -371,7 +383,9 @@ class Passes:
                 )
         info = self._leader_info(leader) if leader is not None else None
         before = self._engine.publish_if_current(gen, role, info, reason, own.name, watching)
-        if before is None:
+        if before is False:
+            return False  # our own entry changed or went away meanwhile: decide again
+        if before is None or before is True:
             return True  # the connection moved on, or we are leaving: nothing to publish
         self._decided_gen = gen
         self._log_transition(before, role, info, watching, reason)
