@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Java client: generates io.electd.v1 from ../../proto (protoc and
 # protoc-gen-grpc-java come from Maven Central as artifacts), compiles, runs the unit tests
-# and packages the runnable jar target/electd-client-0.1.0-all.jar, then records a class-data
-# sharing archive for it so that `run` starts faster. Idempotent; works with an empty ~/.m2.
+# and packages the library (library/target/electd-client-0.1.0.jar) and the example CLI's
+# runnable jar (example/target/electd-client-example-0.1.0-all.jar), then records a class-data
+# sharing archive for the CLI so that `run` starts faster. Idempotent; works with an empty ~/.m2.
 #
 #   ./build.sh                 # full build with tests
 #   ./build.sh -o -DskipTests  # extra arguments go to mvn (-o: offline, once ~/.m2 is filled)
@@ -20,9 +21,10 @@ mvn -q -B "$@" package 2>&1 | sed -u 's/\x1b\[0m//g'
 
 # A dynamic CDS archive of the classes one run loads (about a third off JVM start-up).
 # Recorded by a run that fails fast: nothing listens on port 1 of the loopback address.
-jar=target/electd-client-0.1.0-all.jar
-rm -f target/electd-client.jsa
-java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ArchiveClassesAtExit=target/electd-client.jsa \
+jar=example/target/electd-client-example-0.1.0-all.jar
+jsa=example/target/electd-client.jsa
+rm -f "$jsa"
+java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ArchiveClassesAtExit="$jsa" \
   -jar "$jar" --json leader 127.0.0.1:1 >/dev/null 2>&1 || true
-[ -f target/electd-client.jsa ] || log "note: no CDS archive recorded; run will start a bit slower"
+[ -f "$jsa" ] || log "note: no CDS archive recorded; run will start a bit slower"
 log "built $jar"

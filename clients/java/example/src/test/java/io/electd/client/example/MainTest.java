@@ -3,20 +3,33 @@ package io.electd.client.example;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.electd.client.ElectionClient;
 import io.electd.v1.ElectionServiceGrpc;
 import io.electd.v1.GetLeaderRequest;
 import io.electd.v1.GetLeaderResponse;
 import io.electd.v1.Leader;
+import io.electd.v1.LeaderState;
 import io.electd.v1.ListNodesRequest;
 import io.electd.v1.ListNodesResponse;
 import io.electd.v1.Node;
+import io.electd.v1.WatchLeaderRequest;
+import io.electd.v1.WatchLeaderResponse;
 import io.grpc.Server;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.stub.StreamObserver;
+import java.io.BufferedReader;
 import java.io.ByteArrayOutputStream;
+import java.io.File;
+import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
+import java.net.URI;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.zip.ZipFile;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -52,6 +65,17 @@ class MainTest {
                 .setEpoch(4294967302L)
                 .build());
             obs.onCompleted();
+          }
+
+          @Override
+          public void watchLeader(WatchLeaderRequest request, StreamObserver<WatchLeaderResponse> obs) {
+            obs.onNext(WatchLeaderResponse.newBuilder()
+                .setState(LeaderState.LEADER_STATE_ELECTED)
+                .setLeader(Leader.newBuilder()
+                    .setNode(Node.newBuilder().setId("n1").setAddress("127.0.0.1:7001"))
+                    .setEpoch(4294967302L))
+                .setResponderId("n1")
+                .build()); // and keep the stream open
           }
         })
         .build()
@@ -113,5 +137,59 @@ class MainTest {
   @Test
   void quoteEscapesJson() {
     assertEquals("\"a\\\"b\\\\c\\n\\u0001é\"", Main.quote("a\"b\\c\n\u0001é"));
+  }
+
+  @Test
+  void watchWithNoNodeAnsweringExits1() {
+    Result r = run("--json", "watch", "127.0.0.1:1", "127.0.0.1:2");
+    assertEquals(1, r.code());
+    assertEquals("", r.out());
+    assertTrue(r.err().contains("no electd node answered (tried 127.0.0.1:1, 127.0.0.1:2)"), r.err());
+  }
+
+  /** The watch command in its own JVM: SIGTERM and SIGINT end it with exit status 0, at once. */
+  @Test
+  @Timeout(90)
+  void watchExits0OnSigtermAndSigint() throws Exception {
+    String classpath = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
+    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    for (String signal : List.of("TERM", "INT")) {
+      Process p = new ProcessBuilder(java, "-cp", classpath, Main.class.getName(), "--json", "watch",
+          "127.0.0.1:1", address)
+          .redirectError(ProcessBuilder.Redirect.DISCARD)
+          .start();
+      try {
+        BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+        assertEquals("{\"id\":\"n1\",\"address\":\"127.0.0.1:7001\",\"epoch\":4294967302}", out.readLine());
+        long start = System.nanoTime();
+        assertEquals(0, new ProcessBuilder("kill", "-" + signal, Long.toString(p.pid())).start().waitFor());
+        assertTrue(p.waitFor(5, TimeUnit.SECONDS), "SIG" + signal + ": still running after 5 s");
+        double took = (System.nanoTime() - start) / 1e9;
+        assertEquals(0, p.exitValue(), "SIG" + signal);
+        // The contract: within a second. Generous for two busy cores; a watch that waited out
+        // a deadline or a backoff, or the JVM's default exit (143/130), fails anyway.
+        assertTrue(took < 3, "SIG" + signal + ": took " + took + " s");
+      } finally {
+        p.destroyForcibly();
+      }
+    }
+  }
+
+  /** The library's own jar (or classes) holds no example program. */
+  @Test
+  void theLibraryHoldsNoExampleCode() throws Exception {
+    URI location = ElectionClient.class.getProtectionDomain().getCodeSource().getLocation().toURI();
+    Path path = Path.of(location);
+    String example = Main.class.getName().replace('.', '/') + ".class";
+    if (Files.isDirectory(path)) {
+      assertTrue(Files.exists(path.resolve("io/electd/client/ElectionClient.class")));
+      assertTrue(!Files.exists(path.resolve(example)), path + " holds " + example);
+    } else {
+      try (ZipFile jar = new ZipFile(new File(location))) {
+        assertTrue(jar.getEntry("io/electd/client/ElectionClient.class") != null);
+        assertTrue(jar.getEntry(example) == null, path + " holds " + example);
+        assertTrue(jar.stream().noneMatch(e -> e.getName().contains("/example/")), path.toString());
+      }
+    }
   }
 }

@@ -4,11 +4,12 @@ import io.grpc.Status;
 import java.util.List;
 
 /**
- * A call to electd failed: either no node answered (every address was unreachable or
- * answered {@code UNAVAILABLE}/{@code DEADLINE_EXCEEDED}), or a node rejected the call with
- * an error that trying another node would not fix (for example {@code INVALID_ARGUMENT}).
- * The one exception type that {@link ElectionClient} and {@link LeaderWatch} throw for a
- * failed call; unchecked.
+ * A call to electd failed: either no node answered (every address was unreachable, too slow,
+ * or answered {@code UNAVAILABLE}, {@code DEADLINE_EXCEEDED} or {@code RESOURCE_EXHAUSTED}),
+ * or a node rejected the call with an error that trying another node would not fix (for
+ * example {@code INVALID_ARGUMENT}), or the call was cancelled ({@code CANCELLED}: the client
+ * was closed, the future cancelled, or the calling thread interrupted). The one exception
+ * type that {@link ElectionClient} and {@link LeaderWatch} throw for a failed call; unchecked.
  */
 public final class ElectdException extends RuntimeException {
   private static final long serialVersionUID = 1L;
@@ -23,8 +24,8 @@ public final class ElectdException extends RuntimeException {
   }
 
   /**
-   * The addresses that were tried: all of them when no node answered, else the one address
-   * whose node rejected the call.
+   * The addresses concerned: all of them when no node answered, else the one address whose
+   * node rejected the call.
    */
   public List<String> addresses() {
     return addresses;

@@ -39,6 +39,7 @@ public final class Main {
   private final PrintStream err;
   private boolean json;
   private volatile LeaderWatch watch;
+  private volatile boolean stopping;
 
   Main(PrintStream out, PrintStream err) {
     this.out = out;
@@ -139,6 +140,13 @@ public final class Main {
   }
 
   private int watch(ElectionClient client) throws InterruptedException {
+    // The JVM's default for SIGINT/SIGTERM is to exit 130/143 from shutdown hooks; the
+    // contract wants exit 0 within a second, so handle the signals ourselves (sun.misc.Signal,
+    // in the jdk.unsupported module, is the only JDK API for that) and end the watch at once,
+    // even in the middle of a backoff or a connection attempt. Installed before the watch
+    // starts, so that an early signal is not lost.
+    Signal.handle(new Signal("INT"), s -> stop());
+    Signal.handle(new Signal("TERM"), s -> stop());
     watch = client.watchLeader(0, new LeaderListener() {
       @Override
       public void onLeader(Leader leader) {
@@ -157,14 +165,19 @@ public final class Main {
         }
       }
     });
-    // The JVM's default for SIGINT/SIGTERM is to exit 130/143 from shutdown hooks; the
-    // contract wants exit 0, so handle the signals ourselves (sun.misc.Signal, in the
-    // jdk.unsupported module, is the only JDK API for that) and end the watch cleanly.
-    LeaderWatch w = watch;
-    Signal.handle(new Signal("INT"), s -> w.close());
-    Signal.handle(new Signal("TERM"), s -> w.close());
-    w.await(); // returns when closed; throws ElectdException if no node answered
+    if (stopping) {
+      watch.close();
+    }
+    watch.await(); // returns when closed; throws ElectdException if no node answered
     return 0;
+  }
+
+  private void stop() {
+    stopping = true;
+    LeaderWatch w = watch;
+    if (w != null) {
+      w.close();
+    }
   }
 
   private static String leaderJson(Leader leader) {
