@@ -16,13 +16,16 @@ if [ -z "${ELECTD_ZK_CLASSPATH:-}" ]; then
     /usr/share/java/zookeeper.jar zookeeper default-jre-headless
 fi
 
-# 2. Python virtualenv with pinned dependencies.
+# 2. Python virtualenv with pinned dependencies: the client library (clients/python, the
+#    electd-client distribution that the root package depends on, from its local path) and the
+#    root package, both editable, in one resolution against requirements.lock.
 stamp=.venv/.electd-installed
-want=$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml clients/python/pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "creating .venv and installing pinned Python dependencies"
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+  .venv/bin/pip install -q --disable-pip-version-check -c requirements.lock \
+    -e ./clients/python -e '.[dev]'
   echo "$want" >"$stamp"
 fi
 

@@ -1,6 +1,6 @@
 """The Python example client: `leader`, `nodes`, `watch` over one or more node addresses,
-exactly as the other languages' examples (clients/README.md). Built on `electd.client`, the
-Python client library that ships in the `electd` package."""
+exactly as the other languages' examples (clients/README.md). Built on `electd_client`, the
+client-only distribution in this folder (pip install ./clients/python)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import signal
 import sys
 from typing import Any
 
-from electd.client import ElectdError, ElectionClient, validate_address
+from electd_client import ElectdError, ElectionClient, validate_address
 
 
 def dumps(doc: dict[str, Any]) -> str:
@@ -53,7 +53,14 @@ def main(argv: list[str] | None = None) -> int:
                         else f"{'*' if n.is_leader else ' '} {n.id} {n.address} seq={n.sequence}"
                     )
             else:
-                watch = client.watch_leader()
+                # Failovers go to stderr for people; stdout keeps the leader lines only.
+                watch = client.watch_leader(
+                    on_failover=None
+                    if args.json
+                    else lambda addr, why: print(f"(left {addr}: {why})", file=sys.stderr)
+                )
+                # SIGINT/SIGTERM end the watch at once (also during a backoff or a pending
+                # connection); the program then exits 0.
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(sig, lambda *_: watch.cancel())
                 for leader in watch:

@@ -223,7 +223,7 @@ def run_dev(nodes: int, base_port: int, session_timeout: float, workdir: str | N
                 flush=True,
             )
             print("watching leader changes; Ctrl-C stops the cluster", flush=True)
-            watch = client.watch_leader(min_epoch=leader.epoch + 1)
+            watch = client.watch_leader(after_epoch=leader.epoch)
             watcher = threading.Thread(target=_print_changes, args=(watch,), daemon=True)
             watcher.start()
             while not stop.wait(0.5):
