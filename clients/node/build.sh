@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Node client's pinned dependencies from package-lock.json (npm ci), checks
-# that electd.v1 loads from ../../proto, and runs the unit tests (node --test).
+# that electd.v1 loads from ../../proto, and runs the unit tests (node --test), which also
+# type-check the TypeScript declarations (src/index.d.ts) with the pinned tsc.
 # There is no compile step: the code is plain ES modules, and the gRPC stubs are generated
 # from the .proto files when the library loads (@grpc/proto-loader). Idempotent.
 #
@@ -31,6 +32,6 @@ fi
 node --input-type=module -e "import { loadElectdV1 } from './src/proto.js'; loadElectdV1();"
 
 if [ "${1:-}" != "--skip-tests" ]; then
-  node --test test/
+  node --test test/*.test.js
 fi
 log "ready: ./run --help"

@@ -74,8 +74,9 @@ async function main(argv) {
       }
     } else {
       const stop = new AbortController();
-      // Ctrl-C / SIGTERM end the watch cleanly (the node sees the stream cancelled) and the
-      // program exits 0 instead of dying with 130/143.
+      // Ctrl-C / SIGTERM end the watch at once, also while a connection attempt or a backoff
+      // is pending (the node sees the stream cancelled), and the program exits 0 instead of
+      // dying with 130/143.
       process.once('SIGINT', () => stop.abort());
       process.once('SIGTERM', () => stop.abort());
       // stdout gone (say, `watch | head -1`): nobody is listening any more.
@@ -98,3 +99,6 @@ async function main(argv) {
 }
 
 process.exitCode = await main(process.argv.slice(2));
+// close() has released every connection, so the process ends by itself now; should anything
+// still hold it, the exit status is settled and nothing is left to print.
+setTimeout(() => process.exit(), 500).unref();

@@ -1,15 +1,35 @@
-// ElectionClient: failover across electd nodes for GetLeader, ListNodes and WatchLeader.
+// ElectionClient: failover across electd nodes for GetLeader, ListNodes and WatchLeader, with
+// the bounds of the client contract (clients/README.md, "The client contract").
 import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadElectdV1 } from './proto.js';
 import { Backoff } from './backoff.js';
+import { AddressGuard } from './connect.js';
 
 const { status: Status } = grpc;
 
 /** Default deadline of each unary attempt. */
 export const DEFAULT_CALL_TIMEOUT_MS = 2000;
+/** Default connect deadline: TCP and the HTTP/2 handshake, per address and attempt. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
+/** Default time a watch waits for its first message once connected. */
+export const DEFAULT_FIRST_MESSAGE_TIMEOUT_MS = 2000;
+
+// HTTP/2 keepalive: a ping every 3 s, the connection closed when one is not acked within 3 s,
+// also when no call is open (electd accepts pings every second). A frozen node is left within
+// 6 s, and a pooled connection to one is found dead before the next call needs it.
+const KEEPALIVE_TIME_MS = 3000;
+const KEEPALIVE_TIMEOUT_MS = 3000;
+
+// A watch attempt that delivered a leader counts as healthy (it resets the failover round and
+// the backoff) if it brought a newer epoch or stayed open at least this long; a node that sends
+// its state and hangs up at once is retried with backoff, not in a tight loop.
+const HEALTHY_STREAM_MS = 1000;
 
 const USER_AGENT = 'electd-node/0.1.0';
+
+const FAILOVER_CODES = new Set([Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED, Status.RESOURCE_EXHAUSTED]);
+const MAX_AFTER_EPOCH = (1n << 63n) - 2n; // an int64, with room for the next epoch
 
 /**
  * The one error type of this library: a call failed because no node answered
@@ -25,14 +45,14 @@ export class ElectdError extends Error {
     super(message, { cause });
     this.name = 'ElectdError';
     /**
-     * The addresses that were tried: all of them when no node answered, else the one whose
-     * node rejected the call.
+     * The addresses concerned: all of them when no node answered, else the one whose node
+     * rejected the call.
      * @type {string[]}
      */
     this.addresses = addresses;
     /**
-     * The gRPC status code (a grpc.status number) of the rejection, or the last one seen when
-     * no node answered; undefined if there was none.
+     * The gRPC status code (a grpc.status number) of the rejection, or of the last address
+     * tried when no node answered; undefined if there was none.
      * @type {number|undefined}
      */
     this.code = code;
@@ -48,12 +68,8 @@ export class ElectdError extends Error {
    * @type {boolean}
    */
   get noNodeAnswered() {
-    return this.code === undefined || isFailoverCode(this.code);
+    return this.code === undefined || FAILOVER_CODES.has(this.code);
   }
-}
-
-function isFailoverCode(code) {
-  return code === Status.UNAVAILABLE || code === Status.DEADLINE_EXCEEDED;
 }
 
 /** The details of a grpc-js error, without the empty "Resolution note:" it appends to connection errors. */
@@ -61,9 +77,8 @@ function detailsOf(err) {
   return (err.details ?? '').replace(/\s*Resolution note:\s*$/, '');
 }
 
-function describe(err) {
-  const name = Status[err.code] ?? String(err.code);
-  const details = detailsOf(err);
+function describe({ code, details }) {
+  const name = Status[code] ?? String(code);
   return details ? `${name}: ${details}` : name;
 }
 
@@ -76,7 +91,7 @@ function describe(err) {
  * @throws {TypeError}
  */
 export function validateAddress(address) {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\[\]\s]+):([0-9]{1,5})$/.exec(address);
+  const m = typeof address === 'string' && /^(\[[0-9a-fA-F:.]+\]|[^:\[\]\s/]+):([0-9]{1,5})$/.exec(address);
   const port = m ? Number(m[2]) : 0;
   if (!m || port < 1 || port > 65535) {
     throw new TypeError(`bad address '${address}': want HOST:PORT`);
@@ -101,6 +116,7 @@ function toNode(n) {
     watches: n.watches,
     sessionId: BigInt(n.sessionId),
     version: n.version,
+    recordError: n.recordError,
   };
 }
 
@@ -109,10 +125,46 @@ function toLeader(l) {
   return { node: toNode(l.node ?? {}), epoch: BigInt(l.epoch), electedAt: toDate(l.electedAt) };
 }
 
+function checkKeys(what, options, allowed, hints = {}) {
+  if (options === null || typeof options !== 'object') throw new TypeError(`${what}: options must be an object`);
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) {
+      throw new TypeError(`${what}: unknown option '${key}'${hints[key] ? ` (${hints[key]})` : ''}`);
+    }
+  }
+}
+
+function checkMs(name, value) {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new RangeError(`${name} must be a positive number of milliseconds, got ${value}`);
+  }
+  return value;
+}
+
+/** afterEpoch as a BigInt: a non-negative integer given as bigint, safe integer or decimal string. */
+function toAfterEpoch(value) {
+  let epoch;
+  if (typeof value === 'bigint') epoch = value;
+  else if (typeof value === 'number' && Number.isSafeInteger(value)) epoch = BigInt(value);
+  else if (typeof value === 'string' && /^[0-9]+$/.test(value)) epoch = BigInt(value);
+  else {
+    throw new TypeError(`afterEpoch must be a non-negative integer (a bigint, a safe integer or a decimal string), got ${value}`);
+  }
+  if (epoch < 0n || epoch > MAX_AFTER_EPOCH) throw new RangeError(`afterEpoch out of range: ${epoch}`);
+  return epoch;
+}
+
+function isAbortSignal(signal) {
+  return signal !== null && typeof signal === 'object' && typeof signal.aborted === 'boolean' &&
+    typeof signal.addEventListener === 'function';
+}
+
+const closedError = () => new Error('ElectionClient is closed');
+
 /**
  * A client for a cluster of electd nodes. Any node answers for the whole cluster, so the
- * client keeps one channel per address and moves on to the next address (round-robin) when
- * the node in use is unreachable or answers UNAVAILABLE or DEADLINE_EXCEEDED.
+ * client keeps one channel per address and moves on to the next address when the node in use
+ * cannot be reached in time or answers UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED.
  *
  *   const client = new ElectionClient(['10.0.0.1:7001', '10.0.0.2:7001']);
  *   const { leader } = await client.getLeader();
@@ -120,43 +172,59 @@ function toLeader(l) {
  */
 export class ElectionClient {
   #addresses;
+  #guards;
   #stubs;
   #callTimeoutMs;
+  #firstMessageTimeoutMs;
   #backoff;
   #preferred = 0; // the address that answered last: calls start there
   #closed = false;
-  #watches = new Set(); // live WatchLeader calls, cancelled by close()
+  #stops = new Set(); // one AbortController per running watch, aborted by close()
+  #unaryCalls = new Set(); // unary calls in flight, cancelled by close()
 
   /**
    * @param {string[]} addresses HOST:PORT of one or more nodes
-   * @param {{callTimeoutMs?: number, backoff?: {initialMs?: number, maxMs?: number}}} [options]
+   * @param {{callTimeoutMs?: number, connectTimeoutMs?: number, firstMessageTimeoutMs?: number,
+   *          backoff?: {initialMs?: number, maxMs?: number}}} [options]
    */
-  constructor(addresses, { callTimeoutMs = DEFAULT_CALL_TIMEOUT_MS, backoff = {} } = {}) {
+  constructor(addresses, options = {}) {
     if (!Array.isArray(addresses) || addresses.length === 0) {
       throw new TypeError('at least one address is needed');
     }
     addresses.forEach(validateAddress);
+    checkKeys('ElectionClient', options, ['callTimeoutMs', 'connectTimeoutMs', 'firstMessageTimeoutMs', 'backoff']);
+    const {
+      callTimeoutMs = DEFAULT_CALL_TIMEOUT_MS,
+      connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS,
+      firstMessageTimeoutMs = DEFAULT_FIRST_MESSAGE_TIMEOUT_MS,
+      backoff = {},
+    } = options;
+    this.#callTimeoutMs = checkMs('callTimeoutMs', callTimeoutMs);
+    checkMs('connectTimeoutMs', connectTimeoutMs);
+    this.#firstMessageTimeoutMs = checkMs('firstMessageTimeoutMs', firstMessageTimeoutMs);
+    checkKeys('ElectionClient backoff', backoff, ['initialMs', 'maxMs']);
+    new Backoff(backoff); // checks it
+    this.#backoff = { ...backoff };
     this.#addresses = [...addresses];
-    this.#callTimeoutMs = callTimeoutMs;
-    this.#backoff = backoff;
     const { ElectionService } = loadElectdV1();
-    this.#stubs = this.#addresses.map(
-      (address) =>
-        new ElectionService(address, grpc.credentials.createInsecure(), {
-          'grpc.primary_user_agent': USER_AGENT,
-          // HTTP/2 pings notice a node that vanished without closing its connections
-          // (power loss, partition), which would otherwise hang a watch forever.
-          'grpc.keepalive_time_ms': 10_000,
-          'grpc.keepalive_timeout_ms': 5_000,
-          // Our own backoff decides when to try a node again; without these the channel
-          // would fail calls at once for up to 2 minutes after a failed connection attempt,
-          // ignoring a node that came back.
-          'grpc.initial_reconnect_backoff_ms': 50,
-          'grpc.max_reconnect_backoff_ms': 2_000,
-          // Addresses are HOST:PORT; don't ask DNS for TXT service configs.
-          'grpc.service_config_disable_resolution': 1,
-        }),
-    );
+    this.#guards = this.#addresses.map((address) => new AddressGuard(address, connectTimeoutMs));
+    this.#stubs = this.#guards.map((guard) => {
+      const stub = new ElectionService(guard.target, guard.credentials, {
+        'grpc.primary_user_agent': USER_AGENT,
+        'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
+        'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+        'grpc.keepalive_permit_without_calls': 1,
+        // Our own backoff paces the rounds over the addresses; without these the channel would
+        // fail calls at once for up to 2 minutes after a failed attempt, ignoring a node that
+        // came back.
+        'grpc.initial_reconnect_backoff_ms': 50,
+        'grpc.max_reconnect_backoff_ms': 2000,
+        // One subchannel per channel, owned by it: close() releases its connection.
+        'grpc.use_local_subchannel_pool': 1,
+      });
+      guard.watch(stub.getChannel());
+      return stub;
+    });
   }
 
   /** The addresses this client uses, in order. */
@@ -187,151 +255,234 @@ export class ElectionClient {
 
   /**
    * Watches the leader across node failures: an async iterable of leaders whose epochs
-   * strictly increase (each greater than minEpoch); a change is never yielded twice.
+   * strictly increase, each greater than afterEpoch (the highest epoch the caller already
+   * handled; 0, the default, reports the current leader); a change is never yielded twice.
    *
-   * It follows one node at a time. When that node is unreachable, ends its stream, or says it
-   * cannot vouch for a leader, it moves to the next address, passing min_epoch so that a node
-   * that is behind cannot take it back in time; after a full round without a leader it backs
-   * off (50 ms doubling to 2 s, with jitter). If no node answers at all in the first round it
-   * throws ElectdError; once some node has answered it keeps trying until stopped.
+   * It follows one node at a time and leaves it (calling onFailover(address, reason)) when it
+   * cannot connect within the connect deadline, sends no first message within the first-message
+   * deadline, stops answering keepalive pings, fails with UNAVAILABLE, DEADLINE_EXCEEDED or
+   * RESOURCE_EXHAUSTED, ends its stream, or says it cannot vouch for a leader. It resumes on the
+   * next address with min_epoch = the last epoch reported + 1; after a full round without a
+   * leader it backs off (50 ms doubling to 2 s, full jitter). Any other status is thrown as
+   * ElectdError, and so is a first round in which no node answered at all; once some node has
+   * answered it keeps trying until stopped.
    *
    * Stop it by aborting `signal`, by leaving the `for await` loop, or with close(); each ends
-   * the stream on the node at once, and the iteration then simply ends.
+   * the stream on the node at once (also during a connection attempt or a backoff), and the
+   * iteration then simply ends.
    *
-   * @param {{minEpoch?: bigint|number|string, signal?: AbortSignal,
+   * @param {{afterEpoch?: bigint|number|string, signal?: AbortSignal,
    *          onFailover?: (address: string, reason: string) => void}} [options]
-   * @returns {AsyncGenerator<{node: object, epoch: bigint, electedAt: Date|null}>}
+   * @returns {AsyncGenerator<{node: object, epoch: bigint, electedAt: Date|null}, void, undefined>}
    */
-  async *watchLeader({ minEpoch = 0n, signal, onFailover } = {}) {
-    let last = BigInt(minEpoch);
-    if (last < 0n) throw new RangeError('minEpoch must not be negative');
-    const n = this.#addresses.length;
-    const backoff = new Backoff(this.#backoff);
-    let index = this.#preferred;
-    let fruitless = 0; // attempts in a row that did not yield an elected leader
-    let anyAnswered = false;
-    const stopped = () => this.#closed || signal?.aborted;
-
-    while (!stopped()) {
-      const call = this.#stubs[index].WatchLeader({ minEpoch: last.toString() });
-      // Errors reach us through the loop below; this keeps the one our own cancel() causes
-      // after the loop has let go of the stream from crashing the process as unhandled.
-      call.on('error', () => {});
-      const cancel = () => call.cancel();
-      signal?.addEventListener('abort', cancel, { once: true });
-      this.#watches.add(call);
-      let answered = false;
-      let sawLeader = false;
-      let reason = 'stream ended';
-      let failure; // the gRPC error that ended this attempt, if any
-      try {
-        for await (const msg of call) {
-          answered = true;
-          if (msg.state !== 'LEADER_STATE_ELECTED' || !msg.leader) {
-            reason = `${msg.responderId} cannot vouch for a leader: ${msg.reason}`;
-            break;
-          }
-          sawLeader = true;
-          const leader = toLeader(msg.leader);
-          // A node may repeat what another node already told us (or, if it lags, hold it
-          // back); only a strictly newer epoch is news.
-          if (leader.epoch > last && !stopped()) {
-            last = leader.epoch;
-            this.#preferred = index;
-            yield leader;
-          }
-        }
-      } catch (err) {
-        if (stopped()) return;
-        // CANCELLED that we did not ask for comes from the node or a proxy dropping the
-        // stream (for example on shutdown): as retryable as UNAVAILABLE.
-        if (!isFailoverCode(err.code) && err.code !== Status.CANCELLED) {
-          throw new ElectdError(`${this.#addresses[index]} rejected WatchLeader: ${describe(err)}`, {
-            addresses: [this.#addresses[index]],
-            code: err.code,
-            details: detailsOf(err),
-            cause: err,
-          });
-        }
-        failure = err;
-        reason = describe(err);
-      } finally {
-        // Also runs when the consumer leaves its loop: end the stream on the node too.
-        signal?.removeEventListener('abort', cancel);
-        this.#watches.delete(call);
-        call.cancel();
-      }
-      if (stopped()) return;
-
-      anyAnswered ||= answered;
-      if (sawLeader) {
-        fruitless = 0;
-        backoff.reset();
-      } else {
-        fruitless++;
-      }
-      if (!anyAnswered && fruitless >= n) {
-        throw this.#noNodeAnswered(reason, failure);
-      }
-      onFailover?.(this.#addresses[index], reason);
-      index = (index + 1) % n;
-      if (fruitless > 0 && fruitless % n === 0) {
-        // A full round without a leader: wait before the next one (or until stopped).
-        try {
-          await sleep(backoff.next(), undefined, { signal });
-        } catch {
-          return; // aborted
-        }
-      }
-    }
+  watchLeader(options = {}) {
+    checkKeys('watchLeader', options, ['afterEpoch', 'signal', 'onFailover'], {
+      minEpoch: 'renamed: afterEpoch is the highest epoch already handled, only higher ones are reported',
+    });
+    const { afterEpoch = 0n, signal, onFailover } = options;
+    const after = toAfterEpoch(afterEpoch);
+    if (signal !== undefined && !isAbortSignal(signal)) throw new TypeError('signal must be an AbortSignal');
+    if (onFailover !== undefined && typeof onFailover !== 'function') throw new TypeError('onFailover must be a function');
+    if (this.#closed) throw closedError();
+    return this.#watch(after, signal, onFailover);
   }
 
-  /** Closes the channels and ends running watches. Idempotent. */
-  close() {
-    this.#closed = true;
-    for (const call of this.#watches) call.cancel();
-    for (const stub of this.#stubs) stub.close();
-  }
-
-  async #unary(method, request) {
-    if (this.#closed) throw new Error('ElectionClient is closed');
-    const n = this.#addresses.length;
-    const start = this.#preferred;
-    let lastErr;
-    for (let i = 0; i < n; i++) {
-      const index = (start + i) % n;
-      try {
-        const response = await new Promise((resolve, reject) => {
-          const deadline = Date.now() + this.#callTimeoutMs;
-          this.#stubs[index][method](request, { deadline }, (err, res) => (err ? reject(err) : resolve(res)));
-        });
-        this.#preferred = index;
-        return response;
-      } catch (err) {
-        if (err.code === undefined) throw err; // not a gRPC status: a bug, not a dead node
-        if (!isFailoverCode(err.code)) {
-          throw new ElectdError(`${this.#addresses[index]} rejected the call: ${describe(err)}`, {
-            addresses: [this.#addresses[index]],
-            code: err.code,
-            details: detailsOf(err),
-            cause: err,
-          });
+  async *#watch(afterEpoch, signal, onFailover) {
+    // One controller ends everything of this watch: the caller's signal, close(), return().
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted || this.#closed) stop.abort(); // closed before the iteration started
+    this.#stops.add(stop);
+    try {
+      const n = this.#addresses.length;
+      const backoff = new Backoff(this.#backoff);
+      const state = { last: afterEpoch };
+      let index = this.#preferred;
+      let fruitless = 0; // attempts in a row that were not healthy
+      let anyAnswered = false;
+      while (!stop.signal.aborted) {
+        const attempt = yield* this.#watchAttempt(index, state, stop.signal);
+        if (stop.signal.aborted) return;
+        anyAnswered ||= attempt.answered;
+        if (attempt.healthy) {
+          fruitless = 0;
+          backoff.reset();
+        } else {
+          fruitless++;
         }
-        lastErr = err;
+        onFailover?.(this.#addresses[index], attempt.reason);
+        if (!anyAnswered && fruitless >= n) {
+          throw this.#noNodeAnswered(attempt.failure);
+        }
+        index = (index + 1) % n;
+        if (fruitless > 0 && fruitless % n === 0) {
+          // A full round without a leader: wait before the next one (or until stopped).
+          try {
+            await sleep(backoff.next(), undefined, { signal: stop.signal });
+          } catch {
+            return; // stopped
+          }
+        }
       }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.#stops.delete(stop);
+      stop.abort(); // also when the consumer left its loop: nothing of this watch stays behind
     }
-    throw this.#noNodeAnswered(describe(lastErr), lastErr, lastErr);
   }
 
   /**
-   * @param {string} lastError what went wrong last, for the message
-   * @param {{code: number, details?: string}} [last] the last gRPC error seen, if any
-   * @param {unknown} [cause]
+   * One WatchLeader stream on one address, until it fails, ends, or has nothing to vouch for.
+   * Yields the leaders that are news and returns what happened.
    */
-  #noNodeAnswered(lastError, last, cause) {
+  async *#watchAttempt(index, state, stopSignal) {
+    const guard = this.#guards[index];
+    const result = { answered: false, healthy: false, reason: 'stream ended', failure: undefined };
+    let call;
+    try {
+      // The last reported epoch itself, not one more: the node then sends its current state at
+      // once (the first-message deadline relies on it) and the filter below drops the repeat.
+      call = this.#stubs[index].WatchLeader({ minEpoch: state.last.toString() });
+    } catch (err) {
+      if (this.#closed) return result; // the channel was closed under us: stopped
+      throw err;
+    }
+    // Errors reach us through the loop below; this keeps the one our own cancel() causes
+    // after the loop has let go of the stream from crashing the process as unhandled.
+    call.on('error', () => {});
+    let timedOut; // why we cancelled the call ourselves, if we did
+    const giveUp = (why) => {
+      timedOut ??= why;
+      call.cancel();
+    };
+    const cancel = () => call.cancel();
+    stopSignal.addEventListener('abort', cancel, { once: true });
+    // The first-message deadline runs once the connection is up (the connect deadline covers
+    // the time before); the backstop covers both, should the channel neither connect nor fail.
+    const ms = this.#firstMessageTimeoutMs;
+    let firstTimer;
+    const stopWaiting = guard.whenReady(() => {
+      firstTimer = setTimeout(() => giveUp(`no first message within ${ms} ms`), ms);
+    });
+    const backstop = setTimeout(() => giveUp(`no connection and no first message within ${ms + guard.connectTimeoutMs} ms`),
+      ms + guard.connectTimeoutMs + 250);
+    let firstAt = 0;
+    let yieldedNew = false;
+    try {
+      for await (const msg of call) {
+        if (!result.answered) {
+          result.answered = true;
+          firstAt = Date.now();
+          stopWaiting();
+          clearTimeout(firstTimer);
+          clearTimeout(backstop);
+        }
+        if (msg.state !== 'LEADER_STATE_ELECTED' || !msg.leader) {
+          result.reason = `${msg.responderId || this.#addresses[index]} cannot vouch for a leader: ${msg.reason || msg.state}`;
+          break;
+        }
+        const leader = toLeader(msg.leader);
+        // A node may repeat what another node already told us (or, if it lags, hold it
+        // back); only a strictly newer epoch is news.
+        if (leader.epoch > state.last && !stopSignal.aborted) {
+          state.last = leader.epoch;
+          this.#preferred = index;
+          yieldedNew = true;
+          yield leader;
+        }
+      }
+      result.healthy = firstAt > 0 && (yieldedNew || Date.now() - firstAt >= HEALTHY_STREAM_MS);
+    } catch (err) {
+      if (stopSignal.aborted) return result;
+      result.healthy = firstAt > 0 && (yieldedNew || Date.now() - firstAt >= HEALTHY_STREAM_MS);
+      if (timedOut) {
+        result.failure = { code: Status.DEADLINE_EXCEEDED, details: timedOut };
+      } else {
+        if (err.code === undefined) throw err; // not a gRPC status: a bug, not a dead node
+        // CANCELLED that we did not ask for comes from the node or a proxy dropping the
+        // stream (for example on shutdown): as retryable as UNAVAILABLE.
+        if (!FAILOVER_CODES.has(err.code) && err.code !== Status.CANCELLED) {
+          throw this.#rejected(index, 'WatchLeader', err);
+        }
+        result.failure = this.#failure(index, err);
+      }
+      result.reason = describe(result.failure);
+    } finally {
+      stopSignal.removeEventListener('abort', cancel);
+      stopWaiting();
+      clearTimeout(firstTimer);
+      clearTimeout(backstop);
+      call.cancel(); // also runs when the consumer leaves its loop: end the stream on the node
+    }
+    return result;
+  }
+
+  /** Closes the channels, their connections (also those still connecting), and ends running watches and calls. Idempotent. */
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const stop of this.#stops) stop.abort();
+    for (const call of this.#unaryCalls) call.cancel();
+    for (const stub of this.#stubs) stub.close();
+    for (const guard of this.#guards) guard.close();
+  }
+
+  async #unary(method, request) {
+    if (this.#closed) throw closedError();
+    const n = this.#addresses.length;
+    const start = this.#preferred;
+    let last;
+    for (let i = 0; i < n; i++) {
+      const index = (start + i) % n;
+      try {
+        const response = await this.#unaryAttempt(index, method, request);
+        this.#preferred = index;
+        return response;
+      } catch (err) {
+        if (this.#closed) throw closedError();
+        if (err.code === undefined) throw err; // not a gRPC status: a bug, not a dead node
+        if (!FAILOVER_CODES.has(err.code)) throw this.#rejected(index, 'the call', err);
+        last = { ...this.#failure(index, err), cause: err };
+      }
+    }
+    throw this.#noNodeAnswered(last);
+  }
+
+  #unaryAttempt(index, method, request) {
+    return new Promise((resolve, reject) => {
+      const deadline = Date.now() + this.#callTimeoutMs;
+      const call = this.#stubs[index][method](request, { deadline }, (err, res) => {
+        this.#unaryCalls.delete(call);
+        if (err) reject(err);
+        else resolve(res);
+      });
+      this.#unaryCalls.add(call);
+    });
+  }
+
+  /** A failed attempt on one address as {code, details}, naming the connect deadline if that was it. */
+  #failure(index, err) {
+    const details = detailsOf(err);
+    const deadline = err.code === Status.UNAVAILABLE ? this.#guards[index].explain(details) : undefined;
+    return { code: err.code, details: deadline ?? details };
+  }
+
+  #rejected(index, what, err) {
+    const address = this.#addresses[index];
+    return new ElectdError(`${address} rejected ${what}: ${describe({ code: err.code, details: detailsOf(err) })}`, {
+      addresses: [address],
+      code: err.code,
+      details: detailsOf(err),
+      cause: err,
+    });
+  }
+
+  /** @param {{code: number, details: string, cause?: unknown}} [last] the last address's failure */
+  #noNodeAnswered(last) {
     return new ElectdError(
-      `no electd node answered (tried ${this.#addresses.join(', ')}); last error: ${lastError}`,
-      { addresses: this.addresses, code: last?.code, details: last && detailsOf(last), cause },
+      `no electd node answered (tried ${this.#addresses.join(', ')}); last error: ${last ? describe(last) : 'none'}`,
+      { addresses: this.addresses, code: last?.code, details: last?.details, cause: last?.cause },
     );
   }
 }

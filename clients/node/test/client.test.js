@@ -1,58 +1,12 @@
-// Failover, epoch filtering and cancellation against scripted servers on 127.0.0.1.
-import { test, after } from 'node:test';
+// Unary calls (GetLeader, ListNodes), the error type and address checks, against scripted
+// servers on 127.0.0.1.
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as electd from '../src/index.js';
-import { ElectionClient, ElectdError, validateAddress, loadElectdV1 } from '../src/index.js';
+import { ElectionClient, ElectdError, validateAddress } from '../src/index.js';
 import { Backoff } from '../src/backoff.js';
-
-const { ElectionService } = loadElectdV1();
-const servers = [];
-after(() => servers.forEach((s) => s.forceShutdown()));
-
-const unavailable = (cb) => cb({ code: grpc.status.UNAVAILABLE, details: 'no session' });
-
-/** Starts a scripted node; handlers default to UNAVAILABLE / an empty, ended stream. */
-async function serve(handlers = {}) {
-  const node = { calls: 0, minEpochs: [] };
-  const server = new grpc.Server();
-  server.addService(ElectionService.service, {
-    GetLeader: (call, cb) => {
-      node.calls++;
-      (handlers.GetLeader ?? ((c, k) => unavailable(k)))(call, cb);
-    },
-    ListNodes: (call, cb) => {
-      node.calls++;
-      (handlers.ListNodes ?? ((c, k) => unavailable(k)))(call, cb);
-    },
-    WatchLeader: (call) => {
-      node.calls++;
-      node.minEpochs.push(call.request.minEpoch);
-      (handlers.WatchLeader ?? ((c) => c.end()))(call);
-    },
-  });
-  const port = await new Promise((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-  servers.push(server);
-  node.address = `127.0.0.1:${port}`;
-  return node;
-}
-
-/** An address where nothing listens. */
-async function deadAddress() {
-  const s = createServer();
-  await new Promise((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address();
-  await new Promise((resolve) => s.close(resolve));
-  return `127.0.0.1:${port}`;
-}
-
-const leader = (id, epoch) => ({ node: { id, address: `${id}:7001`, sequence: '1' }, epoch: String(epoch) });
-const elected = (id, epoch) => ({ state: 'LEADER_STATE_ELECTED', leader: leader(id, epoch), responderId: id });
-const fast = { backoff: { initialMs: 10, maxMs: 100 } };
+import { serve, deadAddress, silentTcp, leader, fast } from './helpers.js';
 
 test('getLeader fails over past dead and unavailable nodes, keeping int64 exact', async () => {
   const down = await serve();
@@ -73,7 +27,62 @@ test('getLeader fails over past dead and unavailable nodes, keeping int64 exact'
   }
 });
 
-test('an error other than UNAVAILABLE/DEADLINE_EXCEEDED is returned at once', async () => {
+test('listNodes: election order, int64 as BigInt, the selector reaches the node', async () => {
+  let selector;
+  const node = await serve({
+    ListNodes: (call, cb) => {
+      selector = call.request.labelSelector;
+      cb(null, {
+        nodes: [
+          { id: 'n1', address: 'a:1', sequence: '0', isLeader: true, sessionId: '72057594037927937' },
+          { id: '', sequence: '1', watches: 'electd-x-0000000000', recordError: 'unreadable record' },
+        ],
+        epoch: '4294967302',
+        responderId: 'n1',
+      });
+    },
+  });
+  const client = new ElectionClient([node.address]);
+  try {
+    const r = await client.listNodes({ zone: 'a' });
+    assert.deepEqual(selector, { zone: 'a' });
+    assert.equal(r.epoch, 4294967302n);
+    assert.deepEqual(r.nodes.map((n) => [n.id, n.sequence, n.isLeader]), [['n1', 0n, true], ['', 1n, false]]);
+    assert.equal(r.nodes[0].sessionId, 72057594037927937n);
+    assert.equal(r.nodes[1].recordError, 'unreadable record');
+  } finally {
+    client.close();
+  }
+});
+
+test('RESOURCE_EXHAUSTED (a full node) fails over to the next address', async () => {
+  const full = await serve({ GetLeader: (c, cb) => cb({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'max streams' }) });
+  const good = await serve({ GetLeader: (c, cb) => cb(null, { leader: leader('n2', 7), responderId: 'n2' }) });
+  const client = new ElectionClient([full.address, good.address]);
+  try {
+    const r = await client.getLeader();
+    assert.equal(r.responderId, 'n2');
+    assert.equal(full.calls, 1);
+  } finally {
+    client.close();
+  }
+});
+
+test('every node full: no node answered, with RESOURCE_EXHAUSTED as the last error', async () => {
+  const full = () => serve({ GetLeader: (c, cb) => cb({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'max streams' }) });
+  const a = await full();
+  const b = await full();
+  const client = new ElectionClient([a.address, b.address]);
+  try {
+    await assert.rejects(client.getLeader(), (e) =>
+      e instanceof ElectdError && e.noNodeAnswered && e.code === grpc.status.RESOURCE_EXHAUSTED &&
+      e.details === 'max streams' && e.addresses.length === 2 && a.calls === 1 && b.calls === 1);
+  } finally {
+    client.close();
+  }
+});
+
+test('an error other than UNAVAILABLE/DEADLINE_EXCEEDED/RESOURCE_EXHAUSTED is returned at once', async () => {
   const rejecting = await serve({ ListNodes: (c, cb) => cb({ code: grpc.status.INVALID_ARGUMENT, details: 'bad' }) });
   const good = await serve();
   const client = new ElectionClient([rejecting.address, good.address], fast);
@@ -81,6 +90,18 @@ test('an error other than UNAVAILABLE/DEADLINE_EXCEEDED is returned at once', as
     await assert.rejects(client.listNodes({ '': 'x' }), (e) =>
       e instanceof ElectdError && e.code === grpc.status.INVALID_ARGUMENT && !e.noNodeAnswered);
     assert.equal(good.calls, 0);
+  } finally {
+    client.close();
+  }
+});
+
+test('a unary call with no answer in time: DEADLINE_EXCEEDED, next address', async () => {
+  const slow = await serve({ GetLeader: () => {} }); // never answers
+  const good = await serve({ GetLeader: (c, cb) => cb(null, { leader: leader('n2', 7), responderId: 'n2' }) });
+  const client = new ElectionClient([slow.address, good.address], { callTimeoutMs: 300 });
+  try {
+    assert.equal((await client.getLeader()).responderId, 'n2');
+    assert.equal(slow.calls, 1);
   } finally {
     client.close();
   }
@@ -96,96 +117,6 @@ test('no node answered: the error names every address and the last error', async
   } finally {
     client.close();
   }
-});
-
-test('watch resumes with min_epoch and never repeats or goes back', async () => {
-  const first = await serve({ WatchLeader: (c) => { c.write(elected('n1', 5)); c.end(); } });
-  const unknown = await serve({
-    WatchLeader: (c) => c.write({ state: 'LEADER_STATE_UNKNOWN', reason: 'disconnected from ZooKeeper', responderId: 'n9' }),
-  });
-  const second = await serve({
-    WatchLeader: (c) => {
-      c.write(elected('n1', 5)); // already reported
-      c.write(elected('n0', 3)); // a lagging view: must never be reported
-      c.write(elected('n2', 7));
-    },
-  });
-  const client = new ElectionClient([first.address, await deadAddress(), unknown.address, second.address], fast);
-  const stop = new AbortController();
-  const seen = [];
-  const failovers = [];
-  const done = (async () => {
-    for await (const l of client.watchLeader({ signal: stop.signal, onFailover: (a, r) => failovers.push(r) })) {
-      seen.push(l.epoch);
-      if (l.epoch === 7n) setTimeout(() => stop.abort(), 200); // give a repeat time to show up
-    }
-  })();
-  await done;
-  client.close();
-  assert.deepEqual(seen, [5n, 7n]);
-  assert.deepEqual(first.minEpochs, ['0']);
-  assert.equal(unknown.minEpochs[0], '5');
-  assert.equal(second.minEpochs[0], '5');
-  assert.ok(failovers.some((r) => r.includes('disconnected from ZooKeeper')), failovers.join('; '));
-});
-
-test('leaving the loop cancels the stream on the node', async () => {
-  let cancelled;
-  const wasCancelled = new Promise((resolve) => { cancelled = resolve; });
-  const node = await serve({ WatchLeader: (c) => { c.on('cancelled', cancelled); c.write(elected('n1', 1)); } });
-  const client = new ElectionClient([node.address], fast);
-  for await (const l of client.watchLeader()) {
-    assert.equal(l.epoch, 1n);
-    break;
-  }
-  await wasCancelled;
-  client.close();
-});
-
-test('close() ends a running watch', async () => {
-  const node = await serve({ WatchLeader: (c) => c.write(elected('n1', 1)) });
-  const client = new ElectionClient([node.address], fast);
-  const seen = [];
-  for await (const l of client.watchLeader()) {
-    seen.push(l.epoch);
-    setTimeout(() => client.close(), 50);
-  }
-  assert.deepEqual(seen, [1n]);
-});
-
-test('watch throws when no node is reachable in the first round', async () => {
-  const client = new ElectionClient([await deadAddress(), await deadAddress()], fast);
-  await assert.rejects(async () => {
-    for await (const l of client.watchLeader()) assert.fail(`unexpected ${l}`);
-  }, (e) => e instanceof ElectdError && e.noNodeAnswered);
-  client.close();
-});
-
-test('backoff doubles to the cap with jitter', () => {
-  const b = new Backoff();
-  for (const base of [50, 100, 200, 400, 800, 1600, 2000, 2000]) {
-    const ms = b.next();
-    assert.ok(ms >= base * 0.8 - 1 && ms <= Math.min(2000, base * 1.2), `${base} -> ${ms}`);
-  }
-  b.reset();
-  assert.ok(b.next() <= 60);
-});
-
-test('addresses are checked', () => {
-  for (const ok of ['127.0.0.1:7001', '[::1]:7001', 'node-1.example:1']) validateAddress(ok);
-  for (const bad of ['', 'host', ':7001', 'host:', 'host:0', 'host:65536', '::1:7001', 'h:p']) {
-    assert.throws(() => validateAddress(bad), TypeError, bad);
-  }
-});
-
-test('the constructor validates every address', () => {
-  assert.throws(() => new ElectionClient(['127.0.0.1:7001', 'no-port']), (e) => e instanceof TypeError && /no-port/.test(e.message));
-  assert.throws(() => new ElectionClient([]), TypeError);
-});
-
-test('the package exports the contract names', () => {
-  assert.deepEqual(Object.keys(electd).sort(),
-    ['DEFAULT_CALL_TIMEOUT_MS', 'ElectdError', 'ElectionClient', 'loadElectdV1', 'protoDir', 'validateAddress']);
 });
 
 test('ElectdError of a rejection: code, details, the one address, not noNodeAnswered', async () => {
@@ -222,80 +153,76 @@ test('ElectdError when no node answered: the last code and details, every addres
   }
 });
 
-test('ElectdError from a watch: rejection and no node answered', async () => {
-  const rejecting = await serve({ WatchLeader: (c) => c.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'nope' }) });
-  let client = new ElectionClient([rejecting.address], fast);
-  try {
-    await assert.rejects(async () => {
-      for await (const l of client.watchLeader()) assert.fail(`unexpected ${l}`);
-    }, (e) => e instanceof ElectdError && !e.noNodeAnswered && e.code === grpc.status.UNIMPLEMENTED &&
-      e.details === 'nope' && e.addresses.length === 1 && e.addresses[0] === rejecting.address);
-  } finally {
-    client.close();
-  }
-  const a = await deadAddress();
-  const b = await deadAddress();
-  client = new ElectionClient([a, b], fast);
-  try {
-    await assert.rejects(async () => {
-      for await (const l of client.watchLeader()) assert.fail(`unexpected ${l}`);
-    }, (e) => e instanceof ElectdError && e.noNodeAnswered && e.code === grpc.status.UNAVAILABLE &&
-      typeof e.details === 'string' && !/Resolution note/.test(e.details) &&
-      e.addresses.length === 2 && e.addresses[0] === a && e.addresses[1] === b);
-  } finally {
-    client.close();
-  }
-});
-
 test('ElectdError without a gRPC status counts as no node answered', () => {
   const e = new ElectdError('no electd node answered', { addresses: ['h:1'] });
   assert.equal(e.code, undefined);
   assert.equal(e.details, undefined);
   assert.equal(e.noNodeAnswered, true);
-  assert.equal(new ElectdError('x', { addresses: ['h:1'], code: grpc.status.DEADLINE_EXCEEDED }).noNodeAnswered, true);
+  for (const code of [grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED, grpc.status.UNAVAILABLE]) {
+    assert.equal(new ElectdError('x', { addresses: ['h:1'], code }).noNodeAnswered, true);
+  }
   assert.equal(new ElectdError('x', { addresses: ['h:1'], code: grpc.status.NOT_FOUND }).noNodeAnswered, false);
 });
 
-test('CLI: usage errors exit 2, unreachable nodes exit 1, SIGTERM during watch exits 0', async () => {
-  const bin = fileURLToPath(new URL('../bin/electd-client.js', import.meta.url));
-  const run = (args, { onStdout } = {}) => new Promise((resolve) => {
-    const p = spawn(process.execPath, [bin, ...args]);
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => { out += d; onStdout?.(p, out); });
-    p.stderr.on('data', (d) => { err += d; });
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
-  assert.equal((await run([])).code, 2);
-  assert.equal((await run(['leader'])).code, 2);
-  assert.equal((await run(['--bogus', 'leader', '127.0.0.1:1'])).code, 2);
-  assert.equal((await run(['leader', 'nohost'])).code, 2);
-  const dead = await deadAddress();
-  const r = await run(['--json', 'leader', dead]);
-  assert.equal(r.code, 1);
-  assert.match(r.err, new RegExp(`no electd node answered \\(tried ${dead}\\)`));
+test('close() rejects a call in flight at once, and calls after it', async () => {
+  const silent = await silentTcp();
+  const client = new ElectionClient([silent.address], { callTimeoutMs: 30_000, connectTimeoutMs: 30_000 });
+  const pending = client.getLeader();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const t = Date.now();
+  client.close();
+  await assert.rejects(pending, /ElectionClient is closed/);
+  assert.ok(Date.now() - t < 1000, `took ${Date.now() - t} ms`);
+  await assert.rejects(client.getLeader(), /ElectionClient is closed/);
+  assert.throws(() => client.watchLeader(), /ElectionClient is closed/);
+  client.close(); // idempotent
+});
 
-  const node = await serve({
-    GetLeader: (c, cb) => cb(null, { leader: leader('n1', '4294967302'), responderId: 'n1' }),
-    ListNodes: (c, cb) => cb(null, {
-      nodes: [
-        { id: 'n1', address: '127.0.0.1:7001', sequence: '0', isLeader: true, watches: '' },
-        { id: 'n2', address: '127.0.0.1:7002', sequence: '1', watches: 'electd-x-0000000000' },
-      ],
-      epoch: '4294967302',
-      responderId: 'n2',
-    }),
-    WatchLeader: (c) => c.write(elected('n1', '4294967302')),
-  });
-  assert.deepEqual(await run(['leader', '--json', node.address]), {
-    code: 0, out: '{"id":"n1","address":"n1:7001","epoch":4294967302}\n', err: '',
-  });
-  assert.deepEqual(await run(['--json', 'nodes', node.address]), {
-    code: 0,
-    out: '{"id":"n1","address":"127.0.0.1:7001","sequence":0,"is_leader":true,"watches":""}\n' +
-      '{"id":"n2","address":"127.0.0.1:7002","sequence":1,"is_leader":false,"watches":"electd-x-0000000000"}\n',
-    err: '',
-  });
-  const w = await run(['--json', 'watch', node.address], { onStdout: (p) => p.kill('SIGTERM') });
-  assert.deepEqual(w, { code: 0, out: '{"id":"n1","address":"n1:7001","epoch":4294967302}\n', err: '' });
+test('backoff: full jitter under a ceiling that doubles to the cap', () => {
+  const b = new Backoff();
+  const samples = [];
+  for (const ceiling of [50, 100, 200, 400, 800, 1600, 2000, 2000]) {
+    assert.equal(b.ceiling, ceiling);
+    const ms = b.next();
+    assert.ok(ms >= 0 && ms <= ceiling, `${ceiling} -> ${ms}`);
+    samples.push(ms);
+  }
+  b.reset();
+  assert.equal(b.ceiling, 50);
+  // Full jitter: many draws under a 2 s ceiling spread over the whole range.
+  const capped = new Backoff({ initialMs: 2000, maxMs: 2000 });
+  const draws = Array.from({ length: 200 }, () => capped.next());
+  assert.ok(Math.min(...draws) < 400 && Math.max(...draws) > 1600, `${Math.min(...draws)}..${Math.max(...draws)}`);
+  assert.throws(() => new Backoff({ initialMs: 0 }), RangeError);
+  assert.throws(() => new Backoff({ initialMs: 100, maxMs: 50 }), RangeError);
+});
+
+test('addresses are checked', () => {
+  for (const ok of ['127.0.0.1:7001', '[::1]:7001', 'node-1.example:1']) validateAddress(ok);
+  for (const bad of ['', 'host', ':7001', 'host:', 'host:0', 'host:65536', '::1:7001', 'h:p', 'a/b:1', 7001]) {
+    assert.throws(() => validateAddress(bad), TypeError, String(bad));
+  }
+});
+
+test('the constructor validates every address and its options', () => {
+  assert.throws(() => new ElectionClient(['127.0.0.1:7001', 'no-port']), (e) => e instanceof TypeError && /no-port/.test(e.message));
+  assert.throws(() => new ElectionClient([]), TypeError);
+  assert.throws(() => new ElectionClient(['127.0.0.1:7001'], { connectTimeout: 5 }), /unknown option 'connectTimeout'/);
+  assert.throws(() => new ElectionClient(['127.0.0.1:7001'], { connectTimeoutMs: 0 }), RangeError);
+  assert.throws(() => new ElectionClient(['127.0.0.1:7001'], { callTimeoutMs: -1 }), RangeError);
+  assert.throws(() => new ElectionClient(['127.0.0.1:7001'], { firstMessageTimeoutMs: Infinity }), RangeError);
+  assert.throws(() => new ElectionClient(['127.0.0.1:7001'], { backoff: { initialMs: 0 } }), RangeError);
+  const c = new ElectionClient(['127.0.0.1:7001', '[::1]:7002'], { connectTimeoutMs: 500, firstMessageTimeoutMs: 500 });
+  assert.deepEqual(c.addresses, ['127.0.0.1:7001', '[::1]:7002']);
+  c.close();
+});
+
+test('the package exports the contract names', () => {
+  assert.deepEqual(Object.keys(electd).sort(), [
+    'DEFAULT_CALL_TIMEOUT_MS', 'DEFAULT_CONNECT_TIMEOUT_MS', 'DEFAULT_FIRST_MESSAGE_TIMEOUT_MS',
+    'ElectdError', 'ElectionClient', 'loadElectdV1', 'protoDir', 'validateAddress',
+  ]);
+  assert.equal(electd.DEFAULT_CALL_TIMEOUT_MS, 2000);
+  assert.equal(electd.DEFAULT_CONNECT_TIMEOUT_MS, 2000);
+  assert.equal(electd.DEFAULT_FIRST_MESSAGE_TIMEOUT_MS, 2000);
 });

@@ -1,0 +1,156 @@
+// Type declarations of @electd/client, the Node client of the electd.v1 ElectionService.
+// Hand-written next to the plain ES modules of src/; test/types checks them with tsc and
+// checks that they name exactly what src/index.js exports.
+import type { GrpcObject, status } from '@grpc/grpc-js';
+
+/** Default deadline of each unary attempt, in ms (2 s). */
+export declare const DEFAULT_CALL_TIMEOUT_MS: number;
+/** Default connect deadline per address and attempt, TCP and HTTP/2 handshake, in ms (2 s). */
+export declare const DEFAULT_CONNECT_TIMEOUT_MS: number;
+/** Default time a watch waits for its first message once connected, in ms (2 s). */
+export declare const DEFAULT_FIRST_MESSAGE_TIMEOUT_MS: number;
+
+/** One member of the election (the proto's electd.v1.Node). int64 fields are BigInt. */
+export interface Node {
+  /** The node's stable identifier (--node-id). */
+  id: string;
+  /** HOST:PORT where the node serves gRPC (--advertise). */
+  address: string;
+  /** The name of the node's ephemeral sequential znode. */
+  znode: string;
+  /** The sequence number ZooKeeper appended to the znode name (for display). */
+  sequence: bigint;
+  /** When ZooKeeper created the znode; null if not sent. */
+  joinedAt: Date | null;
+  /** The KEY=VALUE labels the node was started with. */
+  labels: Record<string, string>;
+  /** True for the member that leads. */
+  isLeader: boolean;
+  /** The znode name of the predecessor this node watches; empty for the leader. */
+  watches: string;
+  /** The ZooKeeper session that owns the znode. */
+  sessionId: bigint;
+  /** The electd version the node runs. */
+  version: string;
+  /** Set when the znode's data cannot be read as a node record (id, address, labels, version are then empty). */
+  recordError: string;
+}
+
+/** The elected node and its fencing epoch (the proto's electd.v1.Leader). */
+export interface Leader {
+  node: Node;
+  /** The fencing token of this term; strictly increases with every change of leader. */
+  epoch: bigint;
+  /** When the answering node first saw this leader with this epoch; null if not sent. */
+  electedAt: Date | null;
+}
+
+export interface GetLeaderResponse {
+  leader: Leader;
+  /** The id of the node that answered. */
+  responderId: string;
+}
+
+export interface ListNodesResponse {
+  /** The live members in election order (the leader first). */
+  nodes: Node[];
+  /** The fencing epoch of the current leader when the list was read. */
+  epoch: bigint;
+  /** The id of the node that answered. */
+  responderId: string;
+}
+
+export interface BackoffOptions {
+  /** The ceiling of the first delay, in ms (50). */
+  initialMs?: number;
+  /** The cap of the ceiling, in ms (2000). */
+  maxMs?: number;
+}
+
+export interface ElectionClientOptions {
+  /** Deadline of each unary attempt (GetLeader, ListNodes), in ms. Default 2000. */
+  callTimeoutMs?: number;
+  /**
+   * Connect deadline per address and connection attempt, in ms: a connection that is not a
+   * working HTTP/2 connection by then (black-holed address, or TCP without HTTP/2) is dropped
+   * and the next address is tried. Default 2000.
+   */
+  connectTimeoutMs?: number;
+  /** How long a watch waits for the first message of a stream once connected, in ms. Default 2000. */
+  firstMessageTimeoutMs?: number;
+  /** Backoff between full rounds over the addresses (full jitter). */
+  backoff?: BackoffOptions;
+}
+
+/**
+ * Called each time a watch leaves an address, with the address and why (for logs and metrics).
+ * Not called when the watch is stopped.
+ */
+export type FailoverHook = (address: string, reason: string) => void;
+
+export interface WatchLeaderOptions {
+  /**
+   * The highest epoch already handled: only leaders with a higher epoch are reported
+   * (each stream asks its node for min_epoch = the last epoch reported, so the node answers at once). Default 0: from the
+   * current leader on. A bigint, a safe integer or a decimal string.
+   */
+  afterEpoch?: bigint | number | string;
+  /** Aborting it ends the watch at once. */
+  signal?: AbortSignal;
+  /** Called each time the watch leaves an address. */
+  onFailover?: FailoverHook;
+}
+
+/**
+ * A client for a cluster of electd nodes: one or more HOST:PORT addresses, any of which
+ * answers for the whole cluster.
+ */
+export declare class ElectionClient {
+  /** @throws {TypeError} unless every address is HOST:PORT and the options are known */
+  constructor(addresses: readonly string[], options?: ElectionClientOptions);
+  /** The addresses this client uses, in order. */
+  readonly addresses: string[];
+  /** The current leader. @throws {ElectdError} */
+  getLeader(): Promise<GetLeaderResponse>;
+  /** The live members whose labels contain every pair of labelSelector, in election order. @throws {ElectdError} */
+  listNodes(labelSelector?: Record<string, string>): Promise<ListNodesResponse>;
+  /**
+   * The leader each time it changes, epochs strictly increasing, across node failures. End it
+   * with `signal`, by leaving the `for await` loop (`return()`), or with close().
+   * @throws {TypeError} for unknown options (such as the old `minEpoch`) or a bad signal/hook
+   * @throws {RangeError} for a negative afterEpoch
+   */
+  watchLeader(options?: WatchLeaderOptions): AsyncGenerator<Leader, void, undefined>;
+  /** Closes the channels and their connections, also those still connecting, and ends running watches and calls. Idempotent. */
+  close(): void;
+}
+
+export interface ElectdErrorInfo {
+  addresses: string[];
+  code?: status;
+  details?: string;
+  cause?: unknown;
+}
+
+/** The one error type of this library. */
+export declare class ElectdError extends Error {
+  constructor(message: string, info: ElectdErrorInfo);
+  readonly name: 'ElectdError';
+  /** All addresses when no node answered, else the one whose node rejected the call. */
+  addresses: string[];
+  /** The gRPC status of the rejection, or of the last address tried when no node answered. */
+  code: status | undefined;
+  /** The details of that status. */
+  details: string | undefined;
+  /** True if no node answered at all (as opposed to a node rejecting the call). */
+  readonly noNodeAnswered: boolean;
+}
+
+/** Throws a TypeError unless `address` is HOST:PORT (an IPv6 host in brackets). */
+export declare function validateAddress(address: string): void;
+
+/** The electd.v1 package loaded from the .proto files: { ElectionService, ... }. */
+export declare function loadElectdV1(): GrpcObject;
+
+/** Where the .proto files are loaded from. */
+export declare function protoDir(): string;
