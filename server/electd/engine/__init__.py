@@ -7,6 +7,7 @@
 * order.py: the one rule: who takes part, in which order, who may lead (metadata only);
 * members.py: records (display only), the member listing and its cache;
 * watches.py: which entries we watch and the events not looked at yet;
+* identity.py, gate.py: the cluster identity, its rules and the gate every full pass goes through;
 * passes.py: the decision, full pass and fast pass;
 * engine.py: `ElectionEngine`: lifecycle, callbacks, worker thread, the published view.
 """

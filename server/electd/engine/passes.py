@@ -28,13 +28,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from electd.engine.clock import now as lease_clock
-from electd.engine.identity import ClusterIdentity, IdentityError, Refused, judge, missing
+from electd.engine.gate import ClusterGate
+from electd.engine.identity import Refused
 from electd.engine.lease import Lease
 from electd.engine.members import Members
 from electd.engine.model import LeaderInfo, Member, NodeRecord, Role, View, transition
 from electd.engine.order import Ranked
 from electd.engine.store import CoordinatorUnavailable, Entry, Meta, Store, Stored, WatchEvent
-from electd.engine.watches import LEADER, OWN, PATH, PREDECESSOR, WatchBook
+from electd.engine.watches import LEADER, OWN, PREDECESSOR, WatchBook
 
 if TYPE_CHECKING:
     from electd.engine.engine import ElectionEngine
@@ -76,9 +77,7 @@ class Passes:
         self._leader: LeaderInfo | None = None
         self._max_epoch = 0
         self._max_czxid = 0  # the newest entry this node has seen: where ZooKeeper's zxids were
-        self._pinned = cluster_id  # --cluster-id
-        self._identity: ClusterIdentity | None = None  # the cluster this node joined
-        self._refusal = ""  # the last refusal logged (each is logged once)
+        self._gate = ClusterGate(store, book, record.id, cluster_id, engine.refuse)
 
     def _lease_now(self) -> float:
         return lease_clock()
@@ -110,7 +109,8 @@ class Passes:
             if sid is None:
                 raise CoordinatorUnavailable("no session")
             try:
-                self._join_cluster()  # every full pass: the identity may have changed
+                # Every full pass: the identity may have changed.
+                self._gate.join(self._max_epoch, self._max_czxid)
             except Refused:
                 self._withdraw()
                 raise
@@ -128,70 +128,6 @@ class Passes:
             self._book.disarm(own.name)
             self._store.remove(own.name)
             self.own = None
-
-    def _join_cluster(self) -> None:
-        """Every full pass, before anything else: the election path must carry this node's
-        cluster identity (identity.py), or one that carries it on (adopted at once: epochs
-        only jump up); a path without one gets a new one (unless this node already joined a
-        cluster, or --cluster-id pins it). The path's data stays watched, so a change wakes a
-        full pass. Raises Refused (logged once per reason) after publishing a REFUSED view."""
-        try:
-            found = self._found_identity()
-            problem = judge(found, self._identity, self._max_epoch, self._pinned)
-            if problem:
-                raise Refused(problem)
-        except Refused as exc:
-            self._engine.refuse(str(exc), log=str(exc) != self._refusal)
-            self._refusal = str(exc)
-            raise
-        if found != self._identity:
-            logger.info(
-                "node=%s joined cluster %s (epoch base %d)",
-                self._id,
-                found.cluster,
-                found.epoch_base,
-            )
-        self._identity, self._refusal = found, ""
-
-    def _found_identity(self) -> ClusterIdentity:
-        for _ in range(3):
-            found = self._store.path_data(self._book.arm(PATH, PATH))
-            if found.version != 0 or found.data:
-                try:
-                    return ClusterIdentity.decode(found.data)
-                except IdentityError as exc:
-                    raise Refused(
-                        f"the election path's data is not an electd cluster identity ({exc}): "
-                        "another program uses this path? Use another --election-path, or "
-                        "write an identity with electd identity --epoch-floor N"
-                    ) from None
-            if self._identity is not None:
-                # The path was deleted and created again. In the same ensemble (zxids went on:
-                # the path is younger than every entry we have seen) our identity is put back;
-                # zxids that went back mean a rebuilt ensemble, or another one.
-                if found.czxid <= self._max_czxid:
-                    raise Refused(missing(self._identity, self._max_epoch))
-                if self._store.init_path_data(self._identity.encode()):
-                    logger.warning(
-                        "node=%s the election path was created again without its identity; "
-                        "restored cluster %s",
-                        self._id,
-                        self._identity.cluster,
-                    )
-                    return self._identity
-                continue  # another node restored it first: read it
-            if self._pinned:
-                raise Refused(
-                    f"the election path has no cluster identity and --cluster-id is "
-                    f"{self._pinned}: create it once with electd identity --cluster-id "
-                    f"{self._pinned} (same --zk and --election-path)"
-                )
-            new = ClusterIdentity.new()
-            if self._store.init_path_data(new.encode()):
-                logger.info("node=%s created cluster identity %s", self._id, new.cluster)
-                return new
-            # another node wrote one first: read it
-        raise CoordinatorUnavailable("the election path's identity kept changing; will retry")
 
     def _register(self, sid: int) -> None:
         """Create our entry (one per session: a retry in the same session reuses the token and
@@ -393,7 +329,8 @@ class Passes:
 
     def _leader_info(self, leader: Member) -> LeaderInfo:
         """The term: the leader and its epoch, the cluster's epoch base plus its czxid."""
-        base = self._identity.epoch_base if self._identity is not None else 0
+        identity = self._gate.identity
+        base = identity.epoch_base if identity is not None else 0
         epoch = base + leader.czxid
         prev = self._leader
         if prev is not None and prev.epoch == epoch and prev.member == leader:
