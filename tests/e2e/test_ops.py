@@ -150,8 +150,9 @@ def test_the_readme_haproxy_config_routes_grpc_to_the_leader(nodes: NodeFactory,
 def test_every_state_transition_is_one_json_log_line(nodes: NodeFactory) -> None:
     """`--log-format json`: each transition carries node, election, epoch, from_role, to_role,
     reason and leader, so a log pipeline needs no parsing of the message."""
-    n1, n2 = nodes.start("n1"), nodes.start("n2")
-    wait_joined(n1)
+    n1 = nodes.start("n1")
+    wait_joined(n1)  # before n2 starts: the first node on a path also writes its identity
+    n2 = nodes.start("n2")
     wait_joined(n2)
     n1.signal(signal.SIGTERM)
     assert n1.wait(15) == 0
