@@ -111,6 +111,7 @@ def test_a_leaving_leader_stops_vouching_before_its_delete_reaches_zookeeper(
     assert not successor[1].startswith("n2 "), f"n2 led before the delete arrived: {successor}"
 
 
+@pytest.mark.open_violation  # V11, RELIABILITY.md: narrowed, not closed; `make open-violations`
 def test_a_leader_whose_entry_another_client_deletes_stops_vouching_at_once(
     nodes: NodeFactory, kz: KazooClient
 ) -> None:
