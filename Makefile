@@ -1,5 +1,5 @@
 # electd developer entry points. The README's two commands are `make dev` and `make test`.
-.PHONY: bootstrap dev test check unit gen clients soak bench clean open-violations
+.PHONY: bootstrap dev test check unit gen clients soak bench clean
 
 PYTEST := .venv/bin/pytest
 
@@ -34,10 +34,6 @@ gen: bootstrap
 
 clean:
 	rm -rf .venv tools/node_modules .pytest_cache .mypy_cache .ruff_cache
-
-## Tests that show open violations (RELIABILITY.md, V11): they fail some of the time today.
-open-violations: bootstrap
-	$(PYTEST) tests -m open_violation
 
 ## Long randomized fault soak: MINUTES=10 (default), SEED=<n> to replay; output in .tmp/soak.
 soak: bootstrap

@@ -28,7 +28,16 @@ def start(
         node_id=node_id,
         election_path=path,
         session_timeout=session_timeout,
-        extra_args=extra,
+        # Every benchmark client connects from 127.0.0.1: one peer for the per-peer stream cap,
+        # which would otherwise stop the fan-out at 1,000 streams (and the per-connection cap,
+        # for clients whose channels share a connection).
+        extra_args=(
+            "--max-streams-per-peer",
+            "10000000",
+            "--max-streams-per-connection",
+            "1000000",
+            *extra,
+        ),
         env=env or {},
     )
     proc.start()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything electd needs on a fresh Debian machine, idempotently:
 #   - Apache ZooKeeper from Debian's `zookeeper` package (the server the local
-#     cluster and the tests start as child processes; never a mock),
+#     cluster and the tests start as child processes; never a mock), and tini,
 #   - a Python virtualenv in .venv with the exact pins of requirements.lock,
 #   - pinned developer tools (buf) from tools/package-lock.json.
 # Called by `make dev` and `make test`; safe to run again (it skips what is done).
@@ -15,6 +15,11 @@ if [ -z "${ELECTD_ZK_CLASSPATH:-}" ]; then
   scripts/lib/apt-ensure.sh --hint "or set ELECTD_ZK_CLASSPATH" \
     /usr/share/java/zookeeper.jar zookeeper default-jre-headless
 fi
+
+# 1b. tini: the leader command's init in its own pid namespace (electd/supervisor/process.py):
+#     it forwards SIGTERM to the command (a namespace's first process ignores signals it has no
+#     handler for) and reaps; without it the supervisor falls back to process groups.
+scripts/lib/apt-ensure.sh tini tini
 
 # 2. Python virtualenv with pinned dependencies: the client library (clients/python, the
 #    electd-client distribution that the root package depends on, from its local path) and the

@@ -1,6 +1,10 @@
-"""One electd node: wires ZooKeeper -> election engine -> gRPC, handles signals, and shuts down
-gracefully (leave the election first so the successor takes over at once, then end the
-streams, then stop the server with a grace period).
+"""One electd node process: wires ZooKeeper -> election engine -> gRPC, handles signals, and
+shuts down gracefully (leave the election first so the successor takes over at once, then end
+the streams, then stop the server with a grace period).
+
+Runs under the supervisor (electd/supervisor), which runs the leader command: the node tells it
+over the pipe what it leads, its lease deadline after every renewal and its session; on
+shutdown it asks the supervisor to end the command's term before it leaves the election.
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ from typing import Any
 from electd import __version__
 from electd.config import ConfigError, NodeConfig
 from electd.engine import CoordinatorUnavailable, ElectionEngine, NodeRecord
-from electd.leader_command import LeaderCommand
 from electd.ops.http import HttpBindError, OpsServer
 from electd.ops.metrics import Metrics
 from electd.ops.status import CommandStatus, NodeStatus
 from electd.rpc.frontend import BindError, Frontend
+from electd.supervisor.link import SupervisorLink
 from electd.zk import ZkStore
 
 logger = logging.getLogger(__name__)
@@ -29,12 +33,14 @@ class StartupError(Exception):
     """The node cannot start; the message is meant for the operator as is."""
 
 
-async def run_node(cfg: NodeConfig) -> None:
-    """Run a node until SIGTERM or SIGINT. Raises StartupError for bad config or environment."""
+async def run_node(cfg: NodeConfig, has_command: bool = False) -> None:
+    """Run a node until SIGTERM or SIGINT. Raises StartupError for bad config or environment.
+    `has_command`: the supervisor runs a leader command, whose term must end before the node
+    leaves the election."""
     loop = asyncio.get_running_loop()
     metrics_sink = _MetricsSink()
     try:
-        rpc = Frontend(str(cfg.listen), observe=metrics_sink)
+        rpc = Frontend(str(cfg.listen), observe=metrics_sink, security=cfg)
     except BindError as exc:
         raise StartupError(str(exc)) from None
     port = rpc.port
@@ -45,13 +51,31 @@ async def run_node(cfg: NodeConfig) -> None:
     store = ZkStore(cfg.zk.hosts, cfg.zk_path, cfg.session_timeout, cfg.connect_timeout)
     rpc.attach(node_id, lambda: engine.members(), cfg.max_streams)
     engine = ElectionEngine(store, record, rpc.publish, cluster_id=cfg.cluster_id)
-    leader_cmd = None
-    if cfg.leader_command:
-        leader_cmd = LeaderCommand(cfg.leader_command, node_id, str(advertise), cfg.shutdown_grace)
-        rpc.on_leading_change(leader_cmd.on_leading)
+    link = SupervisorLink.from_env()
+    if has_command and link is None:
+        raise StartupError(
+            "a leader command needs the supervisor: start the node with electd serve"
+        )
+    if link is not None:
+        sup = link
+        link.attach(loop)
+
+        def renewed(until: float, timeout: float, session_id: int) -> None:  # engine thread
+            sup.session(store.session_credentials())
+            sup.lease(until, timeout, session_id)
+
+        def leading(epoch: int | None) -> None:  # loop thread
+            view = engine.view()
+            leader = view.leader
+            owner = leader.member.session_id if leader and leader.epoch == epoch else 0
+            sup.leading(epoch, view.own_znode, owner)
+
+        engine.lease().add_listener(renewed)
+        rpc.on_leading_change(leading)
+    has_command = has_command and link is not None
     ops = None
     if cfg.http_listen is not None:
-        status = _node_status(node_id, engine, rpc, leader_cmd)
+        status = _node_status(node_id, engine, rpc, link if has_command else None)
         metrics = Metrics(status)
         metrics_sink.metrics = metrics
         ops = OpsServer(status, metrics)
@@ -77,7 +101,7 @@ async def run_node(cfg: NodeConfig) -> None:
             return
         stop.set()
         rpc.retire()
-        if leader_cmd is None:
+        if not has_command:
             leave()
         logger.info("node=%s shutting down (%s)", node_id, sig.name)
 
@@ -108,7 +132,11 @@ async def run_node(cfg: NodeConfig) -> None:
             start.result()
         except CoordinatorUnavailable as exc:
             raise StartupError(str(exc)) from None
+        if link is not None:
+            link.session(store.session_credentials())
         engine.start()
+        if link is not None:
+            link.ready(node_id, str(advertise))
         # What exists now lives as long as the process: move it out of the cyclic GC's way
         # (full collections would otherwise walk it again and again while streams churn).
         gc.collect()
@@ -119,8 +147,8 @@ async def run_node(cfg: NodeConfig) -> None:
         # time starts here), and only then the rest of the shutdown. Without a leader command
         # `on_signal` has done the first and the third already.
         rpc.retire()
-        if leader_cmd is not None:
-            await leader_cmd.close()
+        if has_command and link is not None:
+            await link.stop_command(cfg.shutdown_grace + 2.0)
             leave()
         # Idle until ZooKeeper has the delete: the loop thread's own shutdown work would
         # otherwise hold the GIL while kazoo's thread waits to send it.
@@ -130,8 +158,6 @@ async def run_node(cfg: NodeConfig) -> None:
         await rpc.drain()
     finally:
         rpc.end_streams()
-        if leader_cmd is not None:
-            await leader_cmd.close()
         await rpc.stop(cfg.shutdown_grace)
         if ops is not None:
             await ops.stop()
@@ -153,12 +179,21 @@ class _MetricsSink:
 
 
 def _node_status(
-    node_id: str, engine: ElectionEngine, rpc: Frontend, cmd: LeaderCommand | None
+    node_id: str, engine: ElectionEngine, rpc: Frontend, link: SupervisorLink | None
 ) -> NodeStatus:
     def command() -> CommandStatus:
-        if cmd is None:
+        if link is None:
             return CommandStatus(False, False, 0, {})
-        return CommandStatus(True, cmd.running, cmd.starts, dict(cmd.exits))
+        doc = link.command
+        exits = doc.get("exits") or {}
+        return CommandStatus(
+            True,
+            bool(doc.get("running")),
+            int(doc.get("starts") or 0),
+            {int(k): int(v) for k, v in exits.items()},
+            int(doc.get("spawn_failures") or 0),
+            str(doc.get("error") or ""),
+        )
 
     lease = engine.lease()
     return NodeStatus(

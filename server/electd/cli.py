@@ -15,13 +15,14 @@ import logging
 import os
 import signal
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any, NoReturn, TypeVar
 
 from electd import __version__
-from electd.engine.model import TRANSITION_FIELDS
+from electd.logfields import TRANSITION_FIELDS
 
 logger = logging.getLogger("electd")
 
@@ -37,7 +38,7 @@ def _fail(message: str, code: int) -> NoReturn:
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts (unix seconds, µs), level, logger, thread, msg[, exc]; a
     state transition also carries event="transition", node, election, epoch, from_role,
-    to_role, reason and leader (electd.engine.model.TRANSITION_FIELDS)."""
+    to_role, reason and leader (electd.logfields.TRANSITION_FIELDS)."""
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
@@ -79,9 +80,26 @@ _ABOUT = {
     "serve": (
         "run a node: join the election and serve gRPC",
         "Join the leader election on ZooKeeper and serve ElectionService, the gRPC health "
-        "service and server reflection. Stops gracefully on SIGTERM/SIGINT (leaves the "
-        "election first, so the successor takes over at once). Every flag can also be set by "
-        "the environment variable named in its help; a flag wins over the environment.",
+        "service and server reflection. Runs as two processes: a small supervisor and the node "
+        "process it watches; the supervisor runs --leader-command only while the node leads, "
+        "ends it before the lease runs out whatever happens to the node, and when the node "
+        "process dies it closes the dead node's ZooKeeper session (the successor leads in "
+        "milliseconds) and starts the node again. Stops gracefully on SIGTERM/SIGINT (ends the "
+        "leader command, then leaves the election, so the successor takes over at once); "
+        "SIGHUP is forwarded to the leader command. Every flag can also be set by the "
+        "environment variable named in its help; a flag wins over the environment.",
+    ),
+    "run": (
+        "run one command only while this process leads an election",
+        "Join the election at --election-path (created if missing) and run CMD only while "
+        "this process leads, the way `consul lock` does: CMD gets the fencing epoch in "
+        "ELECTD_EPOCH (and ELECTD_ZNODE, ELECTD_LEASE_DEADLINE_BOOTTIME, ELECTD_NODE_ID, "
+        "ELECTD_ADDRESS); when the term ends (another node leads, ZooKeeper is lost, the lease "
+        "runs out, this process or its node dies) CMD and every process it started get SIGTERM "
+        "and, --command-grace later, SIGKILL, before the lease runs out. CMD is executed "
+        "directly (no shell unless --shell). SIGTERM and SIGINT end CMD first, then leave the "
+        "election; SIGHUP is forwarded to CMD. The node also serves gRPC (--listen, a free port "
+        "by default), so `electd leader --target` works against it.",
     ),
     "leader": ("print the current leader", None),
     "nodes": ("list the members in election order", None),
@@ -113,6 +131,20 @@ _ABOUT = {
 
 
 _EXAMPLES = {
+    "run": "examples:\n"
+    "  electd run --zk zk1:2181,zk2:2181 --election-path /scheduler -- ./scheduler --once\n"
+    "      one scheduler for the whole fleet: start this on every machine\n"
+    "  electd run --election-path /backup --shell -- 'pg_dump db > /backups/$ELECTD_EPOCH.sql'\n"
+    "      a shell command; it exits when done, and so does electd run (--command-exit exit)\n"
+    "  electd run --election-path /worker --command-exit restart -- ./worker\n"
+    "      restart the worker with backoff if it exits while this process leads\n"
+    "\n"
+    "exit codes:\n"
+    "  0     stopped by SIGTERM/SIGINT (CMD was ended first), or CMD exited with 0\n"
+    "  N     CMD exited on its own with code N (--command-exit exit)\n"
+    "  128+S CMD was killed by signal S (not by electd)\n"
+    "  1     runtime failure: no ZooKeeper within --connect-timeout, port in use\n"
+    "  2     bad usage or configuration (also: CMD not found)",
     "identity": "examples:\n"
     "  electd identity --zk zk1:2181,zk2:2181,zk3:2181\n"
     '      print the identity: {"cluster":"3f2a...","epoch_base":0,"previous":""}\n'
@@ -141,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(
             name,
             help=summary,
-            description=description
+            description=textwrap.fill(description, 88)
+            if description and name in _EXAMPLES
+            else description
             or summary.capitalize()
             + ", asking the first node in --target that answers (failover to the next).",
             epilog=_EXAMPLES.get(name),
@@ -150,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
             else argparse.HelpFormatter,
         )
         add_arguments(cmd, *classes)
+        if name == "run":
+            cmd.add_argument(
+                "cmd",
+                nargs=argparse.REMAINDER,
+                metavar="-- CMD [ARGS...]",
+                help="the command to run while this node leads (after --)",
+            )
     return parser
 
 
@@ -170,14 +211,62 @@ def _load(cls: type[_C], args: argparse.Namespace) -> _C:
         _fail(str(exc), 2)
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from electd.app import StartupError, run_node
-    from electd.config import LogConfig, NodeConfig
+def cmd_serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """`electd serve` and `electd run`: the supervisor, which starts this same command line
+    again as its node process (told apart by the supervisor's pipe in the environment)."""
+    from electd.config import LogConfig, NodeConfig, RunConfig
+    from electd.supervisor.protocol import ENV_FD
 
-    cfg, log = _load(NodeConfig, args), _load(LogConfig, args)
+    running = args.command == "run"
+    cfg = _load(RunConfig if running else NodeConfig, args)
+    log = _load(LogConfig, args)
+    command = _run_command(args, cfg) if running else None
     setup_logging(log.log_format, log.log_level)
+    if os.environ.get(ENV_FD):
+        return _node(cfg, has_command=running or bool(cfg.leader_command))
+    from electd.supervisor.command import Policy
+    from electd.supervisor.supervisor import Plan, supervise
+
+    if command is None and cfg.leader_command:
+        command = ["/bin/sh", "-c", cfg.leader_command]
+    plan = Plan(
+        node_argv=[sys.executable, "-m", "electd", *argv],
+        zk_hosts=cfg.zk.hosts,
+        command=command,
+        grace=cfg.effective_command_grace(),
+        margin=cfg.command_margin(),
+        policy=Policy(cfg.command_exit),
+        shutdown_grace=cfg.shutdown_grace,
+        session_timeout=cfg.session_timeout,
+    )
+    return supervise(plan)
+
+
+def _run_command(args: argparse.Namespace, cfg: Any) -> list[str]:
+    """CMD ARGS of `electd run`, checked before anything starts."""
+    import shutil
+
+    words = list(args.cmd or [])
+    if words[:1] == ["--"]:
+        words = words[1:]
+    if not words:
+        _fail("electd run: give the command after --, for example: electd run -- ./worker", 2)
+    if cfg.leader_command:
+        _fail("electd run: the command goes after --, not in --leader-command", 2)
+    if cfg.shell:
+        if len(words) != 1:
+            _fail("electd run --shell: give the shell command as one argument", 2)
+        return ["/bin/sh", "-c", words[0]]
+    if shutil.which(words[0]) is None:
+        _fail(f"electd run: command not found or not executable: {words[0]!r}", 2)
+    return words
+
+
+def _node(cfg: Any, has_command: bool) -> int:
+    from electd.app import StartupError, run_node
+
     try:
-        asyncio.run(run_node(cfg))
+        asyncio.run(run_node(cfg, has_command=has_command))
     except StartupError as exc:
         _fail(str(exc), 1)
     return 0
@@ -196,7 +285,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     from electd.config import COMMANDS
 
     cfg: Any = _load(COMMANDS[args.command][0], args)
-    with ElectionClient(cfg.target, call_timeout=cfg.timeout) as client:
+    with ElectionClient(cfg.target, call_timeout=cfg.timeout, **cfg.tls_options()) as client:
         try:
             if args.command == "leader":
                 leader = client.get_leader().leader
@@ -325,7 +414,7 @@ def cmd_top(args: argparse.Namespace) -> int:
     from electd.top.app import run_top
 
     cfg = _load(TopConfig, args)
-    return run_top(cfg.target, cfg.interval, cfg.timeout, cfg.once)
+    return run_top(cfg.target, cfg.interval, cfg.timeout, cfg.once, cfg.tls_options())
 
 
 def _identity_doc(ident: Any) -> dict[str, Any]:
@@ -333,9 +422,10 @@ def _identity_doc(ident: Any) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        return cmd_serve(args)
+    if args.command in ("serve", "run"):
+        return cmd_serve(args, argv)
     if args.command == "dev":
         return cmd_dev(args)
     if args.command == "identity":

@@ -185,9 +185,13 @@ def test_labels_and_min_epoch(nodes: NodeFactory) -> None:
 def test_a_burst_of_watchers_opening_at_once_all_get_the_leader(nodes: NodeFactory) -> None:
     """Thousands of watchers reconnecting in the same instant (after a failover) must all be
     served: with gRPC's default pending-call limits 3,000 calls at once lost ~20 % (CANCELLED)."""
-    node = nodes.start("n1")
-    wait_joined(node)
     total, per_channel = 3000, 100
+    # Every watcher here comes from 127.0.0.1: one peer for --max-streams-per-peer; and the
+    # channels, made with the same arguments, share one connection (grpc's global subchannel
+    # pool), so all 3,000 streams are on it: above --max-streams-per-connection they would wait.
+    limits = ("--max-streams-per-peer", str(total), "--max-streams-per-connection", str(total))
+    node = nodes.start("n1", extra=limits)
+    wait_joined(node)
 
     async def burst() -> tuple[int, dict[str, int]]:
         channels = [grpc.aio.insecure_channel(node.address) for _ in range(total // per_channel)]

@@ -3,6 +3,7 @@ and is stopped as soon as the node stops leading; terms never overlap."""
 
 from __future__ import annotations
 
+import shlex
 import signal
 from pathlib import Path
 
@@ -13,9 +14,12 @@ from tests.support.tcpproxy import TcpProxy
 
 
 def command(log: Path) -> str:
-    # Appends "<node> start|stop <epoch> <unix time>" lines; stops cleanly on SIGTERM.
-    line = f'echo "$ELECTD_NODE_ID %s $ELECTD_EPOCH $(date +%%s.%%N)" >> {log}'
-    return f"{line % 'start'}; trap '{line % 'stop'}; exit 0' TERM; while :; do sleep 0.05; done"
+    # Appends "<node> start|stop <epoch> <unix time>" lines; stops cleanly on SIGTERM. bash's
+    # $EPOCHREALTIME, not $(date): the supervisor signals every process of the command, and a
+    # `date` child caught by the SIGTERM would leave a line without its time.
+    line = f'echo "$ELECTD_NODE_ID %s $ELECTD_EPOCH $EPOCHREALTIME" >> {log}'
+    script = f"{line % 'start'}; trap '{line % 'stop'}; exit 0' TERM; while :; do sleep 0.05; done"
+    return "exec bash -c " + shlex.quote(script)
 
 
 def terms(log: Path) -> list[tuple[str, str, int, float]]:

@@ -10,7 +10,6 @@ while the sessions survive") it asserts itself.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import subprocess
 import sys
@@ -694,9 +693,6 @@ def path_wiped(c: FaultCluster, rng: random.Random) -> None:
 
 # ----- another ensemble behind --zk -----------------------------------------------------------
 
-# Set to 1 to forbid the operator's restart in ensemble-rebuilt and second-ensemble: running
-# nodes must then recover by themselves, which they do not today (V5 in RELIABILITY.md).
-NO_RESTART = os.environ.get("ELECTD_FAULTS_NO_RESTART", "") == "1"
 _REFUSES = "refuses to join the election"
 _CARRY_ON = r"--epoch-floor (\d+) --previous ([0-9a-f]{32})"
 
@@ -769,31 +765,32 @@ def _carry_on(c: FaultCluster, floor: int, previous: str) -> str:
 
 
 def _recover(c: FaultCluster, name: str) -> tuple[int, float]:
-    """After the operator fixed ZooKeeper: wait a while (2T) for every running node to vouch
-    for a leader again by itself; the operator restarts the others (unless NO_RESTART).
-    Returns how many nodes recovered by themselves, and when the operator was done."""
+    """After the operator fixed ZooKeeper: every running node vouches for a leader again by
+    itself (no restart: a node gives up a session it could not reach for longer than T and
+    starts a new one, V9 in RELIABILITY.md). Returns how many did, and when they had."""
     with contextlib.suppress(TimeoutError):
         wait_until(
             lambda: all(c.get_leader(n) is not None for n in c.running()),
-            2 * c.session_timeout,
+            4 * c.session_timeout,
             "every node to vouch again",
             interval=POLL_INTERVAL,
         )
     serving = [n for n in c.running() if c.get_leader(n) is not None]
     c.history.add("fault", "", name=name, phase="by-themselves", nodes=[n.id for n in serving])
-    if not NO_RESTART:
-        for node in [n for n in c.running() if n not in serving]:
-            c.terminate(node.id)
-            c.restart(node.id)
+    assert len(serving) == len(c.running()), (
+        f"{len(c.running()) - len(serving)} node(s) did not serve again by themselves: "
+        f"{ {n.id: _why(c, n) for n in c.running() if n not in serving} }"
+    )
     return len(serving), time.time()
 
 
 def ensemble_rebuilt(c: FaultCluster, rng: random.Random) -> None:
     """ZooKeeper stopped, every server's data directory removed, started again empty: its
     zxids start again from the bottom. No node may claim with an epoch lower than one handed
-    out before. The harness then plays the operator: it runs `electd identity --epoch-floor E
-    --previous X` with E and X from the nodes' logs, restarts the nodes that do not recover
-    by themselves, and the cluster leads again with higher epochs."""
+    out before. Every running node reconnects by itself (a new session: V9) and refuses the
+    path; the harness then plays the operator: it runs `electd identity --epoch-floor E
+    --previous X` with E and X from a refusal, and the running nodes, never restarted, lead
+    again with higher epochs."""
     _, epoch = c.wait_leader()
     t0 = c.fault("ensemble-rebuilt", "inject", "", epoch=epoch)
     c.ensemble.rebuild()
@@ -804,16 +801,12 @@ def ensemble_rebuilt(c: FaultCluster, rng: random.Random) -> None:
     )
     quiet = _nobody_vouches(c, t0, "every node to stop vouching on the rebuilt ensemble")
     c.figure("ensemble-rebuilt: every node stopped vouching after (s)", quiet)
-    try:
-        wait_until(
-            lambda: len(_refusing(c)) == len(c.running()),
-            c.session_timeout * 2,
-            "every node to refuse the rebuilt ensemble",
-            interval=POLL_INTERVAL,
-        )
-    except TimeoutError:
-        if NO_RESTART:
-            raise
+    wait_until(
+        lambda: len(_refusing(c)) == len(c.running()),
+        c.session_timeout * 4,
+        "every node to refuse the rebuilt ensemble",
+        interval=POLL_INTERVAL,
+    )
     reasons = {n.id: _why(c, n) for n in c.running()}
     c.history.add("fault", "", name="ensemble-rebuilt", phase="refused", reasons=reasons)
     c.figure("ensemble-rebuilt: nodes that logged a refusal", len(_refusing(c)))
@@ -835,7 +828,7 @@ def ensemble_rebuilt(c: FaultCluster, rng: random.Random) -> None:
         round(time.time() - carried, 3),
     )
     c.figure(
-        "ensemble-rebuilt: operator done (identity and restarts) after (s)",
+        "ensemble-rebuilt: every node serving again after the identity was written (s)",
         round(done - carried, 3),
     )
 
@@ -845,8 +838,7 @@ def second_ensemble(c: FaultCluster, rng: random.Random) -> None:
     a second, independent ZooKeeper B, then back, two rounds. Round 1: B has run longer than A
     (higher zxids) and has the election path with another cluster's identity: every node
     must reach it and refuse it. Round 2: B is empty, with low zxids. No node may claim on B
-    or with a lower epoch; switching back to A resumes (the operator restarts what does not
-    recover by itself)."""
+    or with a lower epoch; switching back to A resumes, every node by itself (V9)."""
     T = c.session_timeout
     for round_, epoch_b in ((1, 4096), (2, None)):
         b = SpareZooKeeper(c.workdir / f"zk-b{round_}", epoch_b).run()

@@ -4,10 +4,16 @@ processes instead of left to chance:
   * a leader that got SIGTERM stops vouching before the delete of its entry can reach
     ZooKeeper: the delete is held in a proxy between the node and ZooKeeper (so no successor
     can lead yet) while the node is asked GetLeader back to back;
-  * a leader whose entry another ZooKeeper client deletes stops vouching at once: asked right
-    after that client's delete has returned, it does not name itself. On today's engine this
-    fails now and then (V11 in RELIABILITY.md): the old leader hears of the delete a few
-    milliseconds after the client that made it, while its successor may already claim.
+  * a leader whose entry another ZooKeeper client deletes has stopped vouching before any
+    successor begins to: every node is asked GetLeader back to back, from before the delete
+    until a new leader answers, and the old term's last answer (asked) must come before the
+    new term's first (answered), rule 1's exact evidence. Before the companion (order.py),
+    the successor claimed after one round trip while the old leader stepped down when the
+    same delete reached it, and nothing ordered the two (V11 in RELIABILITY.md). The test
+    once asked instead that the old leader no longer name itself the moment the delete
+    returned to the deleting client: that asks the old leader to hear of the delete before
+    the client that made it, which no design can promise (the two are different processes
+    on different connections); what must hold is that no successor begins before it stops.
 
 Real ZooKeeper (the session's standalone server) and real `electd serve` processes; the
 proxy is tests.support.tcpproxy.TcpProxy, which parses ZooKeeper's request frames.
@@ -16,6 +22,7 @@ proxy is tests.support.tcpproxy.TcpProxy, which parses ZooKeeper's request frame
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Iterator
 
@@ -27,8 +34,9 @@ from electd.devcluster.cluster import NodeProcess, wait_until
 from electd.devcluster.zookeeper import ZooKeeperCluster
 from electd.v1 import election_service_pb2 as pb
 from electd.v1 import election_service_pb2_grpc as pb_grpc
+from electd.zk import paths
 from tests.conftest import NodeFactory
-from tests.support.tcpproxy import OP_DELETE, TcpProxy
+from tests.support.tcpproxy import OP_DELETE, OP_MULTI, TcpProxy
 
 T = 4.0  # session timeout: the hold (1 s) stays well inside the node's lease and session
 HOLD = 1.0
@@ -83,7 +91,8 @@ def test_a_leaving_leader_stops_vouching_before_its_delete_reaches_zookeeper(
     epoch = wait_until(lambda: leads(n1), 20, "n1 to lead")
     n2 = nodes.start("n2", session_timeout=T)
     wait_until(lambda: ask(n2)[1] == f"n1 {epoch}", 20, "n2 to follow n1")
-    held = proxy.hold_next(f"{nodes.path}/", (OP_DELETE,))
+    # The leave: one transaction deleting the entry and its companion (a plain delete before).
+    held = proxy.hold_next(f"{nodes.path}/", (OP_DELETE, OP_MULTI))
     answers: list[tuple[float, str]] = []
     n1.signal(signal.SIGTERM)
     # From the signal on, ask n1 back to back: until it sends its delete (which the proxy
@@ -111,30 +120,83 @@ def test_a_leaving_leader_stops_vouching_before_its_delete_reaches_zookeeper(
     assert not successor[1].startswith("n2 "), f"n2 led before the delete arrived: {successor}"
 
 
-@pytest.mark.open_violation  # V11, RELIABILITY.md: narrowed, not closed; `make open-violations`
-def test_a_leader_whose_entry_another_client_deletes_stops_vouching_at_once(
-    nodes: NodeFactory, kz: KazooClient
+def probe_all(
+    procs: list[NodeProcess], claims: list[tuple[str, float, float, str]], stop: threading.Event
+) -> list[threading.Thread]:
+    """Ask every node GetLeader back to back (one thread each) until `stop`, appending (node,
+    asked, answered, what it said) to `claims` for every answer that named the node itself."""
+
+    def run(proc: NodeProcess) -> None:
+        while not stop.is_set():
+            asked, said = ask(proc)
+            if said.startswith(f"{proc.node_id} "):
+                claims.append((proc.node_id, asked, time.time(), said))
+
+    threads = [threading.Thread(target=run, args=(p,), daemon=True) for p in procs]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_a_leader_whose_entry_another_client_deletes_stops_vouching_before_a_successor_begins(
+    nodes: NodeFactory, kz: KazooClient, proxy: TcpProxy
 ) -> None:
-    procs = [nodes.start(f"n{i}", session_timeout=T) for i in (1, 2, 3)]
-    for _ in range(3):
+    """Three rounds. In the first, the leader (n1, behind the proxy) is cut off from ZooKeeper
+    for HOLD while the delete happens: it cannot hear of it and vouches on its lease, so a
+    successor that claimed on the delete alone would lead beside it for up to HOLD. In the
+    other two nothing is held: the ordering is left to the machine's scheduling."""
+    n1 = nodes.start("n1", session_timeout=T, zk=proxy.address)
+    wait_until(lambda: leads(n1), 20, "n1 to lead")
+    procs = [n1, *(nodes.start(f"n{i}", session_timeout=T) for i in (2, 3))]
+    wait_until(lambda: all(ask(p)[1].startswith("n1 ") for p in procs), 20, "all follow n1")
+    for round_ in range(3):
         leader, epoch = wait_until(
             lambda: next(((p, e) for p in procs if (e := leads(p)) is not None), None),
             20,
             "a leader",
         )
         entries = sorted(
-            kz.get_children(nodes.path),
+            (e for e in kz.get_children(nodes.path) if paths.parse_name(e) is not None),
             key=lambda name: kz.exists(f"{nodes.path}/{name}").czxid,  # type: ignore[union-attr]
         )
-        own = next(e for e in entries if e.startswith("electd-"))
+        own = entries[0]
+        stop = threading.Event()
+        claims: list[tuple[str, float, float, str]] = []
+        probers = probe_all(procs, claims, stop)
+        wait_until(lambda: len(claims) >= 10, 20, "the probes to run")  # noqa: B023
+        held = round_ == 0
+        if held:
+            assert leader is n1
+            proxy.block()
+        deleted = time.time()
         kz.delete(f"{nodes.path}/{own}")
-        asked, said = ask(leader)  # right after the delete returned
-        assert said != f"{leader.node_id} {epoch}", (
-            f"{leader.node_id} still named itself with epoch {epoch} "
-            f"{time.time() - asked:.3f}s after its entry {own} was deleted"
+        try:
+            if held:
+                while time.time() < deleted + HOLD:
+                    stop.wait(0.05)
+                proxy.unblock()
+            wait_until(
+                lambda: any(int(c[3].split()[1]) > epoch for c in list(claims)),  # noqa: B023
+                20,
+                "a new leader with a higher epoch",
+            )
+        finally:
+            proxy.unblock()
+            stop.set()
+            for t in probers:
+                t.join(5)
+        old_term = [c for c in claims if c[3] == f"{leader.node_id} {epoch}"]
+        new_term = [c for c in claims if int(c[3].split()[1]) > epoch]
+        last_old = max(asked for _, asked, _, _ in old_term)
+        first_new = min(answered for _, _, answered, _ in new_term)
+        assert last_old < first_new, (
+            f"round {round_}: {leader.node_id} still named itself with epoch {epoch} (asked "
+            f"{last_old - deleted:+.4f}s after the delete) after {new_term[0][0]} had begun "
+            f"leading (answered {first_new - deleted:+.4f}s)"
         )
+        # The old leader acknowledged: its companion went after it stopped vouching.
         wait_until(
-            lambda old=epoch: any((e := leads(p)) is not None and e > old for p in procs),
+            lambda o=own: kz.exists(f"{nodes.path}/{paths.companion_name(o)}") is None,
             20,
-            "a new leader with a higher epoch",
+            "the old leader's companion to go",
         )

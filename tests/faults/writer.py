@@ -4,9 +4,9 @@ electd starts it when its node becomes leader, with ELECTD_EPOCH, ELECTD_NODE_ID
 ELECTD_ADDRESS, and sends it SIGTERM the moment the node stops leading. Until then it loops:
 ask its own node (GetLeader on ELECTD_ADDRESS, 100 ms deadline) whether it still leads with
 ELECTD_EPOCH, and only if so write (node, epoch, seq, time of that answer) to the fenced
-resource at ELECTD_FAULTS_FENCE. It never writes on a failed or negative check, says goodbye on
-SIGTERM, and exits by itself as soon as its parent is no longer an electd process (its node
-died, perhaps before this script even started).
+resource at ELECTD_FAULTS_FENCE. It never writes on a failed or negative check and says goodbye
+on SIGTERM. electd's supervisor ends it with its term (also when the node process dies, and it
+cannot outlive the supervisor: electd/supervisor/command.py).
 
 A standalone script: it imports only grpc and electd's generated stubs.
 """
@@ -20,7 +20,6 @@ import socket
 import sys
 import threading
 import time
-from pathlib import Path
 
 import grpc
 
@@ -28,15 +27,6 @@ from electd.v1 import election_service_pb2 as pb
 from electd.v1 import election_service_pb2_grpc as pb_grpc
 
 CHECK_DEADLINE = 0.1
-
-
-def node_alive() -> bool:
-    """Is our parent still the electd node that started us?"""
-    try:
-        cmdline = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"electd" in cmdline and b"serve" in cmdline
 
 
 def main() -> int:
@@ -62,9 +52,6 @@ def main() -> int:
     seq = 0
     reason = "sigterm"
     while not stop.is_set():
-        if not node_alive():
-            reason = "node gone"
-            break
         asked = time.time()
         try:
             leader = stub.GetLeader(pb.GetLeaderRequest(), timeout=CHECK_DEADLINE).leader

@@ -145,9 +145,10 @@ def test_connection_loss_during_create_leaves_no_orphan(engines: EngineHarness, 
     a = engines.start("a", hosts=proxy.address, session_timeout=4.0)
     wait_until(fired.is_set, 15, "the create was cut off")
     wait_until(lambda: leads(a), 15, "a leads")
-    children = kz.get_children(engines.path)
-    assert len(children) == 1, children  # the create that lost its reply was found, not redone
-    assert children[0] == a.view().own_znode
+    children = sorted(kz.get_children(engines.path))
+    # The create that lost its reply was found, not redone: one entry, and its companion.
+    own = a.view().own_znode
+    assert children == [own, paths.companion_name(own)], children
     assert a.stats.registrations == 1
 
 

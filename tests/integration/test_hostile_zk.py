@@ -11,6 +11,7 @@ from kazoo.client import KazooClient
 from electd.devcluster.cluster import wait_until
 from electd.engine import ElectionEngine, NodeRecord, Role
 from electd.engine.clock import now as lease_clock
+from electd.zk import paths
 from tests.conftest import EngineHarness
 from tests.support.journal import never_two_leaders
 
@@ -61,3 +62,30 @@ def test_ten_thousand_foreign_children_slow_nothing_down(
     assert "lease expired" not in caplog.text and "bug in the election engine" not in caplog.text
     a.stop()
     wait_until(lambda: leads(b), 30, "b leads after a leaves")
+
+
+def test_every_entry_has_a_companion_of_its_session_and_a_foreign_delete_is_acknowledged(
+    engines: EngineHarness, kz: KazooClient
+) -> None:
+    """Each node's companion is made in its entry's session; when another client deletes the
+    leader's entry, the old leader deletes the companion (its acknowledgement) and the
+    successor leads; a leave takes entry and companion in one transaction (order.py)."""
+    a, b = engines.start("a"), engines.start("b")
+    wait_until(lambda: leads(a) and leader_id(b) == "a", 15, "a leads")
+    for engine in (a, b):
+        own = engine.view().own_znode
+        entry = kz.exists(f"{engines.path}/{own}")
+        companion = kz.exists(f"{engines.path}/{paths.companion_name(own)}")
+        assert entry is not None and companion is not None
+        assert companion.ephemeralOwner == entry.ephemeralOwner != 0
+    old = a.view().own_znode
+    kz.delete(f"{engines.path}/{old}")
+    wait_until(lambda: leads(b) and leader_id(a) == "b", 15, "b leads, a follows")
+    assert kz.exists(f"{engines.path}/{paths.companion_name(old)}") is None
+    assert [m.member.record.id for m in a.members()] == ["b", "a"]  # companions are no members
+    left = b.view().own_znode
+    b.leave()
+    wait_until(lambda: leads(a), 15, "a leads again")
+    assert kz.exists(f"{engines.path}/{left}") is None
+    assert kz.exists(f"{engines.path}/{paths.companion_name(left)}") is None
+    never_two_leaders(engines.journal)

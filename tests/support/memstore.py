@@ -21,7 +21,7 @@ from electd.engine.store import (
     Watcher,
     WatchEvent,
 )
-from electd.zk.paths import parse_name
+from electd.zk.paths import companion_name, companion_of, parse_name
 
 
 @dataclass
@@ -58,9 +58,10 @@ class MemEnsemble:
             return []
         return [(w, WatchEvent.GONE) for w in node.watches]
 
-    def delete(self, name: str) -> None:
+    def delete(self, *names: str) -> None:
+        """Another client deletes these children, in one transaction."""
         with self.lock:
-            fire = self._delete(name)
+            fire = [f for name in names for f in self._delete(name)]
         for w, ev in fire:
             w(ev)
 
@@ -196,6 +197,25 @@ class MemStore:
         with self.ens.lock:
             return self._entries()
 
+    def listing(self) -> tuple[list[Entry], list[Entry]]:
+        self._check()
+        with self.ens.lock:
+            alive = [Entry(*m) for n in self.ens.nodes if (m := companion_of(n)) is not None]
+            return self._entries(), alive
+
+    def companion(self, name: str) -> str:
+        return companion_name(name)
+
+    def mark_alive(self, name: str) -> int | None:
+        sid = self._check()
+        with self.ens.lock:
+            if self.ens.path is None:
+                return None
+            node = self.ens.nodes.setdefault(
+                companion_name(name), _Node(b"", sid, next(self.ens.zxid))
+            )
+            return node.owner
+
     def read(self, name: str, watch: Watcher | None = None) -> Stored | None:
         self._check()
         with self.ens.lock:
@@ -245,7 +265,7 @@ class MemStore:
 
     def remove(self, name: str) -> None:
         self._check()
-        self.ens.delete(name)
+        self.ens.delete(name, companion_name(name))
 
     def remove_nowait(self, name: str, done: Callable[[Exception | None], None]) -> None:
         try:

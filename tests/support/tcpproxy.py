@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 OP_CREATE = 1
 OP_DELETE = 2
 OP_CREATE2 = 15
+OP_MULTI = 14  # a transaction: matched by its first operation's path
 
 
 @dataclass
@@ -181,17 +182,15 @@ class TcpProxy:
                     if len(buf) < 4 + length:
                         break
                     frame, buf = buf[: 4 + length], buf[4 + length :]
-                    fire = not first and self._matches(frame)
+                    cut = None if first else self._take_cut(frame)
                     if not first:
                         self._hold_if_armed(frame)
                     first = False
-                    if fire:
+                    if cut is not None:
                         state["cut"] = True
                     dst.sendall(frame)
-                    if fire:
+                    if cut is not None:
                         time.sleep(0.2)  # let the server commit it; its reply is discarded
-                        assert self._cut is not None
-                        cut, self._cut = self._cut, None
                         _close(src, dst)
                         cut.fired.set()
                         return
@@ -199,16 +198,21 @@ class TcpProxy:
             pass
         _close(src, dst)
 
-    def _matches(self, frame: bytes) -> bool:
-        cut = self._cut
-        if cut is None:
-            return False
+    def _take_cut(self, frame: bytes) -> _Cut | None:
+        """The armed cut if `frame` matches it, disarmed at once (one-shot: a request sent on
+        the client's next connection while this one is being cut must pass)."""
         request = _request(frame)
-        return (
-            request is not None
-            and request[0] in cut.opcodes
-            and request[1].startswith(cut.path_prefix)
-        )
+        with self._lock:
+            cut = self._cut
+            if (
+                cut is None
+                or request is None
+                or request[0] not in cut.opcodes
+                or not request[1].startswith(cut.path_prefix)
+            ):
+                return None
+            self._cut = None
+            return cut
 
     def _hold_if_armed(self, frame: bytes) -> None:
         """Block this connection's request pump while an armed hold matches `frame`."""
@@ -231,9 +235,15 @@ def _request(frame: bytes) -> tuple[int, str] | None:
     if len(frame) < 16:
         return None
     _, opcode, path_len = struct.unpack(">iii", frame[4:16])
-    if path_len < 0 or len(frame) < 16 + path_len:
+    at = 16
+    if opcode == OP_MULTI:  # then a MultiHeader (type, done, err) before the first operation
+        if len(frame) < 25:
+            return None
+        (path_len,) = struct.unpack(">i", frame[21:25])
+        at = 25
+    if path_len < 0 or len(frame) < at + path_len:
         return None
-    return opcode, frame[16 : 16 + path_len].decode(errors="replace")
+    return opcode, frame[at : at + path_len].decode(errors="replace")
 
 
 def _close(*socks: socket.socket) -> None:

@@ -13,7 +13,7 @@ from electd.devcluster.cluster import wait_until
 from electd.engine import NodeRecord, RecordError, Role, View
 from electd.engine.order import election_order
 from electd.engine.store import Entry, Meta
-from electd.zk.paths import parse_name
+from electd.zk.paths import companion_name, companion_of, parse_name
 from tests.support.journal import never_two_leaders
 from tests.support.memstore import MemEnsemble
 
@@ -166,3 +166,142 @@ def test_entry_names_after_zookeepers_counter_wraps_still_parse(suffix: str, seq
     """ZooKeeper formats the parent's cversion (a signed 32-bit int) with %010d."""
     assert parse_name(f"electd-{'a' * 32}-{suffix}") == ("a" * 32, sequence)
     assert parse_name(f"electd-{'a' * 32}-12345") is None
+
+
+# ----- another client deletes an entry: the companion (order.py; RELIABILITY.md, V11) -------
+
+
+def companion(name: str) -> str:
+    return companion_name(name)
+
+
+def test_a_successor_waits_for_the_old_leader_to_acknowledge_a_foreign_delete(
+    cluster, ens: MemEnsemble
+) -> None:
+    """Another client deletes the leader's entry while the leader cannot hear of it yet: the
+    successor does not claim while the leader's companion (same session) is there, and claims
+    once the old leader, back, has stepped down and deleted it."""
+    journal: list[tuple[str, View]] = []
+    a, b = cluster("a", journal=journal), cluster("b", journal=journal)
+    wait_until(lambda: a.leads() and b.leader_id() == "a", 5, "a leads")
+    old = a.view.own_znode
+    assert ens.nodes[companion(old)].owner == ens.nodes[old].owner  # made in the same session
+    a.store.suspend()  # a stops vouching, but its session (and its companion) live on
+    ens.delete(old)  # another client: a's acknowledgement cannot reach the store
+    wait_until(lambda: companion(old) in b.view.reason, 5, "b waits for a's companion")
+    assert not b.leads() and b.view.leader is None and b.view.watching == companion(old)
+    assert companion(old) in ens.nodes
+    a.store.connect()  # a's next pass finds its entry gone: it deletes the companion
+    wait_until(lambda: b.leads() and a.leader_id() == "b", 5, "b leads once a acknowledged")
+    assert companion(old) not in ens.nodes
+    never_two_leaders(journal)
+
+
+def test_a_node_that_joins_after_a_foreign_delete_waits_for_the_orphan_companion(
+    cluster, ens: MemEnsemble
+) -> None:
+    """The same, seen by a full pass that never saw the deleted entry: a companion whose entry
+    is gone holds every claim back until it goes."""
+    a = cluster("a")
+    wait_until(a.leads, 5, "a leads")
+    old = a.view.own_znode
+    a.store.suspend()
+    ens.delete(old)
+    b = cluster("b")  # registers, finds itself the oldest entry, and the orphan companion
+    wait_until(lambda: companion(old) in b.view.reason, 5, "b waits for the orphan companion")
+    assert not b.leads()
+    a.store.connect()
+    wait_until(lambda: b.leads() and a.leader_id() == "b", 5, "b leads once a acknowledged")
+
+
+def test_without_an_acknowledgement_the_successor_claims_once_the_old_lease_is_over(
+    cluster, ens: MemEnsemble
+) -> None:
+    """An old leader that never acknowledges (cut off) holds its successor back only for 2T/3
+    from when the successor saw the delete: its lease cannot outlast that."""
+    journal: list[tuple[str, View]] = []
+    a, b = cluster("a", 0.6, journal), cluster("b", 0.6, journal)
+    wait_until(lambda: a.leads() and b.leader_id() == "a", 5, "a leads")
+    old = a.view.own_znode
+    a.store.suspend()
+    ens.delete(old)
+    wait_until(lambda: companion(old) in b.view.reason, 5, "b waits for a's companion")
+    wait_until(b.leads, 5, "b leads once 2T/3 have passed")
+    assert companion(old) in ens.nodes  # a never acknowledged
+    never_two_leaders(journal)
+
+
+def test_a_graceful_leave_deletes_entry_and_companion_in_one_transaction(
+    cluster, ens: MemEnsemble
+) -> None:
+    """The successor sees both go at once and claims without waiting."""
+    a, b = cluster("a", 60.0), cluster("b", 60.0)
+    wait_until(lambda: b.leader_id() == "a", 5, "b follows a")
+    old = a.view.own_znode
+    deleted: list[set[str]] = []
+    real_delete = ens.delete
+
+    def delete(*names: str) -> None:
+        deleted.append(set(names))
+        real_delete(*names)
+
+    ens.delete = delete  # type: ignore[method-assign]
+    a.engine.leave()
+    wait_until(b.leads, 5, "b leads")
+    assert deleted[0] == {old, companion(old)}
+    assert "companion" not in b.view.reason
+
+
+def test_a_forged_companion_never_lets_its_entry_claim(cluster, ens: MemEnsemble) -> None:
+    """Another client creates the companion of a node's new entry before the node does: the
+    node never claims with it (its ephemeralOwner is not the node's session), replaces entry
+    and companion, and claims with its own."""
+    journal: list[tuple[str, View]] = []
+    a = cluster("a", journal=journal)
+    wait_until(a.leads, 5, "a leads")
+    first = a.view.own_znode
+    forged: list[str] = []
+    sid = a.store.session_id()
+
+    def forge() -> None:  # runs before each of a's store calls until a's new entry exists
+        mine = [n for n, node in ens.nodes.items() if node.owner == sid and n != first]
+        entries = [n for n in mine if parse_name(n) is not None]
+        if entries and companion(entries[0]) not in ens.nodes:
+            forged.append(entries[0])
+            ens.add_raw(companion(entries[0]), b"", FOREIGN_SESSION)
+        elif not forged:
+            a.store.before_next_call = forge
+
+    a.store.before_next_call = forge
+    ens.delete(first)
+    wait_until(lambda: a.leads() and forged and a.view.own_znode != forged[0], 5, "a leads again")
+    assert companion(forged[0]) not in ens.nodes and forged[0] not in ens.nodes
+    assert ens.nodes[companion(a.view.own_znode)].owner == sid
+    assert not [v for n, v in journal if v.role is Role.LEADER and v.own_znode == forged[0]]
+
+
+def test_a_companion_of_another_session_does_not_hold_a_successor_back(
+    cluster, ens: MemEnsemble
+) -> None:
+    """For an entry it knew, a successor waits only for a companion owned by the session that
+    owned the entry: one that another client put in place of the real one does not count (nor
+    would it count as the owner's own companion). A long T: no wait runs out here."""
+    a, b = cluster("a", 60.0), cluster("b", 60.0)
+    wait_until(lambda: b.leader_id() == "a", 5, "b follows a")
+    old = a.view.own_znode
+    a.store.suspend()  # a no longer vouches
+    with ens.lock:  # one transaction: a's entry deleted, its companion swapped for a forgery
+        del ens.nodes[companion(old)]
+        ens.add_raw(companion(old), b"", FOREIGN_SESSION)
+        fire = ens._delete(old)
+    for watch, event in fire:
+        watch(event)
+    wait_until(b.leads, 5, "b leads without waiting")
+    assert ens.nodes[companion(old)].owner == FOREIGN_SESSION
+
+
+def test_companions_are_neither_entries_nor_foreign() -> None:
+    name = f"electd-{'a' * 32}-0000000007"
+    assert parse_name(companion(name)) is None
+    assert companion_of(companion(name)) == (name, "a" * 32, 7)
+    assert companion_of(name) is None and companion_of("foo.alive") is None

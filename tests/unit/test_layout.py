@@ -1,6 +1,7 @@
 """The architecture holds in the imports (ARCHITECTURE.md): only zk/ imports kazoo; grpc and
 the generated code are imported only by rpc/ and client/; the engine imports nothing of zk/,
-rpc/, config/ or client/; config/ and cli.py stay free of kazoo and grpc."""
+rpc/, config/ or client/; config/ and cli.py stay free of kazoo and grpc; the supervisor
+imports neither grpc nor the engine."""
 
 from __future__ import annotations
 
@@ -56,6 +57,9 @@ def test_grpc_and_generated_code_only_in_rpc_and_client(prefix: str) -> None:
         ("zk/", ("electd.rpc", "electd.client", "electd.config")),
         ("rpc/", ("electd.zk", "electd.config", "electd.client")),
         ("names.py", ("electd.",)),
+        ("clock.py", ("electd.",)),
+        ("logfields.py", ("electd.",)),
+        ("supervisor/", ("electd.engine", "electd.rpc", "electd.client", "electd.app", "grpc")),
         ("ops/", ("electd.zk", "electd.rpc", "electd.client", "electd.config")),
         ("top/", ("electd.engine", "electd.zk", "electd.rpc", "electd.config", "electd.ops")),
     ],
@@ -69,3 +73,17 @@ def test_imports_point_one_way(area: str, forbidden: tuple[str, ...]) -> None:
         if m.startswith(forbidden)
     }
     assert bad == set()
+
+
+def test_the_supervisor_process_loads_neither_grpc_nor_the_engine() -> None:
+    """What the supervisor imports when it runs (and when it closes a dead node's session)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import electd.cli, electd.supervisor.supervisor, electd.zk.session, "
+        "electd.config; print(sorted(m for m in sys.modules "
+        "if m.startswith(('grpc', 'electd.engine', 'electd.rpc', 'electd.v1'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

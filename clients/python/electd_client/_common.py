@@ -1,11 +1,13 @@
 """What the blocking and the asyncio clients share: the contract's defaults (clients/README.md,
-"The client contract"), the channel options that make them hold in grpc's C core, the one error
-type, address checking, the backoff and the watch's epoch bookkeeping. Imports grpc, nothing of
-the generated code's channels."""
+"The client contract"), the channel options that make them hold in grpc's C core, TLS
+(`Transport`: clients/README.md, "TLS"), the one error type, address checking, the backoff and
+the watch's epoch bookkeeping. Imports grpc, nothing of the generated code's channels."""
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -83,6 +85,93 @@ def channel_options(
 
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
+
+
+class Transport:
+    """Plaintext, or TLS when any of the four options is given (clients/README.md, "TLS"):
+
+    * `tls_ca`: PEM file of the CAs to verify the nodes' certificates with (without it: the
+      system's roots, as grpc finds them);
+    * `tls_cert` + `tls_key`: PEM files of a client certificate chain and its key, presented
+      for mutual TLS (one without the other is an error);
+    * `tls_server_name`: the name the nodes' certificates must carry (also sent as SNI)
+      instead of each address's host.
+
+    The files are read now (a missing one is an ElectdError naming the option) and read again
+    for a new connection whenever one of them changed, so rotated certificates are picked up
+    without a new client. Thread-safe."""
+
+    def __init__(
+        self,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        tls_server_name: str | None = None,
+    ) -> None:
+        if (tls_cert is None) != (tls_key is None):
+            given, missing = ("tls_cert", "tls_key") if tls_key is None else ("tls_key", "tls_cert")
+            raise ElectdError(f"{given}: needs {missing} too (a client certificate and its key)")
+        self._files = {"tls_ca": tls_ca, "tls_cert": tls_cert, "tls_key": tls_key}
+        self.server_name = tls_server_name or None
+        self.tls = any(v is not None for v in self._files.values()) or self.server_name is not None
+        self._lock = threading.Lock()
+        self._stamp: tuple[object, ...] = ()
+        self._credentials: grpc.ChannelCredentials | None = None
+        if self.tls:
+            self.credentials()
+
+    def _stat(self) -> tuple[object, ...]:
+        out: list[object] = []
+        for path in self._files.values():
+            try:
+                st = os.stat(path) if path is not None else None
+            except OSError:
+                st = None
+            out.append(None if st is None else (st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(out)
+
+    def _read(self, name: str) -> bytes | None:
+        path = self._files[name]
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise ElectdError(f"{name}: cannot read {path}: {exc.strerror or exc}") from None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        """The TLS credentials, read again if a file changed since the last read."""
+        with self._lock:
+            stamp = self._stat()
+            if self._credentials is None or stamp != self._stamp:
+                self._credentials = grpc.ssl_channel_credentials(
+                    root_certificates=self._read("tls_ca"),
+                    private_key=self._read("tls_key"),
+                    certificate_chain=self._read("tls_cert"),
+                )
+                self._stamp = stamp
+            return self._credentials
+
+    def _options(self, options: Sequence[tuple[str, int]]) -> list[tuple[str, int | str]]:
+        out: list[tuple[str, int | str]] = list(options)
+        if self.server_name is not None:
+            out.append(("grpc.ssl_target_name_override", self.server_name))
+        return out
+
+    def channel(self, address: str, options: Sequence[tuple[str, int]] = ()) -> grpc.Channel:
+        """A blocking channel to `address`."""
+        if not self.tls:
+            return grpc.insecure_channel(address, options=list(options))
+        return grpc.secure_channel(address, self.credentials(), options=self._options(options))
+
+    def aio_channel(
+        self, address: str, options: Sequence[tuple[str, int]] = ()
+    ) -> grpc.aio.Channel:
+        """An asyncio channel to `address`."""
+        if not self.tls:
+            return grpc.aio.insecure_channel(address, options=list(options))
+        return grpc.aio.secure_channel(address, self.credentials(), options=self._options(options))
 
 
 class ElectdError(Exception):

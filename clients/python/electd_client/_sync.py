@@ -22,6 +22,7 @@ from electd_client._common import (
     ElectdError,
     FailoverHook,
     Failure,
+    Transport,
     WatchState,
     channel_options,
     connect_failure,
@@ -83,9 +84,9 @@ class _Link:
     uses it, so that the next call makes a fresh connection attempt (under the connect deadline)
     instead of inheriting gRPC's reconnect backoff."""
 
-    def __init__(self, address: str, options: list[tuple[str, int]]) -> None:
+    def __init__(self, address: str, options: list[tuple[str, int]], transport: Transport) -> None:
         self.address = address
-        self.channel = grpc.insecure_channel(address, options=options)
+        self.channel = transport.channel(address, options)
         self.stub = pb_grpc.ElectionServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self.ready = False  # has it ever answered a call?
         self.users = 0
@@ -101,7 +102,12 @@ class ElectionClient:
     that refuses, does not connect within `connect_timeout`, does not answer within
     `call_timeout`, or answers UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED is skipped;
     after one round with no answer the call raises ElectdError with `no_node_answered`. Any
-    other status is raised at once."""
+    other status is raised at once.
+
+    TLS (clients/README.md, "TLS"): any of `tls_ca` (PEM file of the CAs that sign the nodes'
+    certificates; default the system's roots), `tls_cert` + `tls_key` (PEM files of a client
+    certificate and its key, for mutual TLS) or `tls_server_name` (the name to verify the
+    nodes' certificates against, instead of each address's host) turns TLS on."""
 
     def __init__(
         self,
@@ -112,12 +118,17 @@ class ElectionClient:
         first_message_timeout: float = FIRST_MESSAGE_TIMEOUT,
         keepalive_time: float = KEEPALIVE_TIME,
         keepalive_timeout: float = KEEPALIVE_TIMEOUT,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        tls_server_name: str | None = None,
     ) -> None:
         self.addresses = validate_addresses(addresses)
         self.call_timeout = call_timeout
         self.connect_timeout = connect_timeout
         self.first_message_timeout = first_message_timeout
         self.options = channel_options(connect_timeout, keepalive_time, keepalive_timeout)
+        self.transport = Transport(tls_ca, tls_cert, tls_key, tls_server_name)
         self._current = 0
         self._lock = threading.Lock()
         self._links: dict[str, _Link] = {}
@@ -181,7 +192,7 @@ class ElectionClient:
                 raise ElectdError("the client is closed")
             link = self._links.get(address)
             if link is None:
-                link = self._links[address] = _Link(address, self.options)
+                link = self._links[address] = _Link(address, self.options, self.transport)
             link.users += 1
             return link
 
@@ -297,7 +308,7 @@ class LeaderWatch:
         state, client = self._state, self._client
         while not self._cancelled:
             address = state.address
-            channel = grpc.insecure_channel(address, options=client.options)
+            channel = client.transport.channel(address, client.options)
             try:
                 if _settle(channel, client.connect_timeout, self._cond, self._stopped):
                     outcome = yield from self._stream(channel, address)
@@ -392,10 +403,20 @@ def wait_for_leader(addresses: Sequence[str], timeout: float = 30.0) -> pb.Leade
                 time.sleep(0.05)
 
 
-def probe(address: str, timeout: float = 0.5) -> str:
+def probe(
+    address: str,
+    timeout: float = 0.5,
+    *,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    tls_server_name: str | None = None,
+) -> str:
     """The node's overall grpc.health.v1 status by name ("SERVING", "NOT_SERVING", ...), or
-    "UNREACHABLE" when the health call itself fails (refused, timed out, wrong service)."""
-    with grpc.insecure_channel(validate_address(address)) as channel:
+    "UNREACHABLE" when the health call itself fails (refused, timed out, wrong service, TLS
+    refused). The TLS options are the client's (ElectionClient)."""
+    transport = Transport(tls_ca, tls_cert, tls_key, tls_server_name)
+    with transport.channel(validate_address(address)) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)

@@ -32,6 +32,7 @@ from electd_client._common import (
     ElectdError,
     FailoverHook,
     Failure,
+    Transport,
     WatchState,
     channel_options,
     connect_failure,
@@ -78,9 +79,9 @@ async def _settle(channel: Any, timeout: float) -> bool:
 class _Link:
     """One address's pooled channel, replaced after a failure (as in the blocking client)."""
 
-    def __init__(self, address: str, options: list[tuple[str, int]]) -> None:
+    def __init__(self, address: str, options: list[tuple[str, int]], transport: Transport) -> None:
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address, options=options)
+        self.channel = transport.aio_channel(address, options)
         self.stub = pb_grpc.ElectionServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self.ready = False
         self.users = 0
@@ -89,8 +90,9 @@ class _Link:
 
 class ElectionClient:
     """A client of an electd cluster through one or more node addresses, for asyncio: the
-    same failover as the blocking `electd_client.ElectionClient`. `await close()` (or
-    `async with`) releases its connections and cancels the watches it started."""
+    same failover and the same TLS options as the blocking `electd_client.ElectionClient`.
+    `await close()` (or `async with`) releases its connections and cancels the watches it
+    started."""
 
     def __init__(
         self,
@@ -101,12 +103,17 @@ class ElectionClient:
         first_message_timeout: float = FIRST_MESSAGE_TIMEOUT,
         keepalive_time: float = KEEPALIVE_TIME,
         keepalive_timeout: float = KEEPALIVE_TIMEOUT,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        tls_server_name: str | None = None,
     ) -> None:
         self.addresses = validate_addresses(addresses)
         self.call_timeout = call_timeout
         self.connect_timeout = connect_timeout
         self.first_message_timeout = first_message_timeout
         self.options = channel_options(connect_timeout, keepalive_time, keepalive_timeout)
+        self.transport = Transport(tls_ca, tls_cert, tls_key, tls_server_name)
         self._current = 0
         self._links: dict[str, _Link] = {}
         self._watches: set[LeaderWatch] = set()
@@ -165,7 +172,7 @@ class ElectionClient:
             raise ElectdError("the client is closed")
         link = self._links.get(address)
         if link is None:
-            link = self._links[address] = _Link(address, self.options)
+            link = self._links[address] = _Link(address, self.options, self.transport)
         link.users += 1
         return link
 
@@ -302,7 +309,7 @@ class LeaderWatch:
         state, client = self._state, self._client
         while not self._cancelled:
             address = state.address
-            channel = grpc.aio.insecure_channel(address, options=client.options)
+            channel = client.transport.aio_channel(address, client.options)
             try:
                 try:
                     settled = await self._wait(_settle(channel, client.connect_timeout))

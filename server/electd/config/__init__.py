@@ -16,6 +16,7 @@ from electd.config.commands import (
     NodeConfig,
     NodesConfig,
     QueryConfig,
+    RunConfig,
     TopConfig,
 )
 from electd.config.table import Setting, add_arguments, load, load_args, settings_of, to_argv
@@ -51,6 +52,7 @@ __all__ = [
     "NodeConfig",
     "NodesConfig",
     "QueryConfig",
+    "RunConfig",
     "Setting",
     "TopConfig",
     "ZkTarget",

@@ -14,6 +14,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from electd.config.security import ClientTlsConfig, ServerSecurityConfig
 from electd.config.table import setting
 from electd.config.values import (
     ConfigError,
@@ -82,7 +83,7 @@ class ZkConfig:
 
 
 @dataclass(frozen=True)
-class NodeConfig(ZkConfig):
+class NodeConfig(ServerSecurityConfig, ZkConfig):
     """A node: `electd serve`."""
 
     listen: HostPort = setting(
@@ -172,9 +173,57 @@ class NodeConfig(ZkConfig):
         default="",
         metavar="CMD",
         env=True,
-        help="shell command to run only while this node leads; it gets the fencing epoch in "
-        "ELECTD_EPOCH and is sent SIGTERM the moment the node stops leading",
+        help="shell command the supervisor runs only while this node leads, bound to the term: "
+        "its environment has ELECTD_EPOCH (the fencing epoch), ELECTD_ZNODE, "
+        "ELECTD_LEASE_DEADLINE_BOOTTIME, ELECTD_NODE_ID and ELECTD_ADDRESS; its whole tree is "
+        "sent SIGTERM the moment the term ends and SIGKILL before the lease runs out",
     )
+    command_grace: float | None = setting(
+        "--command-grace",
+        parse=optional(seconds(0, 600)),
+        default="",
+        metavar="SECONDS",
+        env=True,
+        shown_default="the most the lease allows: T/8 - max(0.05, T/40) for session timeout T",
+        help="how long the leader command has between SIGTERM and SIGKILL when its term ends; "
+        "it must be dead before the lease runs out, so at most the default (on shutdown it "
+        "gets --shutdown-grace instead, while the node still renews its lease)",
+    )
+    command_exit: str = setting(
+        "--command-exit",
+        parse=parse_text,
+        default="restart",
+        choices=("restart", "step-down", "idle", "exit"),
+        env=True,
+        help="what to do when the leader command exits on its own while the node leads: "
+        "restart it (backoff 0.1 s doubling to 10 s), step-down (leave the election and join "
+        "again at the back of the queue), idle (stay leader, run nothing until the next "
+        "term), or exit (electd exits with the command's exit code)",
+    )
+
+    def command_margin(self) -> float:
+        """How long before the lease deadline the leader command must be dead."""
+        return max(0.05, self.session_timeout / 40)
+
+    def max_command_grace(self) -> float:
+        """The longest SIGTERM -> SIGKILL the lease allows. A healthy leader renews every T/8
+        and keeps at least T/6 of lease (engine/lease.py); the supervisor starts the SIGTERM
+        `grace + margin` before its deadline, so a grace above T/8 - margin would end healthy
+        terms too; T/24 is left for a late heartbeat."""
+        return max(0.0, self.session_timeout / 8 - self.command_margin())
+
+    def effective_command_grace(self) -> float:
+        return self.max_command_grace() if self.command_grace is None else self.command_grace
+
+    def check(self) -> None:
+        limit = self.max_command_grace()
+        if self.command_grace is not None and self.command_grace > limit:
+            raise ConfigError(
+                f"--command-grace: {self.command_grace:g}s is longer than the lease allows at "
+                f"--session-timeout {self.session_timeout:g}: the leader command must be dead "
+                f"before its lease runs out, so at most {limit:.3f}s (T/8 - "
+                f"{self.command_margin():g}s); raise --session-timeout for a longer grace"
+            )
 
     def advertised(self, bound_port: int) -> HostPort:
         """The address clients are told: --advertise, else the listen address with the port
@@ -192,6 +241,37 @@ class NodeConfig(ZkConfig):
             return self.node_id
         adv = self.advertised(bound_port)
         return re.sub(r"[^A-Za-z0-9._-]", "-", f"{adv.host}-{adv.port}").strip("-")
+
+
+@dataclass(frozen=True)
+class RunConfig(NodeConfig):
+    """`electd run -- CMD ARGS...`: a node that exists to run one command while it leads."""
+
+    listen: HostPort = setting(
+        "--listen",
+        parse=_listen,
+        default="127.0.0.1:0",
+        metavar="HOST:PORT",
+        env=True,
+        help="gRPC bind address; port 0 (the default) picks a free port",
+    )
+    command_exit: str = setting(
+        "--command-exit",
+        parse=parse_text,
+        default="exit",
+        choices=("restart", "step-down", "idle", "exit"),
+        env=True,
+        help="what to do when CMD exits on its own while this node leads: exit (electd run "
+        "exits with CMD's exit code), restart it (backoff), step-down (leave the election, "
+        "join again at the back), idle (stay leader, run nothing until the next term)",
+    )
+    shell: bool = setting(
+        "--shell",
+        parse=lambda v, w: bool(v),
+        default=False,
+        switch=True,
+        help="run CMD (one argument) with sh -c instead of executing it directly",
+    )
 
 
 @dataclass(frozen=True)
@@ -253,7 +333,7 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
-class QueryConfig:
+class QueryConfig(ClientTlsConfig):
     """`electd leader`, `nodes` and `watch`: which nodes to ask, and how."""
 
     target: tuple[str, ...] = setting(
@@ -351,6 +431,7 @@ class DevConfig:
 #: Which settings each command takes.
 COMMANDS: dict[str, tuple[type, ...]] = {
     "serve": (NodeConfig, LogConfig),
+    "run": (RunConfig, LogConfig),
     "leader": (QueryConfig,),
     "nodes": (NodesConfig,),
     "watch": (QueryConfig,),

@@ -147,9 +147,12 @@ def load(cls: type[_C], given: Mapping[str, Any], environ: Mapping[str, str]) ->
                     raise ConfigError(f"{what}: {raw!r} is not one of {', '.join(row.choices)}")
             values[row.name] = row.parse(text, what)
     config = cls(**values)
-    check = getattr(config, "check", None)
-    if check is not None:
-        check()
+    # Every class's own `check`, bases first: a mixin's checks (config/security.py) run even
+    # when the class that inherits it has a `check` of its own.
+    for klass in reversed(type(config).__mro__):
+        check = klass.__dict__.get("check")
+        if check is not None:
+            check(config)
     return config
 
 

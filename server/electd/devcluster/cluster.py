@@ -93,9 +93,40 @@ class NodeProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def signal(self, sig: int) -> None:
+        """Signal `electd serve`: its supervisor, which ends the command and then the node on
+        SIGTERM/SIGINT. SIGSTOP and SIGCONT go to the whole process group (supervisor and node
+        process, not the leader command, which has a session of its own): the machine's
+        electd freezes as a whole, as in a VM pause."""
         if self.alive():
             assert self.proc is not None
-            os.kill(self.proc.pid, sig)
+            if sig in (signal.SIGSTOP, signal.SIGCONT):
+                os.killpg(self.proc.pid, sig)
+            else:
+                os.kill(self.proc.pid, sig)
+
+    def node_pid(self) -> int | None:
+        """The pid of the node process under the supervisor (None while there is none): the
+        child in the supervisor's own process group (a leader command has its own session)."""
+        if not self.alive():
+            return None
+        assert self.proc is not None
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return None
+        for pid in (int(p) for p in children.split()):
+            with contextlib.suppress(OSError):
+                if os.getpgid(pid) == self.proc.pid:
+                    return pid
+        return None
+
+    def signal_node(self, sig: int) -> int | None:
+        """Signal the node process alone (not its supervisor); returns its pid."""
+        pid = self.node_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        return pid
 
     def wait(self, timeout: float) -> int:
         assert self.proc is not None

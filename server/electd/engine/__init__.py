@@ -12,9 +12,10 @@
 * engine.py: `ElectionEngine`: lifecycle, callbacks, worker thread, the published view.
 """
 
-from electd.engine.engine import ElectionEngine, EngineStats
+from electd.engine.engine import ElectionEngine
 from electd.engine.lease import Lease, SessionFacts
 from electd.engine.model import LeaderInfo, Member, MemberView, NodeRecord, RecordError, Role, View
+from electd.engine.stats import EngineStats
 from electd.engine.store import (
     ConnState,
     CoordinatorUnavailable,

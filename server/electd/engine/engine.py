@@ -22,6 +22,9 @@ Invariants:
     was paused, or its ZooKeeper server lost its quorum but still answers reads): every view is
     valid only until the lease runs out, every full pass and every heartbeat renews it first.
   * Once stopping (`leave` or `stop`), the engine never decides, registers or vouches again.
+  * Our entry's companion (order.py) is deleted only after we stopped vouching: with the entry
+    when we leave, or, when another client deleted the entry, from that deletion's callback
+    right after the step-down (and again by the worker's pass).
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from electd.engine.clock import now as lease_clock
 from electd.engine.identity import Refused
@@ -40,31 +42,15 @@ from electd.engine.lease import Lease
 from electd.engine.members import Members
 from electd.engine.model import LeaderInfo, MemberView, NodeRecord, Role, View, transition
 from electd.engine.passes import Passes
+from electd.engine.stats import EngineStats
 from electd.engine.store import ConnState, CoordinatorUnavailable, Store, WatchEvent
-from electd.engine.watches import LEADER, OWN, PATH, WatchBook
+from electd.engine.watches import ALIVE, BLOCKER, LEADER, OWN, PATH, WatchBook
 
 logger = logging.getLogger(__name__)
 
 _WAKE, _TICK, _STOP = "wake", "tick", "stop"
 # Retry delays after a failed round of work (ZooKeeper trouble or a bug), in seconds.
 _BACKOFF_START, _BACKOFF_MAX = 0.05, 2.0
-
-
-@dataclass
-class EngineStats:
-    """Counters a test or a metrics exporter can read from any thread (plain ints: racy reads
-    are fine). The *_events are counted on the store's threads, the rest on the worker."""
-
-    predecessor_events: int = 0
-    leader_events: int = 0
-    own_events: int = 0
-    path_events: int = 0
-    reconciles: int = 0
-    registrations: int = 0
-    leader_changes: int = 0  # changes of the leader (or its epoch) this node has seen
-    connects: int = 0  # CONNECTED transitions of the ZooKeeper connection
-    suspensions: int = 0  # SUSPENDED transitions (connection lost, session may survive)
-    expiries: int = 0  # LOST transitions (the session expired)
 
 
 class ElectionEngine:
@@ -235,8 +221,15 @@ class ElectionEngine:
         if role == OWN and event in (WatchEvent.GONE, WatchEvent.CHANGED):
             what = "vanished" if event is WatchEvent.GONE else "was rewritten by another client"
             self.step_down(f"own znode {what}; rejoining")
+            if event is WatchEvent.GONE and not self._stopping:
+                # We no longer vouch: acknowledge, so that a successor need not wait (order.py).
+                self._store.remove_nowait(name, functools.partial(self._on_acked, name))
+        elif role == ALIVE and event in (WatchEvent.GONE, WatchEvent.CHANGED):
+            self.step_down("own companion znode vanished; making it again")
         if role == OWN:
             self.stats.own_events += 1
+        elif role in (ALIVE, BLOCKER):
+            self.stats.companion_events += 1
         elif role == PATH:
             self.stats.path_events += 1
         elif role == LEADER:
@@ -244,6 +237,12 @@ class ElectionEngine:
         else:
             self.stats.predecessor_events += 1
         self._queue.put(_WAKE)
+
+    def _on_acked(self, name: str, error: Exception | None) -> None:
+        if error is not None:  # the worker's next pass deletes it
+            logger.info(
+                "node=%s could not delete the companion of %s: %s", self._record.id, name, error
+            )
 
     def step_down(self, reason: str) -> None:
         """Stop vouching for ourselves at once (any thread): publish JOINING if we lead."""
@@ -262,6 +261,9 @@ class ElectionEngine:
         while True:
             now = self._clock()
             timeout = self._heartbeat() if retry_at is None else max(0.0, retry_at - now)
+            waited = self._passes.waits.wake_at()  # a claim held back (order.py) until then
+            if waited is not None:
+                timeout = min(timeout, max(0.0, waited - now))
             try:
                 events = {self._queue.get(timeout=timeout)}
             except queue.Empty:
@@ -279,6 +281,8 @@ class ElectionEngine:
                 elif _WAKE in events:
                     if not self._passes.fast():
                         self._passes.reconcile()
+                elif waited is not None and self._clock() >= waited:
+                    self._passes.reconcile()
                 else:
                     self._renew()
                 retry_at, delay = None, _BACKOFF_START
@@ -356,14 +360,16 @@ class ElectionEngine:
     ) -> View | bool | None:
         """Publish a decision made in connection generation `gen`, unless the connection moved
         on meanwhile (its callback published already) or the engine is stopping (None). A
-        claim (LEADER) is refused (False) once our own entry's watch has fired: its callback
-        takes this lock after the watch book forgets the entry, so either the claim sees the
-        watch gone, or the callback sees the claim and steps down. Else returns the view it
-        replaced."""
+        claim (LEADER) is refused (False) once our own entry's or its companion's watch has
+        fired: the callback takes this lock after the watch book forgets the znode, so either
+        the claim sees the watch gone, or the callback sees the claim and steps down. Else
+        returns the view it replaced."""
         with self._lock:
             if gen != self._conn_gen or self._stopping:
                 return None
-            if role is Role.LEADER and self._book.role(own) != OWN:
+            if role is Role.LEADER and (
+                self._book.role(own) != OWN or self._book.role(self._store.companion(own)) != ALIVE
+            ):
                 return False
             before = self._view
             self._publish_locked(role, leader, reason, own, watch)

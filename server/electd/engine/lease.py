@@ -70,6 +70,13 @@ class Lease:
         self._unproven: list[_Sync] = []
         self._completed = 0  # how many syncs have succeeded in their own session
         self._answered = _NEVER  # when the last sync succeeded (clock time)
+        self._listeners: list[Callable[[float, float, int], None]] = []
+
+    def add_listener(self, listener: Callable[[float, float, int], None]) -> None:
+        """`listener(valid_until, session_timeout, session_id)` after every renewal of the
+        session `session_id`, on the renewing thread (the supervisor's copy of the deadline,
+        supervisor/link.py); it must not block."""
+        self._listeners.append(listener)
 
     def length(self) -> float:
         """How long the anchor vouches for: kazoo's read timeout for the session, 2/3 of the
@@ -101,6 +108,10 @@ class Lease:
             answered = self._answered
         return float("inf") if answered == _NEVER else self._clock() - answered
 
+    def now(self) -> float:
+        """The lease clock's reading now."""
+        return self._clock()
+
     def remaining(self) -> float:
         """Seconds left of the lease now (negative once it has run out)."""
         return self.valid_until() - self._clock()
@@ -122,6 +133,9 @@ class Lease:
                 self._prove(sid, sent, horizon)
             if established is not None and established[0] == sid:
                 self._anchor = max(self._anchor, established[1])
+            until = self._anchor + self.length()
+        for listener in self._listeners:
+            listener(until, self._session.session_timeout(), sid)
 
     def _prove(self, sid: int, sent: float, horizon: int) -> None:
         """Under `_lock`: the sync of `sid` sent at `sent` succeeded; `horizon` syncs had

@@ -188,19 +188,6 @@ class View:
         return self.role in (Role.LEADER, Role.FOLLOWER) and self.vouched(now) is not None
 
 
-#: The fields of a state-transition log line (`--log-format json` prints them beside `msg`).
-TRANSITION_FIELDS = (
-    "event",
-    "node",
-    "election",
-    "epoch",
-    "from_role",
-    "to_role",
-    "reason",
-    "leader",
-)
-
-
 def transition(
     node: str, before: Role, after: Role, epoch: int = 0, reason: str = "", leader: str = ""
 ) -> dict[str, object]:

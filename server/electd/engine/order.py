@@ -15,6 +15,19 @@ included, and by the member listing: decided from ZooKeeper's metadata alone.
     it is gone. Its owner removes it the moment it hears of the rewrite (after it stopped
     claiming), so leadership passes on only once the old leader has stepped down.
   * What an entry's data says (the node record) is for display and never changes who leads.
+  * Every entry has a companion, an ephemeral child its owner creates right after the entry
+    in the same session; nobody claims before its own companion exists. The owner deletes its
+    companion only once it has stopped vouching: with its entry in one transaction when it
+    leaves, or alone when its entry was deleted by another client. A session that ends takes
+    both. So when an entry older than ours is gone, we claim at once only if its companion,
+    owned by the session that owned the entry, is gone too (the owner can no longer vouch).
+    If that companion is still there, another client deleted the entry while its owner may
+    still vouch: we wait until the companion goes or 2T/3 (T: the granted session timeout)
+    have passed since we saw it, longer than any lease the owner can hold from before the
+    delete (RELIABILITY.md, V11). A companion of another session (a forgery: nobody can
+    forge an ephemeralOwner) neither holds anyone back for an entry we knew nor counts as
+    anyone's own; a companion whose entry we never saw (found orphaned in a listing) holds
+    us back whatever session owns it, ours excepted: we cannot tell whose entry it was.
 Pure functions on immutable values; imports nothing but the store's types.
 """
 
@@ -67,3 +80,12 @@ def why_not_valid(meta: Meta) -> str:
     if meta.session_id == 0:
         return "it is persistent (no session owns it)"
     return f"its data was rewritten (data version {meta.version})"
+
+
+def holds_back(companion: Meta | None, owner: int, ours: int) -> bool:
+    """Whether the companion of an entry that is gone keeps us from claiming: it exists, is
+    ephemeral, is not ours, and belongs to `owner`, the session that owned the entry (0: we
+    never saw the entry, any session but ours counts)."""
+    if companion is None or companion.session_id in (0, ours):
+        return False
+    return owner == 0 or companion.session_id == owner

@@ -2,10 +2,11 @@
 the rule of order.py, watch) and the fast pass (`fast`: decide again from what the last full
 pass learned, when the only news are watched entries older than ours that went away).
 
-Owns our entry, its registration, the chain (the entries older than ours, oldest first, as the
-last full pass ranked them: a superset of the live ones) and the terms seen. Runs on the
-engine's worker thread only; `own` is also read (one reference read) by `leave` and `members`
-on other threads. Imports neither kazoo nor grpc.
+Owns the chain (the entries older than ours, oldest first, as the last full pass ranked them:
+a superset of the live ones); our entry and its companion are own.py's, the terms seen
+terms.py's, the claims held back companions.py's. Runs on the engine's worker thread only;
+`own` is also read (one reference read) by `leave` and `members` on other threads. Imports
+neither kazoo nor grpc.
 
 Invariants (see order.py for the rule):
   * Entries older than ours can only go away: a new entry always gets a higher czxid than every
@@ -16,26 +17,34 @@ Invariants (see order.py for the rule):
     graceful leader change then costs the successor one round trip (its own entry, read before
     it claims: V10), the node right behind it none, and any other node one read, however many
     members there are.
-  * We claim only from our own entry's metadata in our current session, data version 0.
-  * Our entry found rewritten: step down first, then delete it, then register again.
+  * We claim only from our own entry's metadata in our current session, data version 0, and
+    only while our entry's companion exists in that session (order.py).
+  * An entry older than ours that went away is claimed past only once its companion is gone,
+    or 2T/3 after we saw it still there (order.py; the waits are companions.py's). That check
+    rides on the round trip a fast pass makes before it claims anyway.
+  * Our entry found rewritten: step down first, then delete it, then register again. Found
+    gone: step down first, then delete its companion (the acknowledgement a successor waits
+    for); a companion of our session whose entry is gone is removed by every full pass.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from electd.engine.clock import now as lease_clock
+from electd.engine.companions import Waits
 from electd.engine.gate import ClusterGate
 from electd.engine.identity import Refused
 from electd.engine.lease import Lease
 from electd.engine.members import Members
-from electd.engine.model import LeaderInfo, Member, NodeRecord, Role, View, transition
+from electd.engine.model import Member, NodeRecord, Role
 from electd.engine.order import Ranked
+from electd.engine.own import OwnEntry
 from electd.engine.store import CoordinatorUnavailable, Entry, Meta, Store, Stored, WatchEvent
-from electd.engine.watches import LEADER, OWN, PREDECESSOR, WatchBook
+from electd.engine.terms import Terms
+from electd.engine.watches import ALIVE, BLOCKER, LEADER, OWN, PREDECESSOR, WatchBook
 
 if TYPE_CHECKING:
     from electd.engine.engine import ElectionEngine
@@ -62,22 +71,30 @@ class Passes:
         self._engine = engine
         self._store = store
         self._record = record
-        self._data = record.encode()
         self._members = members
         self._book = book
         self._lease = lease
-        self._wall = wall
         self._id = record.id
-        self.own: Entry | None = None
-        self._own_sid: int | None = None  # the ephemeralOwner of `own`
         self._own_member: Member | None = None
-        self._pending: tuple[int, str, bool] | None = None  # (session, token, tried)
         self._chain: list[Ranked] = []
         self._decided_gen = -1  # the connection generation the last full pass decided in
-        self._leader: LeaderInfo | None = None
-        self._max_epoch = 0
+        self._terms = Terms(engine.stats, wall, record.id)
         self._max_czxid = 0  # the newest entry this node has seen: where ZooKeeper's zxids were
         self._gate = ClusterGate(store, book, record.id, cluster_id, engine.refuse)
+        self.waits = Waits(lease.now, lease.length)
+        self._own = OwnEntry(engine, store, book, self.waits, record.id, record.encode())
+
+    @property
+    def own(self) -> Entry | None:
+        """Our entry (one reference read: `leave` and `members` read it from other threads)."""
+        return self._own.entry
+
+    @own.setter
+    def own(self, entry: Entry | None) -> None:
+        self._own.entry = entry
+
+    def own_still_ours(self, claiming: bool = False) -> bool:
+        return self._own.still_ours(claiming)
 
     def _lease_now(self) -> float:
         return lease_clock()
@@ -110,61 +127,54 @@ class Passes:
                 raise CoordinatorUnavailable("no session")
             try:
                 # Every full pass: the identity may have changed.
-                self._gate.join(self._max_epoch, self._max_czxid)
+                self._gate.join(self._terms.max_epoch, self._max_czxid)
             except Refused:
-                self._withdraw()
+                self._own.withdraw()
                 raise
-            if self.own is None or self._own_sid != sid:
-                self._register(sid)
+            if self.own is None or self._own.sid != sid:
+                self._own.register(sid)
                 continue  # decide in the session that owns the entry, read again
             if self._decide(sid, gen):
                 return
         raise CoordinatorUnavailable("the election kept changing under us; will retry")
 
-    def _withdraw(self) -> None:
-        """Refused while registered: our entry (we stepped down already) must not count."""
-        own = self.own
-        if own is not None:
-            self._book.disarm(own.name)
-            self._store.remove(own.name)
-            self.own = None
-
-    def _register(self, sid: int) -> None:
-        """Create our entry (one per session: a retry in the same session reuses the token and
-        finds an entry whose create reply was lost). `_own_sid` is the entry's real owner,
-        which differs from `sid` only if the store changed sessions during the create."""
-        if self._pending is None or self._pending[0] != sid:
-            self._pending = (sid, uuid.uuid4().hex, False)
-        _, token, tried = self._pending
-        self._pending = (sid, token, True)
-        entry, owner = self._store.register(token, self._data, maybe_exists=tried)
-        self.own, self._own_sid, self._pending = entry, owner, None
-        self._engine.stats.registrations += 1
-        logger.info(
-            "node=%s joined the election as %s (sequence %d)", self._id, entry.name, entry.sequence
-        )
-
     def _decide(self, sid: int, gen: int) -> bool:
         """One pass of the recipe. Returns False when it must run again at once."""
         own = self.own
         assert own is not None
-        entries = self._store.entries()
+        entries, alive = self._store.listing()
         names = [e.name for e in entries]
         if own.name not in names:
-            return self._lost_own(own, "vanished while the session lives")
-        metas = self._stats(names, own.name)
+            return self._own.lost("vanished while the session lives", ack=True)
+        listed = set(names)
+        orphans = [e.name for e in alive if e.name not in listed]  # their entries are gone
+        companions = [self._store.companion(n) for n in [own.name, *orphans]]
+        metas = self._stats(names, own.name, companions)
+        alive_metas = metas[len(names) :]
+        metas = metas[: len(names)]
         mine = metas[names.index(own.name)]
         if mine is None:
-            return self._lost_own(own, "vanished while the session lives")
+            return self._own.lost("vanished while the session lives", ack=True)
         if mine.session_id != sid:
-            return self._lost_own(own, f"is owned by session 0x{mine.session_id:x}, not ours")
+            return self._own.lost(f"is owned by session 0x{mine.session_id:x}, not ours")
         if mine.version != 0:
-            return self._rewritten(own)
+            return self._own.rewritten()
+        if not self._own.alive(alive_metas[0], sid):
+            return False
+        self.waits.restart((c, m.czxid) for c, m in zip(companions, alive_metas, strict=True) if m)
+        for name, companion, meta in zip(orphans, companions[1:], alive_metas[1:], strict=True):
+            if meta is not None and meta.session_id == sid:
+                self._book.disarm(companion)
+                self._store.remove(name)  # ours, left behind by an earlier entry: clean up
+            elif not self.waits.judge(companion, 0, meta, sid):
+                self._book.disarm(companion)
         self._members.forget({(e.name, m.czxid) for e, m in zip(entries, metas, strict=True) if m})
         order = self._members.order(entries, metas)
         self._max_czxid = max(self._max_czxid, max(r.meta.czxid for r in order))
         at = next(i for i, r in enumerate(order) if r.name == own.name)
         self._chain = order[:at]
+        if not self._chain and None in metas:
+            return False  # an entry went after the listing: list again, to see its companion
         own_stored = Stored(mine.session_id, mine.czxid, mine.version, mine.created_ms)
         self._own_member = self._members.from_stored(own, own_stored, own)
         # Watch the oldest entry (the leader, or what blocks the lead) and the predecessor.
@@ -177,55 +187,26 @@ class Passes:
             return False  # the predecessor is already gone: decide again at once
         return self._conclude(gen)
 
-    def _stats(self, names: list[str], own: str) -> list[Meta | None]:
-        """Every entry's metadata, our own entry's with our watch set on it."""
-        watches = {own: self._book.arm(own, OWN)}
+    def _stats(self, names: list[str], own: str, companions: list[str]) -> list[Meta | None]:
+        """Every entry's metadata, then the companions' (our own companion first), with our
+        watches set on our entry, our companion and the other companions."""
+        watches = {
+            own: self._book.arm(own, OWN),
+            companions[0]: self._book.arm(companions[0], ALIVE),
+        }
+        watches.update((c, self._book.arm(c, BLOCKER)) for c in companions[1:])
+        asked = names + companions
         out: list[Meta | None] = []
         try:
-            for i in range(0, len(names), _BATCH):
-                out += self._store.stats(names[i : i + _BATCH], watches)
+            for i in range(0, len(asked), _BATCH):
+                out += self._store.stats(asked[i : i + _BATCH], watches)
                 if self._lease.remaining() < 2 * self._lease.heartbeat():
                     self._lease.renew()
         except BaseException:
-            self._book.disarm(own)
+            for name in watches:
+                self._book.disarm(name)
             raise
         return out
-
-    def _lost_own(self, own: Entry, what: str) -> bool:
-        logger.warning("node=%s own znode %s %s; registering again", self._id, own.name, what)
-        self._engine.step_down(f"own znode {what}; rejoining")
-        self.own = None
-        return False
-
-    def _rewritten(self, own: Entry) -> bool:
-        """Another client rewrote our entry's data: it no longer counts (order.py), and nobody
-        behind it leads while it is there. Step down, then remove it, then register again."""
-        self._engine.step_down("own znode was rewritten by another client; rejoining")
-        logger.warning(
-            "node=%s own znode %s was rewritten by another ZooKeeper client; replacing it",
-            self._id,
-            own.name,
-        )
-        self._book.disarm(own.name)
-        self._store.remove(own.name)
-        self.own = None
-        return False
-
-    def own_still_ours(self) -> bool:
-        """Heartbeat: our entry still exists, in our session, unrewritten (watch set again)."""
-        own = self.own
-        if own is None:
-            return False
-        watch = self._book.arm(own.name, OWN)
-        try:
-            meta = self._store.stats([own.name], {own.name: watch})[0]
-        except BaseException:
-            self._book.disarm(own.name)
-            raise
-        if meta is None:
-            self._book.disarm(own.name)
-            return False
-        return meta.session_id == self._own_sid and meta.version == 0
 
     # ----- the fast pass ---------------------------------------------------------------------
 
@@ -238,6 +219,7 @@ class Passes:
             return True  # leaving: nothing to decide
         events = self._book.take()
         connected, gen, _ = self._engine.connection()
+        alive = self._store.companion(own.name) if own is not None else ""
         usable = (
             bool(events)
             and connected
@@ -245,16 +227,21 @@ class Passes:
             and own is not None
             and own_member is not None
             and self._book.role(own.name) == OWN
-            and all(ev is WatchEvent.GONE and name != own.name for name, ev in events)
+            and all(ev is WatchEvent.GONE and name not in (own.name, alive) for name, ev in events)
         )
         if not usable or not self._engine.lease_fresh():
             return False
         assert own is not None and own_member is not None
         sid = self._store.session_id()
-        if sid is None or sid != self._own_sid or own_member.session_id != sid:
+        if sid is None or sid != self._own.sid or own_member.session_id != sid:
             return False
         self._engine.stats.reconciles += 1
         gone = {name for name, _ in events}
+        for name in gone:
+            self.waits.gone(name)  # a companion we waited for
+        for r in self._chain:
+            if r.name in gone:
+                self.waits.suspect(self._store.companion(r.name), r.meta.session_id)
         self._chain = [r for r in self._chain if r.name not in gone]
         while self._chain and self._probe(0, LEADER) is None:
             pass  # that one is gone too: the next oldest
@@ -264,8 +251,9 @@ class Passes:
         # About to claim: one round trip first. ZooKeeper answers it only after every change
         # it committed before it, so a transaction that deleted our predecessors and our own
         # entry together (a wiped path) is seen whole, and we never claim on an entry that is
-        # already gone (RELIABILITY.md, V10).
-        if claiming and not self.own_still_ours():
+        # already gone (RELIABILITY.md, V10). The same round trip reads the companions of
+        # the entries that went (V11): still there, we wait.
+        if claiming and not self.own_still_ours(claiming=True):
             return False
         return self._conclude(gen)
 
@@ -293,6 +281,7 @@ class Passes:
         if got is None or got.czxid != ranked.meta.czxid or got.session_id == 0:
             self._book.disarm(name)
             del self._chain[at]  # gone (or replaced by another znode of the same name)
+            self.waits.suspect(self._store.companion(name), ranked.meta.session_id)
             return None
         self._chain[at] = fresh_ranked = Ranked(ranked.entry, _meta(got))
         return fresh_ranked
@@ -304,7 +293,10 @@ class Passes:
         assert own is not None and own_member is not None
         reason = ""
         leader: Member | None
-        if not self._chain:
+        if not self._chain and self.waits.blocking:
+            role, leader, watching = Role.FOLLOWER, None, min(self.waits.blocking)
+            reason = self.waits.why()
+        elif not self._chain:
             role, leader, watching = Role.LEADER, own_member, ""
         else:
             role, watching = Role.FOLLOWER, self._chain[-1].name
@@ -317,75 +309,17 @@ class Passes:
                     f"the oldest entry {oldest.name} was rewritten by another ZooKeeper client; "
                     "nobody leads until its owner removes it"
                 )
-        info = self._leader_info(leader) if leader is not None else None
+        identity = self._gate.identity
+        base = identity.epoch_base if identity is not None else 0
+        info = self._terms.info(leader, base) if leader is not None else None
         before = self._engine.publish_if_current(gen, role, info, reason, own.name, watching)
         if before is False:
             return False  # our own entry changed or went away meanwhile: decide again
         if before is None or before is True:
             return True  # the connection moved on, or we are leaving: nothing to publish
         self._decided_gen = gen
-        self._log_transition(before, role, info, watching, reason)
+        self._terms.log(before, role, info, watching, reason)
         return True
-
-    def _leader_info(self, leader: Member) -> LeaderInfo:
-        """The term: the leader and its epoch, the cluster's epoch base plus its czxid."""
-        identity = self._gate.identity
-        base = identity.epoch_base if identity is not None else 0
-        epoch = base + leader.czxid
-        prev = self._leader
-        if prev is not None and prev.epoch == epoch and prev.member == leader:
-            return prev
-        if epoch < self._max_epoch:
-            logger.error(
-                "node=%s leader epoch went backwards (%d < %d): was ZooKeeper's data reset?",
-                self._id,
-                epoch,
-                self._max_epoch,
-            )
-        self._max_epoch = max(self._max_epoch, epoch)
-        if prev is None or prev.epoch != epoch:
-            self._engine.stats.leader_changes += 1
-        elected = prev.elected_at if prev is not None and prev.epoch == epoch else None
-        self._leader = LeaderInfo(leader, epoch, elected or self._wall())
-        return self._leader
-
-    def _log_transition(
-        self, before: View, role: Role, info: LeaderInfo | None, watching: str, reason: str
-    ) -> None:
-        if info is None:
-            if before.leader is not None or before.reason != reason:
-                logger.warning(
-                    "node=%s %s -> %s: %s",
-                    self._id,
-                    before.role.value,
-                    role.value,
-                    reason,
-                    extra=transition(self._id, before.role, role, 0, reason),
-                )
-            return
-        epoch = info.epoch
-        leader = info.member.record.id or info.member.znode
-        extra = transition(self._id, before.role, role, epoch, "", leader)
-        if role is Role.LEADER and (before.role is not Role.LEADER or before.leader != info):
-            logger.info(
-                "I am a new leader: node=%s epoch=%d znode=%s (%s -> LEADER)",
-                self._id,
-                epoch,
-                info.member.znode,
-                before.role.value,
-                extra=extra,
-            )
-        elif before.role is not role or before.leader != info or before.watching != watching:
-            logger.info(
-                "node=%s epoch=%d %s -> %s leader=%s watching=%s",
-                self._id,
-                epoch,
-                before.role.value,
-                role.value,
-                leader,
-                watching or "-",
-                extra=extra,
-            )
 
 
 def _fields(meta: Meta) -> dict[str, int]:

@@ -8,7 +8,12 @@ Contract (ZooKeeper's semantics, restated so other stores can honour them):
     and reports the session that owns it; when `maybe_exists` is true it first looks for an
     entry with that token (a previous attempt's create may have succeeded on the server while
     its reply was lost) so that no attempt leaves an orphan behind.
+  * Every entry has a companion (`companion` names it): an ephemeral child its owner creates
+    right after the entry, in the same session (`mark_alive`), and deletes only after it has
+    stopped vouching: with the entry in one transaction (`remove`), or alone once the entry
+    is gone. A companion is neither an entry nor foreign.
   * `entries` lists the children whose names are electd entry names (never other children);
+    `listing` also names the entries whose companion is a child (the entry may be gone);
     `stats` reads many entries' metadata at once, without their data (pipelined: a foreign
     client may have created thousands of children).
   * Watch callbacks are one-shot, may run on any thread and must not block.
@@ -108,6 +113,23 @@ class Store(Protocol):
         """The election's entries, lowest sequence first."""
         ...
 
+    def listing(self) -> tuple[list[Entry], list[Entry]]:
+        """In one read: the election's entries (as `entries`), and the entries whose companion
+        is a child now, whether the entry itself still exists or not."""
+        ...
+
+    def companion(self, name: str) -> str:
+        """The name of the companion of the entry named `name` (no round trip): `stats` and
+        `read` take it like any name, and its watch reports it."""
+        ...
+
+    def mark_alive(self, name: str) -> int | None:
+        """Create the companion of our entry `name` in the current session. Returns its
+        ephemeralOwner: normally the current session, but a companion that existed already
+        (a create whose reply was lost, or another client's forgery) keeps its owner, and the
+        caller must compare. None if the election path (with the entry) is gone."""
+        ...
+
     def stats(self, names: Sequence[str], watches: Mapping[str, Watcher]) -> list[Meta | None]:
         """The metadata of each named entry (None: gone), in the order given, with the calls
         in flight together. Sets `watches[name]` (fires once when that entry changes or goes
@@ -131,11 +153,12 @@ class Store(Protocol):
         ...
 
     def remove(self, name: str) -> None:
-        """Delete an entry; an entry that is already gone is not an error."""
+        """Delete an entry and its companion, in one transaction: a successor sees both go at
+        once. Whichever of the two is already gone is not an error (the other still goes)."""
         ...
 
     def remove_nowait(self, name: str, done: Callable[[Exception | None], None]) -> None:
-        """Send the delete of an entry and return at once. `done` runs later, on any thread
+        """Send the deletes of `remove` and return at once. `done` runs later, on any thread
         and without blocking, with None (deleted, or already gone) or the error
         (CoordinatorUnavailable). For leaving the election from a thread that must not wait."""
         ...

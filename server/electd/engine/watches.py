@@ -18,7 +18,10 @@ from electd.engine.store import WatchEvent
 
 # What a watched entry was to us when its watch was set. PATH is the election path itself (its
 # data holds the cluster identity); it is watched under that name, which no entry can have.
+# ALIVE is our own entry's companion; BLOCKER the companion of an entry that went away while
+# its owner may still vouch (order.py: we wait for it to go before we claim).
 OWN, LEADER, PREDECESSOR, PATH = "own", "leader", "predecessor", ""
+ALIVE, BLOCKER = "alive", "blocker"
 
 
 class Watch:

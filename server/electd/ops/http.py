@@ -5,7 +5,8 @@ view of the election for `curl` users, and `/metrics`. aiohttp on the node's asy
                       JSON {"node", "is_leader", "leader": {...} | null, "epoch", "reason"}
                       (Patroni's convention, what HAProxy's `option httpchk` routes on)
   GET|HEAD /healthz   liveness: 200 while the process and its loop run
-  GET|HEAD /readyz    readiness: 200 with a live session, joined, within the lease; else 503
+  GET|HEAD /readyz    readiness: 200 with a live session, joined, within the lease, and a
+                      leader command that can be started (if any); else 503 with the reason
   GET|HEAD /cluster   the election from this node: leader, epoch, members in election order
                       (503 while the node cannot vouch)
   GET      /metrics   Prometheus text format
@@ -92,12 +93,14 @@ class OpsServer:
         st = self._status
         now = st.now()
         view = st.view()
-        ready = view.serving(now)
+        serving = view.serving(now)
+        command_error = st.command().error
+        ready = serving and not command_error
         body = {
             "node": st.node_id,
             "ready": ready,
             "role": view.role.value,
-            "reason": "" if ready else view.why_unknown(now),
+            "reason": "" if ready else command_error or view.why_unknown(now),
         }
         return web.json_response(body, status=200 if ready else 503)
 

@@ -152,6 +152,11 @@ class _NodeCollector(Collector):
         for code, count in sorted(cmd.exits.items()):
             exits.add_metric([str(code)], float(count))
         yield exits
+        yield CounterMetricFamily(
+            "electd_leader_command_spawn_failures",
+            "Failed starts of the --leader-command (retried with backoff).",
+            value=cmd.spawn_failures,
+        )
 
 
 def _finite(value: float) -> float:

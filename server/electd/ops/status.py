@@ -19,6 +19,8 @@ class CommandStatus:
     running: bool
     starts: int
     exits: dict[int, int]
+    spawn_failures: int = 0
+    error: str = ""  # why the command cannot be started now ("" when it can)
 
 
 @dataclass(frozen=True)

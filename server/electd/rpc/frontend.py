@@ -1,6 +1,7 @@
 """The gRPC side of one node behind one object, so that app.py needs nothing else of rpc/:
-bind the port (first, to learn it), attach the hub, the servicer, health and reflection once
-the node's id is known, hand the engine its `publish`, and stop in order.
+bind the port (first, to learn it; TLS or plaintext, with the transport limits and the
+authorization interceptor of `SecuritySettings`), attach the hub, the servicer, health and
+reflection once the node's id is known, hand the engine its `publish`, and stop in order.
 
 Loop thread only, except `publish` (any thread: the hub crosses into the loop).
 """
@@ -9,24 +10,95 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any, Protocol
 
+import grpc
 from grpc_health.v1._async import HealthServicer
 
 from electd.engine import MemberView, Role, View
+from electd.rpc.auth import GuardInterceptor, Policy
 from electd.rpc.hub import ViewHub
 from electd.rpc.interceptor import Observer, ObservingInterceptor
-from electd.rpc.server import BindError, add_services, create_server
+from electd.rpc.server import BindError, Limits, add_services, create_server
 from electd.rpc.servicer import ElectionServicer
+from electd.rpc.tls import CertificateFiles, server_credentials
+from electd.tlsfiles import PemError
 
-__all__ = ["BindError", "Frontend"]
+__all__ = ["BindError", "Frontend", "SecuritySettings"]
+
+
+class SecuritySettings(Protocol):
+    """What the node's security settings (config/security.py's ServerSecurityConfig, which
+    NodeConfig inherits) give the gRPC side; rpc/ reads them without importing config/."""
+
+    @property
+    def tls_cert(self) -> str | None: ...
+    @property
+    def tls_key(self) -> str | None: ...
+    @property
+    def tls_client_ca(self) -> str | None: ...
+    @property
+    def allow_read(self) -> tuple[str, ...]: ...
+    @property
+    def allow_write(self) -> tuple[str, ...]: ...
+    @property
+    def reflection_enabled(self) -> bool: ...
+    @property
+    def max_recv_message_bytes(self) -> int: ...
+    @property
+    def max_streams_per_peer(self) -> int: ...
+    @property
+    def max_streams_per_connection(self) -> int: ...
+    @property
+    def min_ping_interval(self) -> float: ...
+    @property
+    def max_ping_strikes(self) -> int: ...
+    @property
+    def max_connection_idle(self) -> float: ...
+    @property
+    def max_connection_age(self) -> float: ...
+    @property
+    def max_connection_age_grace(self) -> float: ...
 
 
 class Frontend:
-    def __init__(self, listen: str, observe: Observer | None = None) -> None:
-        """Bind `listen` now (port 0 picks one: see `port`). Raises BindError. `observe`:
-        called with (method, code, seconds or None for streams) after every call."""
-        interceptors = [ObservingInterceptor(observe)] if observe is not None else []
-        self._server, self.port = create_server(listen, interceptors)
+    def __init__(
+        self,
+        listen: str,
+        observe: Observer | None = None,
+        security: SecuritySettings | None = None,
+    ) -> None:
+        """Bind `listen` now (port 0 picks one: see `port`). Raises BindError (also for TLS
+        files that cannot be used). `observe`: called with (method, code, seconds or None for
+        streams) after every call. `security`: TLS, policy and limits (None: plaintext, open,
+        the default limits)."""
+        interceptors: list[Any] = [ObservingInterceptor(observe)] if observe is not None else []
+        credentials: grpc.ServerCredentials | None = None
+        self.certificates: CertificateFiles | None = None
+        self._reflect = True
+        limits = Limits()
+        if security is not None:
+            if security.tls_cert and security.tls_key:
+                try:
+                    credentials, self.certificates = server_credentials(
+                        security.tls_cert, security.tls_key, security.tls_client_ca
+                    )
+                except PemError as exc:
+                    raise BindError(f"cannot serve TLS: {exc}") from None
+            policy = Policy.of(security.allow_read, security.allow_write)
+            interceptors.append(GuardInterceptor(policy, security.max_streams_per_peer))
+            self._reflect = security.reflection_enabled
+            limits = Limits(
+                max_recv_message_bytes=security.max_recv_message_bytes,
+                max_streams_per_connection=security.max_streams_per_connection,
+                min_ping_interval=security.min_ping_interval,
+                max_ping_strikes=security.max_ping_strikes,
+                max_connection_idle=security.max_connection_idle,
+                max_connection_age=security.max_connection_age,
+                max_connection_age_grace=security.max_connection_age_grace,
+            )
+        self.tls = credentials is not None
+        self._server, self.port = create_server(listen, interceptors, credentials, limits)
         self._hub: ViewHub | None = None
         self._health: HealthServicer | None = None
 
@@ -40,7 +112,7 @@ class Frontend:
             loop, View(0, node_id, Role.JOINING, None, "connecting to ZooKeeper", "", "", 0)
         )
         self._servicer = ElectionServicer(self._hub, members, node_id, max_streams)
-        self._health = add_services(self._server, self._servicer, self._hub)
+        self._health = add_services(self._server, self._servicer, self._hub, self._reflect)
 
     @property
     def open_streams(self) -> int:

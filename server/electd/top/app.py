@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,13 +18,21 @@ from electd.client import ElectdError, ElectionClient
 from electd.top.view import gather, render
 
 
-def run_top(targets: Sequence[str], interval: float, timeout: float, once: bool) -> int:
+def run_top(
+    targets: Sequence[str],
+    interval: float,
+    timeout: float,
+    once: bool,
+    tls: Mapping[str, Any] | None = None,
+) -> int:
+    """`tls`: the client's TLS options (tls_ca, tls_cert, tls_key, tls_server_name)."""
     console = Console()
     stop = threading.Event()
     changes: list[tuple[float, str, int]] = []
-    with ElectionClient(targets, call_timeout=timeout) as client, ThreadPoolExecutor(8) as pool:
+    client = ElectionClient(targets, call_timeout=timeout, **dict(tls or {}))
+    with client, ThreadPoolExecutor(8) as pool:
         if once:
-            first = gather(client, pool, timeout)
+            first = gather(client, pool, timeout, tls)
             console.print(render(first, targets))
             return 1 if first.error else 0
         watch = client.watch_leader()
@@ -45,7 +53,7 @@ def run_top(targets: Sequence[str], interval: float, timeout: float, once: bool)
         threading.Thread(target=follow, name="top-watch", daemon=True).start()
         with Live(console=console, screen=True, auto_refresh=False) as live:
             while not stop.is_set():
-                frame = gather(client, pool, timeout)
+                frame = gather(client, pool, timeout, tls)
                 frame.changes = list(changes)
                 live.update(render(frame, targets), refresh=True)
                 stop.wait(interval)

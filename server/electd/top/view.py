@@ -7,9 +7,10 @@ with rich. Blocking; called from `electd top`'s loop. Imports nothing of the ser
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.console import Group
 from rich.table import Table
@@ -36,7 +37,13 @@ class Frame:
     changes: list[tuple[float, str, int]] = field(default_factory=list)
 
 
-def gather(client: ElectionClient, pool: ThreadPoolExecutor, timeout: float) -> Frame:
+def gather(
+    client: ElectionClient,
+    pool: ThreadPoolExecutor,
+    timeout: float,
+    tls: Mapping[str, Any] | None = None,
+) -> Frame:
+    """`tls`: the client's TLS options, for asking each member itself."""
     frame = Frame(time.time())
     try:
         listing = client.list_nodes()
@@ -44,14 +51,14 @@ def gather(client: ElectionClient, pool: ThreadPoolExecutor, timeout: float) -> 
     except ElectdError as exc:
         frame.error = str(exc)
         return frame
-    frame.members = list(pool.map(lambda n: _ask(n, timeout), listing.nodes))
+    frame.members = list(pool.map(lambda n: _ask(n, timeout, dict(tls or {})), listing.nodes))
     return frame
 
 
-def _ask(node: pb.Node, timeout: float) -> NodeState:
-    health = probe(node.address, timeout=timeout)
+def _ask(node: pb.Node, timeout: float, tls: dict[str, Any]) -> NodeState:
+    health = probe(node.address, timeout=timeout, **tls)
     try:
-        with ElectionClient([node.address], call_timeout=timeout) as one:
+        with ElectionClient([node.address], call_timeout=timeout, **tls) as one:
             leader = one.get_leader().leader
         vouches = f"{leader.node.id or leader.node.znode} @ {leader.epoch}"
     except ElectdError as exc:

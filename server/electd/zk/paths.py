@@ -8,6 +8,11 @@ A member's znode is  <election path>/electd-<token>-<sequence>
             parent's cversion, a signed 32-bit number that turns negative after 2^31 changes
             of the election path's children. For display only: the election orders entries
             by czxid, so a wrapped counter changes nothing.
+A member's companion is  <election path>/electd-<token>-<sequence>.alive
+            an ephemeral znode its owner creates right after the entry, in the same session,
+            and deletes (with the entry in one transaction, or alone once the entry is gone)
+            only after it has stopped vouching (engine/order.py). It does not parse as an
+            entry, and is not foreign either.
 Anything else under the election path is foreign: ignored with a warning, never deleted.
 """
 
@@ -19,6 +24,9 @@ NAME_PREFIX = "electd-"
 # ZooKeeper formats the sequence with Java's "%010d" of the parent's cversion, a signed 32-bit
 # counter: 10 digits, or after 2^31 child changes a minus sign and 9 or 10 digits.
 _NAME = re.compile(r"^electd-([0-9a-f]{32})-(\d{10}|-\d{9,10})$")
+
+
+COMPANION_SUFFIX = ".alive"
 
 
 def create_prefix(election_path: str, token: str) -> str:
@@ -36,3 +44,18 @@ def parse_name(name: str) -> tuple[str, int] | None:
 
 def join(election_path: str, name: str) -> str:
     return f"{election_path.rstrip('/')}/{name}"
+
+
+def companion_name(name: str) -> str:
+    """The name of the companion of the entry named `name`."""
+    return name + COMPANION_SUFFIX
+
+
+def companion_of(name: str) -> tuple[str, str, int] | None:
+    """(entry name, token, sequence) of the entry a companion's name belongs to, or None if
+    `name` is not a companion's name."""
+    if not name.endswith(COMPANION_SUFFIX):
+        return None
+    entry = name[: -len(COMPANION_SUFFIX)]
+    parsed = parse_name(entry)
+    return None if parsed is None else (entry, parsed[0], parsed[1])

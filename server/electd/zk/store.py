@@ -12,7 +12,6 @@ while ZooKeeper is away.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +30,6 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.retry import KazooRetry, RetryFailedError
 
-from electd.engine.clock import now as lease_clock
 from electd.engine.store import (
     ConnState,
     CoordinatorUnavailable,
@@ -44,6 +42,7 @@ from electd.engine.store import (
     WatchEvent,
 )
 from electd.zk import paths
+from electd.zk.handshake import Handshakes
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -82,9 +81,7 @@ class ZkStore:
         self._retry = KazooRetry(
             max_tries=4, delay=0.02, backoff=2, max_delay=0.5, ignore_expire=False
         )
-        self._negotiated: float | None = None
-        self._established: tuple[int, float] | None = None
-        self._watch_handshake()
+        self._handshakes = Handshakes(self._client, session_timeout)
         self._foreign_lock = threading.Lock()
         self._foreign: set[str] = set()
         self._wrapped_lock = threading.Lock()
@@ -122,48 +119,22 @@ class ZkStore:
         client_id = self._client.client_id
         return int(client_id[0]) if client_id else None
 
+    def session_credentials(self) -> tuple[int, bytes] | None:
+        """The current session's id and password, for the supervisor alone (it closes the
+        session of a node process that died, electd/supervisor): never logged or written."""
+        client_id = self._client.client_id
+        return (int(client_id[0]), bytes(client_id[1])) if client_id else None
+
     def session_timeout(self) -> float:
         """The timeout ZooKeeper granted the current session (it clamps the requested one to
         its min/maxSessionTimeout), or the requested one before the first session."""
-        negotiated = self._negotiated
-        return self._timeout if negotiated is None else negotiated
+        return self._handshakes.timeout()
 
     def session_established(self) -> tuple[int, float] | None:
-        established = self._established
+        established = self._handshakes.established
         if established is None or established[0] != self.session_id():
             return None
         return established
-
-    def _watch_handshake(self) -> None:
-        """Learn two facts of every successful handshake that kazoo 2.11 uses internally but
-        does not expose, by wrapping its connection handler's handshake (kazoo is pinned;
-        tests/integration checks both against real servers): the negotiated session timeout
-        (the engine's lease must be derived from what the server enforces, never from what was
-        asked for), and when the handshake began (ZooKeeper's leader refreshes the session
-        while it validates the handshake, so the lease may run from that moment)."""
-        conn = self._client._connection
-        handshake = conn._connect
-
-        def connect(*args: Any, **kwargs: Any) -> Any:
-            began = lease_clock()
-            result = handshake(*args, **kwargs)
-            client_id = self._client.client_id
-            if client_id:
-                self._established = (int(client_id[0]), began)
-            read_timeout_ms = float(result[0])  # kazoo: 2/3 of the negotiated timeout, in ms
-            negotiated = round(read_timeout_ms * 1.5 / 1000.0, 3)
-            if negotiated != self._negotiated and abs(negotiated - self._timeout) > 0.001:
-                logger.warning(
-                    "ZooKeeper granted a session timeout of %gs instead of the requested %gs "
-                    "(the servers' minSessionTimeout/maxSessionTimeout); leases use %gs",
-                    negotiated,
-                    self._timeout,
-                    negotiated,
-                )
-            self._negotiated = negotiated
-            return result
-
-        conn._connect = connect
 
     def add_state_listener(self, listener: StateListener) -> None:
         def on_state(state: str) -> bool:
@@ -180,7 +151,7 @@ class ZkStore:
             if not first[0]:
                 # An earlier create may have succeeded on the server while its reply was lost
                 # (connection loss): find it by its token instead of creating a second one.
-                for entry in self._list():
+                for entry in self._list()[0]:
                     if entry.token != token:
                         continue
                     stat = self._wait(self._client.exists_async(paths.join(self._path, entry.name)))
@@ -205,7 +176,31 @@ class ZkStore:
         )
 
     def entries(self) -> list[Entry]:
+        return self._call(lambda: self._retry.copy()(self._list))[0]
+
+    def listing(self) -> tuple[list[Entry], list[Entry]]:
         return self._call(lambda: self._retry.copy()(self._list))
+
+    def companion(self, name: str) -> str:
+        return paths.companion_name(name)
+
+    def mark_alive(self, name: str) -> int | None:
+        path = paths.join(self._path, paths.companion_name(name))
+
+        def attempt() -> int | None:
+            try:
+                _, stat = self._wait(
+                    self._client.create_async(path, b"", None, ephemeral=True, include_data=True)
+                )
+            except NodeExistsError:  # ours from a create whose reply was lost, or a forgery
+                stat = self._wait(self._client.exists_async(path))
+                if stat is None:  # and gone again: another client is at it; the engine retries
+                    raise CoordinatorUnavailable(f"{path} came and went under us") from None
+            except NoNodeError:  # the election path is gone, and our entry with it
+                return None
+            return int(stat.ephemeralOwner)
+
+        return self._call(lambda: self._retry.copy()(attempt))
 
     def read(self, name: str, watch: Watcher | None = None) -> Stored | None:
         path = paths.join(self._path, name)
@@ -259,31 +254,70 @@ class ZkStore:
         return True
 
     def remove(self, name: str) -> None:
-        path = paths.join(self._path, name)
-        with contextlib.suppress(NoNodeError):
-            self._call(
-                lambda: self._retry.copy()(lambda: self._wait(self._client.delete_async(path)))
-            )
+        self._call(lambda: self._retry.copy()(lambda: self._wait_removed(self._remove_async(name))))
 
     def remove_nowait(self, name: str, done: Callable[[Exception | None], None]) -> None:
-        path = paths.join(self._path, name)
-
         def finished(result: Any) -> None:
             try:
-                self._call(lambda: result.get_nowait())
-            except NoNodeError:
-                done(None)
+                self._call(lambda: self._removed(result.get_nowait()))
             except CoordinatorUnavailable as exc:
                 done(exc)
             else:
                 done(None)
 
         try:
-            sent = self._call(lambda: self._client.delete_async(path))
+            sent = self._call(lambda: self._remove_async(name))
         except CoordinatorUnavailable as exc:
             done(exc)
             return
         sent.rawlink(finished)
+
+    def _remove_async(self, name: str) -> Any:
+        """Send the deletes of an entry and its companion, in one transaction (so that a
+        successor sees both go at once, and claims without waiting: order.py); if that fails
+        because one of them is gone already, the other goes alone (the entry first), sent
+        from the transaction's callback. The result is that of the last request sent."""
+        entry = paths.join(self._path, name)
+        companion = paths.join(self._path, paths.companion_name(name))
+        tx = self._client.transaction()
+        tx.delete(entry)
+        tx.delete(companion)
+        result = self._client.handler.async_result()
+
+        def committed(sent: Any) -> None:
+            try:
+                results = sent.get_nowait()
+            except KazooException as exc:  # handed on to the waiter, translated there
+                result.set_exception(exc)
+                return
+            if all(r is True for r in results):
+                result.set(True)
+                return
+            self._client.delete_async(entry)
+            self._client.delete_async(companion).rawlink(
+                lambda last: result.set(self._settled(last))
+            )
+
+        tx.commit_async().rawlink(committed)
+        return result
+
+    @staticmethod
+    def _settled(last: Any) -> Any:
+        try:
+            last.get_nowait()
+        except NoNodeError:
+            return True
+        except KazooException as exc:  # handed on to the waiter, translated there
+            return exc
+        return True
+
+    def _wait_removed(self, async_result: Any) -> None:
+        self._removed(self._wait(async_result))
+
+    @staticmethod
+    def _removed(outcome: Any) -> None:
+        if isinstance(outcome, Exception):
+            raise outcome
 
     def sync(self) -> None:
         self._call(
@@ -292,20 +326,22 @@ class ZkStore:
 
     # ----- helpers --------------------------------------------------------------------------
 
-    def _list(self) -> list[Entry]:
+    def _list(self) -> tuple[list[Entry], list[Entry]]:
         try:
             names = self._wait(self._client.get_children_async(self._path))
         except NoNodeError:
-            return []
-        out = []
+            return [], []
+        out, alive = [], []
         for name in names:
             entry = _entry(name)
-            if entry is None:
-                self._warn_foreign(name)
-            else:
+            if entry is not None:
                 out.append(entry)
+            elif (marked := paths.companion_of(name)) is not None:
+                alive.append(Entry(*marked))
+            else:
+                self._warn_foreign(name)
         out.sort(key=lambda e: e.sequence)
-        return out
+        return out, alive
 
     def _ensure_path(self) -> None:
         """Create the election path and its parents if missing, bounded like every call

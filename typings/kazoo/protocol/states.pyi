@@ -24,3 +24,12 @@ class ZnodeStat(NamedTuple):
     dataLength: int
     numChildren: int
     pzxid: int
+
+class KeeperState:
+    ASSOCIATING: str
+    AUTH_FAILED: str
+    CONNECTED: str
+    CONNECTED_RO: str
+    CONNECTING: str
+    CLOSED: str
+    EXPIRED_SESSION: str

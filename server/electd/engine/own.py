@@ -1,0 +1,163 @@
+"""This node's own entry and its companion (order.py): registration (one entry per session, a
+create whose reply was lost found again by its token), the companion right after it, the check
+that both are still ours, and their removal (found rewritten or forged, refused, or gone: then
+the companion alone, the acknowledgement a successor may wait for).
+
+Runs on the engine's worker thread; `entry` is also read (one reference read) by the engine's
+`leave` and `members` on other threads. Imports neither kazoo nor grpc.
+
+Invariants:
+  * Found rewritten, forged or gone: step down first, then delete, then register again.
+  * A companion of our session whose entry is gone is ours to delete; nobody else's ever is.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+from electd.engine.companions import Waits
+from electd.engine.store import Entry, Meta, Store
+from electd.engine.watches import ALIVE, BLOCKER, OWN, WatchBook
+
+if TYPE_CHECKING:
+    from electd.engine.engine import ElectionEngine
+
+logger = logging.getLogger(__name__)
+
+
+class OwnEntry:
+    def __init__(
+        self,
+        engine: ElectionEngine,
+        store: Store,
+        book: WatchBook,
+        waits: Waits,
+        node_id: str,
+        data: bytes,
+    ) -> None:
+        self._engine = engine
+        self._store = store
+        self._book = book
+        self._waits = waits
+        self._id = node_id
+        self._data = data
+        self.entry: Entry | None = None
+        self.sid: int | None = None  # the ephemeralOwner of `entry`
+        self._pending: tuple[int, str, bool] | None = None  # (session, token, tried)
+
+    def register(self, sid: int) -> None:
+        """Create our entry (one per session: a retry in the same session reuses the token and
+        finds an entry whose create reply was lost), and right after it its companion. `sid`
+        (the entry's real owner) differs from the session asked in only if the store changed
+        sessions during the create."""
+        old = self.entry
+        if old is not None and self.sid != sid:
+            # The entry of a session the store gave up (zk/handshake.py: disconnected for
+            # longer than the timeout) can outlive it on ZooKeeper, ahead of our new one.
+            self._book.disarm(old.name)
+            self._store.remove(old.name)
+            self.entry = None
+        if self._pending is None or self._pending[0] != sid:
+            self._pending = (sid, uuid.uuid4().hex, False)
+        _, token, tried = self._pending
+        self._pending = (sid, token, True)
+        entry, owner = self._store.register(token, self._data, maybe_exists=tried)
+        self.entry, self.sid, self._pending = entry, owner, None
+        self._engine.stats.registrations += 1
+        logger.info(
+            "node=%s joined the election as %s (sequence %d)", self._id, entry.name, entry.sequence
+        )
+        # In the same session, before any claim. The pass that decides next reads it (and
+        # watches it); one that fails here is made by that pass.
+        self._store.mark_alive(entry.name)
+
+    def withdraw(self) -> None:
+        """Refused while registered: our entry (we stepped down already) must not count."""
+        own = self.entry
+        if own is not None:
+            self._book.disarm(own.name)
+            self._store.remove(own.name)
+            self.entry = None
+
+    def alive(self, meta: Meta | None, sid: int) -> bool:
+        """Our companion exists in our session. Missing: make it and decide again. Another
+        session's (a forgery; nobody can forge its owner): replace our entry and companion."""
+        own = self.entry
+        assert own is not None
+        if meta is not None and meta.session_id == sid:
+            return True
+        if meta is None:
+            self._book.disarm(self._store.companion(own.name))
+            owner = self._store.mark_alive(own.name)
+            if owner is None or owner == sid:
+                return False  # made (or the path is gone): decide again, reading it
+        self._engine.step_down("own companion znode belongs to another session; rejoining")
+        logger.warning(
+            "node=%s the companion of %s belongs to another session; replacing both",
+            self._id,
+            own.name,
+        )
+        return self._replace(own)
+
+    def lost(self, what: str, ack: bool = False) -> bool:
+        """Our entry is gone (`ack`: delete its companion, now that we no longer vouch)."""
+        own = self.entry
+        assert own is not None
+        logger.warning("node=%s own znode %s %s; registering again", self._id, own.name, what)
+        self._engine.step_down(f"own znode {what}; rejoining")
+        self.entry = None
+        if ack:
+            self._book.disarm(self._store.companion(own.name))
+            self._store.remove(own.name)
+        return False
+
+    def rewritten(self) -> bool:
+        """Another client rewrote our entry's data: it no longer counts (order.py), and nobody
+        behind it leads while it is there. Step down, then remove it, then register again."""
+        own = self.entry
+        assert own is not None
+        self._engine.step_down("own znode was rewritten by another client; rejoining")
+        logger.warning(
+            "node=%s own znode %s was rewritten by another ZooKeeper client; replacing it",
+            self._id,
+            own.name,
+        )
+        return self._replace(own)
+
+    def _replace(self, own: Entry) -> bool:
+        self._book.disarm(own.name)
+        self._store.remove(own.name)  # with its companion
+        self.entry = None
+        return False
+
+    def still_ours(self, claiming: bool = False) -> bool:
+        """Heartbeat: our entry and its companion still exist, in our session, the entry
+        unrewritten (watches set again). `claiming`: in the same round trip, read the
+        companions we wait for (companions.py) and judge them."""
+        own = self.entry
+        if own is None:
+            return False
+        alive = self._store.companion(own.name)
+        others = self._waits.to_read() if claiming else []
+        watches = {own.name: self._book.arm(own.name, OWN), alive: self._book.arm(alive, ALIVE)}
+        watches.update((c, self._book.arm(c, BLOCKER)) for c, _ in others)
+        try:
+            metas = self._store.stats([own.name, alive, *(c for c, _ in others)], watches)
+        except BaseException:
+            for name in watches:
+                self._book.disarm(name)
+            raise
+        sid = self.sid or 0
+        for (companion, owner), meta in zip(others, metas[2:], strict=True):
+            if not self._waits.judge(companion, owner, meta, sid):
+                self._book.disarm(companion)
+        meta, alive_meta = metas[0], metas[1]
+        if alive_meta is None:
+            self._book.disarm(alive)
+        if meta is None:
+            self._book.disarm(own.name)
+            return False
+        ok = alive_meta is not None and alive_meta.session_id == sid
+        return ok and meta.session_id == sid and meta.version == 0
