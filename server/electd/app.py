@@ -49,7 +49,7 @@ async def run_node(cfg: NodeConfig, has_command: bool = False) -> None:
     record = NodeRecord(node_id, str(advertise), cfg.labels, __version__)
 
     store = ZkStore(cfg.zk.hosts, cfg.zk_path, cfg.session_timeout, cfg.connect_timeout)
-    rpc.attach(node_id, lambda: engine.members(), cfg.max_streams)
+    rpc.attach(node_id, lambda: engine.members(), cfg.max_streams, lambda: engine.view())
     engine = ElectionEngine(store, record, rpc.publish, cluster_id=cfg.cluster_id)
     link = SupervisorLink.from_env()
     if has_command and link is None:

@@ -103,13 +103,21 @@ class Frontend:
         self._health: HealthServicer | None = None
 
     def attach(
-        self, node_id: str, members: Callable[[], list[MemberView]], max_streams: int
+        self,
+        node_id: str,
+        members: Callable[[], list[MemberView]],
+        max_streams: int,
+        current: Callable[[], View] | None = None,
     ) -> None:
         """Add ElectionService, health (NOT_SERVING until the engine vouches) and reflection.
-        `members` is called on a worker thread per ListNodes."""
+        `members` is called on a worker thread per ListNodes; `current` (the engine's latest
+        view, any thread, never blocking for long) confirms every answer that names this node
+        (ViewHub.current)."""
         loop = asyncio.get_running_loop()
         self._hub = ViewHub(
-            loop, View(0, node_id, Role.JOINING, None, "connecting to ZooKeeper", "", "", 0)
+            loop,
+            View(0, node_id, Role.JOINING, None, "connecting to ZooKeeper", "", "", 0),
+            current,
         )
         self._servicer = ElectionServicer(self._hub, members, node_id, max_streams)
         self._health = add_services(self._server, self._servicer, self._hub, self._reflect)

@@ -36,8 +36,14 @@ class Snapshot:
 
 
 class ViewHub:
-    def __init__(self, loop: asyncio.AbstractEventLoop, initial: View) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        initial: View,
+        engine_view: Callable[[], View] | None = None,
+    ) -> None:
         self._loop = loop
+        self._engine_view = engine_view
         self._view = initial
         self._snapshot = Snapshot(0, None, initial.reason or "starting")
         self._changed = asyncio.Event()
@@ -75,6 +81,19 @@ class ViewHub:
         if snap.leader is not None and self._view.vouched(self.now()) is None:
             self._refresh()
             snap = self._snapshot
+        if (
+            snap.leader is not None
+            and self._engine_view is not None
+            and self._view.role is Role.LEADER
+        ):
+            # A claim of our own is confirmed with the engine itself: a step-down (our entry
+            # deleted or rewritten by another client) is in the engine's view the moment its
+            # watch callback runs, before the acknowledgement that lets the successor claim is
+            # sent, while its publication reaches this loop only on a later turn (V11).
+            latest = self._engine_view()
+            if latest.version > self._view.version:
+                self._apply(latest)
+                snap = self._snapshot
         return snap
 
     def now(self) -> float:
