@@ -22,13 +22,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON lines")
     parser.add_argument("command", choices=("leader", "nodes", "watch"))
     parser.add_argument("addresses", nargs="+", metavar="ADDR", help="node HOST:PORT")
-    # --json may come before or after the command.
+    # The four TLS options of clients/README.md, named as the electd command line names them.
+    parser.add_argument("--tls-ca", default="", metavar="FILE", help="PEM CAs of the nodes")
+    parser.add_argument("--tls-cert", default="", metavar="FILE", help="client certificate")
+    parser.add_argument("--tls-key", default="", metavar="FILE", help="its private key")
+    parser.add_argument("--tls-server-name", default="", metavar="NAME", help="expected name")
+    # --json and the TLS flags may come before or after the command.
     args = parser.parse_intermixed_args(argv)
     try:
         addresses = [validate_address(a) for a in args.addresses]
+        client = ElectionClient(
+            addresses,
+            tls_ca=args.tls_ca,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_server_name=args.tls_server_name,
+        )
     except ElectdError as exc:
-        parser.error(str(exc))
-    with ElectionClient(addresses) as client:
+        parser.error(str(exc).replace("tls_", "--tls-").replace("_name", "-name"))
+    with client:
         try:
             if args.command == "leader":
                 leader = client.get_leader().leader

@@ -22,6 +22,12 @@
 //	resp, err := c.GetLeader(ctx)
 //	err = c.WatchLeader(ctx, func(l *electdpb.Leader) error { ...; return nil })
 //
+// With [WithTLSCA], [WithTLSCert] + [WithTLSKey] or [WithTLSServerName] the
+// client speaks TLS, mutual TLS with a client certificate (clients/README.md,
+// "TLS"); the files are read by New and again for a new connection whenever
+// one of them changed. A failed handshake is a failed connection
+// (UNAVAILABLE, next address).
+//
 // Every failure of a call, other than the caller's ctx ending, is an
 // [*Error]: it carries the gRPC status
 // ([Error.Code], [Error.Details]), says whether no node answered at all
@@ -161,6 +167,7 @@ type options struct {
 	backoffBase         time.Duration
 	backoffMax          time.Duration
 	keepalive           keepalive.ClientParameters
+	tls                 tlsOptions
 	extraDialOps        []grpc.DialOption
 
 	// jitter picks the actual pause for a backoff of d; nil means
@@ -207,8 +214,9 @@ func WithKeepalive(interval, timeout time.Duration) Option {
 	return func(o *options) { o.keepalive.Time, o.keepalive.Timeout = interval, timeout }
 }
 
-// WithDialOptions adds grpc dial options (for example transport credentials;
-// the default is plaintext).
+// WithDialOptions adds grpc dial options. They come after the client's own,
+// so transport credentials given here replace the client's (plaintext, or
+// TLS with the WithTLS... options).
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.extraDialOps = append(o.extraDialOps, opts...) }
 }
@@ -232,7 +240,7 @@ func (o *options) check() error {
 	if o.backoffBase < 0 || o.backoffMax < o.backoffBase {
 		return fmt.Errorf("backoff: want 0 <= base <= max, got base %v, max %v", o.backoffBase, o.backoffMax)
 	}
-	return nil
+	return o.tls.check()
 }
 
 // ElectionClient talks to a cluster of electd nodes. It is safe for
@@ -252,7 +260,14 @@ type ElectionClient struct {
 // New returns a client for the given HOST:PORT addresses. It does not
 // connect: connections are made lazily by the first call. A bad address (see
 // ValidateAddress), an empty list or a bad option value (a non-positive
-// timeout) is an [*Error].
+// timeout; WithTLSCert without WithTLSKey or the other way round; a TLS file
+// that cannot be read or used, named with its option and path) is an
+// [*Error].
+//
+// With any of [WithTLSCA], [WithTLSCert], [WithTLSKey] or
+// [WithTLSServerName] the client speaks TLS (mutual TLS with a client
+// certificate); else plaintext. The TLS files are read here, and read again
+// for a new connection whenever one of them changed.
 func New(addrs []string, opts ...Option) (*ElectionClient, error) {
 	if len(addrs) == 0 {
 		return nil, &Error{Err: errors.New("no addresses given")}
@@ -278,10 +293,18 @@ func New(addrs []string, opts ...Option) (*ElectionClient, error) {
 			return nil, err
 		}
 	}
+	creds := insecure.NewCredentials()
+	if o.tls.on() {
+		r, err := newReloadingTLS(o.tls)
+		if err != nil {
+			return nil, &Error{Err: err}
+		}
+		creds = r
+	}
 	c := &ElectionClient{addrs: append([]string(nil), addrs...), opts: o, closed: make(chan struct{})}
 	for _, a := range addrs {
 		dialOpts := []grpc.DialOption{
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithTransportCredentials(creds),
 			grpc.WithKeepaliveParams(o.keepalive),
 			grpc.WithConnectParams(grpc.ConnectParams{
 				// grpc-go's own reconnect backoff grows to 120 s by default;

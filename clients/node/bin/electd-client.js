@@ -3,21 +3,38 @@
 // more HOST:PORT addresses, with --json for one JSON object per line.
 import { ElectionClient, ElectdError, validateAddress } from '../src/index.js';
 
-const USAGE = `usage: electd-client [--json] <command> ADDR [ADDR...]
+const USAGE = `usage: electd-client [--json] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME] <command> ADDR [ADDR...]
 
 commands:
   leader   print the current leader
   nodes    print the live members, in election order (the leader first)
   watch    print the leader each time it changes, until interrupted
 
-options:
-  --json      print one JSON object per line
-  -h, --help  print this help
+options (before or after the command):
+  --json                  print one JSON object per line
+  --tls-ca FILE           PEM CA certificates to verify the nodes with (default with
+                          TLS: the system's roots)
+  --tls-cert FILE         PEM client certificate chain for mutual TLS (with --tls-key)
+  --tls-key FILE          PEM private key of --tls-cert
+  --tls-server-name NAME  name the nodes' certificates must carry (and SNI), instead of
+                          each ADDR's host
+  -h, --help              print this help
+Any --tls-* option turns TLS on; without them the client speaks plaintext.
 
 ADDR is the HOST:PORT of an electd node; any node answers for the cluster.
 exit status: 0 ok (watch: also on SIGINT/SIGTERM), 1 no node answered, 2 bad usage`;
 
 const COMMANDS = new Set(['leader', 'nodes', 'watch']);
+// The TLS flags, named as the electd command line's, and the library options they set.
+const TLS_FLAGS = {
+  '--tls-ca': 'tlsCa',
+  '--tls-cert': 'tlsCert',
+  '--tls-key': 'tlsKey',
+  '--tls-server-name': 'tlsServerName',
+};
+/** A library message with the flags' names for the options' (tlsCert: ... -> --tls-cert: ...). */
+const flagNames = (message) =>
+  Object.entries(TLS_FLAGS).reduce((m, [flag, option]) => m.replace(new RegExp(`\\b${option}\\b`, 'g'), flag), message);
 
 // stdout is a pipe or file in tests; both are written synchronously on POSIX, so each line is
 // out before the next event (and before process.exit).
@@ -35,8 +52,19 @@ async function main(argv) {
   let json = false;
   let command;
   const addresses = [];
-  for (const arg of argv) {
-    if (arg === '--json') json = true;
+  const tls = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    if (Object.hasOwn(TLS_FLAGS, flag)) {
+      let value;
+      if (eq > 0) value = arg.slice(eq + 1);
+      else if (i + 1 < argv.length) value = argv[++i];
+      else return usage(`${flag} needs a value`);
+      if (value === '') return usage(`${flag}: empty value`);
+      tls[TLS_FLAGS[flag]] = value;
+    } else if (arg === '--json') json = true;
     else if (arg === '-h' || arg === '--help') {
       line(USAGE);
       return 0;
@@ -52,8 +80,19 @@ async function main(argv) {
   } catch (err) {
     return usage(err.message);
   }
+  if ((tls.tlsCert === undefined) !== (tls.tlsKey === undefined)) {
+    return usage(tls.tlsCert === undefined ? '--tls-key: needs --tls-cert too' : '--tls-cert: needs --tls-key too');
+  }
 
-  const client = new ElectionClient(addresses);
+  let client;
+  try {
+    client = new ElectionClient(addresses, tls);
+  } catch (err) {
+    if (!(err instanceof ElectdError)) throw err;
+    // A TLS file that cannot be read or used.
+    process.stderr.write(`electd-client: ${flagNames(err.message)}\n`);
+    return 2;
+  }
   try {
     if (command === 'leader') {
       const { leader, responderId } = await client.getLeader();

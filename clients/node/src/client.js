@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { loadElectdV1 } from './proto.js';
 import { Backoff } from './backoff.js';
 import { AddressGuard } from './connect.js';
+import { TLS_OPTIONS, TlsFiles, TlsOptionError } from './tls.js';
 
 const { status: Status } = grpc;
 
@@ -37,12 +38,16 @@ const MAX_AFTER_EPOCH = (1n << 63n) - 2n; // an int64, with room for the next ep
  * node would not fix (for example INVALID_ARGUMENT).
  */
 export class ElectdError extends Error {
+  #noNodeAnswered;
+
   /**
    * @param {string} message
-   * @param {{addresses: string[], code?: number, details?: string, cause?: unknown}} info
+   * @param {{addresses: string[], code?: number, details?: string, cause?: unknown,
+   *          noNodeAnswered?: boolean}} info
    */
-  constructor(message, { addresses, code, details, cause }) {
+  constructor(message, { addresses, code, details, cause, noNodeAnswered }) {
     super(message, { cause });
+    this.#noNodeAnswered = noNodeAnswered;
     this.name = 'ElectdError';
     /**
      * The addresses concerned: all of them when no node answered, else the one whose node
@@ -68,6 +73,7 @@ export class ElectdError extends Error {
    * @type {boolean}
    */
   get noNodeAnswered() {
+    if (this.#noNodeAnswered !== undefined) return this.#noNodeAnswered;
     return this.code === undefined || FAILOVER_CODES.has(this.code);
   }
 }
@@ -172,6 +178,7 @@ const closedError = () => new Error('ElectionClient is closed');
  */
 export class ElectionClient {
   #addresses;
+  #tls; // TlsFiles, or null: plaintext
   #guards;
   #stubs;
   #callTimeoutMs;
@@ -185,14 +192,19 @@ export class ElectionClient {
   /**
    * @param {string[]} addresses HOST:PORT of one or more nodes
    * @param {{callTimeoutMs?: number, connectTimeoutMs?: number, firstMessageTimeoutMs?: number,
-   *          backoff?: {initialMs?: number, maxMs?: number}}} [options]
+   *          backoff?: {initialMs?: number, maxMs?: number},
+   *          tlsCa?: string, tlsCert?: string, tlsKey?: string, tlsServerName?: string}} [options]
+   * @throws {TypeError} a bad address, an unknown option or a value of the wrong type
+   * @throws {RangeError} a non-positive timeout
+   * @throws {ElectdError} a TLS option that cannot be used: tlsCert without tlsKey or the other
+   *   way round, a file that cannot be read or used (the message names the option and the path)
    */
   constructor(addresses, options = {}) {
     if (!Array.isArray(addresses) || addresses.length === 0) {
       throw new TypeError('at least one address is needed');
     }
     addresses.forEach(validateAddress);
-    checkKeys('ElectionClient', options, ['callTimeoutMs', 'connectTimeoutMs', 'firstMessageTimeoutMs', 'backoff']);
+    checkKeys('ElectionClient', options, ['callTimeoutMs', 'connectTimeoutMs', 'firstMessageTimeoutMs', 'backoff', ...TLS_OPTIONS]);
     const {
       callTimeoutMs = DEFAULT_CALL_TIMEOUT_MS,
       connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS,
@@ -205,9 +217,18 @@ export class ElectionClient {
     checkKeys('ElectionClient backoff', backoff, ['initialMs', 'maxMs']);
     new Backoff(backoff); // checks it
     this.#backoff = { ...backoff };
+    // TLS when any of tlsCa, tlsCert, tlsKey, tlsServerName is given; the files are read now.
+    let tls;
+    try {
+      tls = TlsFiles.fromOptions(options);
+    } catch (err) {
+      if (!(err instanceof TlsOptionError)) throw err;
+      throw new ElectdError(err.message, { addresses: [], noNodeAnswered: false, cause: err.cause });
+    }
+    this.#tls = tls;
     this.#addresses = [...addresses];
     const { ElectionService } = loadElectdV1();
-    this.#guards = this.#addresses.map((address) => new AddressGuard(address, connectTimeoutMs));
+    this.#guards = this.#addresses.map((address) => new AddressGuard(address, connectTimeoutMs, tls));
     this.#stubs = this.#guards.map((guard) => {
       const stub = new ElectionService(guard.target, guard.credentials, {
         'grpc.primary_user_agent': USER_AGENT,
@@ -465,7 +486,10 @@ export class ElectionClient {
   #failure(index, err) {
     const details = detailsOf(err);
     const deadline = err.code === Status.UNAVAILABLE ? this.#guards[index].explain(details) : undefined;
-    return { code: err.code, details: deadline ?? details };
+    // With TLS files that changed but cannot be used, a failed handshake may be why.
+    const stale = err.code === Status.UNAVAILABLE && this.#tls?.staleReason
+      ? ` (changed TLS files not used: ${this.#tls.staleReason})` : '';
+    return { code: err.code, details: (deadline ?? details) + stale };
   }
 
   #rejected(index, what, err) {

@@ -11,9 +11,14 @@
 //   - a resolver for our own scheme hands grpc-js the address object that grpc-js passes to
 //     net.connect() for every attempt; each attempt we put an AbortSignal on it (net.connect's
 //     `signal` option), which lets us destroy the socket in either phase;
-//   - channel credentials that wrap the insecure ones: their connector's waitForReady() is
-//     called at the start of each attempt and connect(socket) once TCP is up.
+//   - channel credentials of our own (plaintext: grpc-js's insecure ones inside; TLS: Node's
+//     tls.connect over the TCP socket, with the SecureContext of the TLS files): their
+//     connector's waitForReady() is called at the start of each attempt and connect(socket)
+//     once TCP is up (with TLS, the handshake is part of connect(); the attempt is READY only
+//     after it, so the connect deadline covers it too).
 // The attempt counts as done when the channel reports READY.
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 
 const { connectivityState: ConnectivityState } = grpc;
@@ -66,22 +71,69 @@ function register() {
   }
 }
 
-/** Channel credentials of one address: insecure, with each connection attempt timed. */
-class GuardedInsecureCredentials extends grpc.ChannelCredentials {
-  #base = grpc.credentials.createInsecure();
-  #guard;
+/**
+ * The TLS handshake of one connection attempt over `socket` (TCP, connected), with the
+ * client's SecureContext (CA, client certificate): the node's certificate must chain to the CA
+ * and carry `name` (tlsServerName, else the address's host; an IP address is checked against
+ * the certificate's IP SANs). SNI is `name`, except for an IP address (RFC 6066 has no SNI for
+ * those, and Node warns about one). ALPN offers h2. Resolves with what grpc-js's connector
+ * contract asks for; rejects when the handshake fails, which grpc-js reports as a failed
+ * connection (UNAVAILABLE).
+ */
+function tlsHandshake(socket, secureContext, name) {
+  return new Promise((resolve, reject) => {
+    const tlsSocket = tls.connect({
+      socket,
+      secureContext,
+      servername: net.isIP(name) ? undefined : name,
+      checkServerIdentity: (_host, cert) => tls.checkServerIdentity(name, cert),
+      ALPNProtocols: ['h2'],
+    });
+    const fail = (err) => {
+      tlsSocket.destroy();
+      reject(err);
+    };
+    const onClose = () => fail(new Error(`TLS handshake with ${name} failed: connection closed`));
+    tlsSocket.once('error', fail);
+    tlsSocket.once('close', onClose);
+    tlsSocket.once('secureConnect', () => {
+      tlsSocket.removeListener('error', fail);
+      tlsSocket.removeListener('close', onClose);
+      if (!tlsSocket.authorized) {
+        fail(tlsSocket.authorizationError ?? new Error('node certificate not verified'));
+        return;
+      }
+      resolve({ socket: tlsSocket, secure: true });
+    });
+  });
+}
 
-  constructor(guard) {
+/**
+ * Channel credentials of one address, with each connection attempt timed: plaintext, or TLS
+ * with the SecureContext a TlsFiles (src/tls.js) hands out at the start of each attempt, so
+ * that files that changed are used by the next connection.
+ */
+class GuardedCredentials extends grpc.ChannelCredentials {
+  #insecure = grpc.credentials.createInsecure();
+  #guard;
+  #tls;
+
+  /**
+   * @param {AddressGuard} guard
+   * @param {import('./tls.js').TlsFiles|null} tlsFiles
+   */
+  constructor(guard, tlsFiles) {
     super();
     this.#guard = guard;
+    this.#tls = tlsFiles;
   }
 
   compose() {
-    throw new Error('cannot compose insecure credentials');
+    throw new Error('cannot compose the credentials of an ElectionClient');
   }
 
   _isSecure() {
-    return false;
+    return this.#tls !== null;
   }
 
   _equals(other) {
@@ -89,17 +141,26 @@ class GuardedInsecureCredentials extends grpc.ChannelCredentials {
   }
 
   _createSecureConnector(channelTarget, options, callCredentials) {
-    const inner = this.#base._createSecureConnector(channelTarget, options, callCredentials);
+    // The plaintext connector of grpc-js: its connect() for plaintext, its call credentials
+    // (none) in both cases.
+    const inner = this.#insecure._createSecureConnector(channelTarget, options, callCredentials);
     const guard = this.#guard;
+    const tlsFiles = this.#tls;
+    let secureContext; // of the attempt in progress
     return {
       waitForReady: async () => {
+        secureContext = tlsFiles?.current();
         await inner.waitForReady();
         await guard.settled();
+        // grpc-js's subchannel may still retry after its channel was closed (its reconnect
+        // backoff timer): no connection for a closed client (the attempt fails, no socket).
+        if (guard.closed) throw new Error('ElectionClient is closed');
         guard.startAttempt(); // grpc-js calls net.connect(address) right after this
       },
       connect: (socket) => {
         guard.tcpConnected(socket);
-        return inner.connect(socket);
+        if (!tlsFiles) return inner.connect(socket);
+        return tlsHandshake(socket, secureContext ?? tlsFiles.current(), tlsFiles.serverName ?? guard.host);
       },
       getCallCredentials: () => inner.getCallCredentials(),
       destroy: () => inner.destroy(),
@@ -125,8 +186,9 @@ export class AddressGuard {
   /**
    * @param {string} address HOST:PORT (already validated)
    * @param {number} connectTimeoutMs
+   * @param {import('./tls.js').TlsFiles|null} [tls] TLS, or null for plaintext
    */
-  constructor(address, connectTimeoutMs) {
+  constructor(address, connectTimeoutMs, tls = null) {
     register();
     this.#address = address;
     this.#connectTimeoutMs = connectTimeoutMs;
@@ -134,8 +196,10 @@ export class AddressGuard {
     // What grpc-js hands to net.connect() on every attempt; each attempt sets `signal` on it.
     // A host name is resolved by net.connect itself, within the deadline.
     this.subchannelAddress = { host: hp.host, port: hp.port };
+    /** The address's host (brackets of an IPv6 address removed): the name TLS checks by default. */
+    this.host = hp.host;
     this.target = `${SCHEME}://${this.#id}/${address}`;
-    this.credentials = new GuardedInsecureCredentials(this);
+    this.credentials = new GuardedCredentials(this, tls);
     guards.set(this.#id, this);
   }
 

@@ -80,6 +80,25 @@ export interface ElectionClientOptions {
   firstMessageTimeoutMs?: number;
   /** Backoff between full rounds over the addresses (full jitter). */
   backoff?: BackoffOptions;
+  /**
+   * TLS (clients/README.md, "TLS"): any of the four, non-empty, turns TLS on; without them the
+   * client speaks plaintext. The files are read by the constructor and read again for a new
+   * connection whenever one of them changed (rotated certificates need no new client).
+   *
+   * PEM file of the CA certificates the nodes' certificates must chain to. Default with TLS:
+   * the system's roots (Node's, as grpc-js's default).
+   */
+  tlsCa?: string;
+  /** PEM file of the client certificate chain (leaf first) for mutual TLS; needs tlsKey. */
+  tlsCert?: string;
+  /** PEM file of tlsCert's unencrypted private key; needs tlsCert. */
+  tlsKey?: string;
+  /**
+   * The DNS name the nodes' certificates must carry, checked instead of each address's host and
+   * sent as SNI; one name for all addresses. Default: each address's host (an IP address is
+   * checked against the certificate's IP SANs).
+   */
+  tlsServerName?: string;
 }
 
 /**
@@ -106,7 +125,12 @@ export interface WatchLeaderOptions {
  * answers for the whole cluster.
  */
 export declare class ElectionClient {
-  /** @throws {TypeError} unless every address is HOST:PORT and the options are known */
+  /**
+   * @throws {TypeError} unless every address is HOST:PORT and the options are known
+   * @throws {ElectdError} for TLS options that cannot be used: tlsCert without tlsKey (or the
+   *   other way round), a file that cannot be read or used (named with its option and path);
+   *   noNodeAnswered is false, code undefined, addresses empty
+   */
   constructor(addresses: readonly string[], options?: ElectionClientOptions);
   /** The addresses this client uses, in order. */
   readonly addresses: string[];
@@ -130,6 +154,8 @@ export interface ElectdErrorInfo {
   code?: status;
   details?: string;
   cause?: unknown;
+  /** Overrides noNodeAnswered (default: true when code is undefined or a failover code). */
+  noNodeAnswered?: boolean;
 }
 
 /** The one error type of this library. */

@@ -1,9 +1,13 @@
 // Command electd-go is the Go example client for electd. It follows the
 // contract in clients/README.md:
 //
-//	electd-go [--json] leader ADDR [ADDR...]
-//	electd-go [--json] nodes  ADDR [ADDR...]
-//	electd-go [--json] watch  ADDR [ADDR...]
+//	electd-go [--json] [TLS flags] leader ADDR [ADDR...]
+//	electd-go [--json] [TLS flags] nodes  ADDR [ADDR...]
+//	electd-go [--json] [TLS flags] watch  ADDR [ADDR...]
+//
+// The TLS flags are the electd command line's: --tls-ca FILE, --tls-cert
+// FILE, --tls-key FILE, --tls-server-name NAME (also as --flag=VALUE,
+// anywhere on the line); any of them turns TLS on (clients/README.md, "TLS").
 //
 // It uses the library's defaults: a 2 s connect deadline per address, a 2 s
 // deadline per call, a 2 s first-message deadline for watch, HTTP/2 keepalive
@@ -40,7 +44,16 @@ Commands:
            (each failover to another address is logged on stderr)
 
 ADDR is the HOST:PORT of an electd node; any node answers for the cluster.
---json prints one JSON object per line instead (before or after COMMAND).
+
+Options (before or after COMMAND):
+  --json                  print one JSON object per line instead
+  --tls-ca FILE           PEM CA certificates to verify the nodes with (TLS on;
+                          default with TLS: the system's roots)
+  --tls-cert FILE         PEM client certificate chain for mutual TLS (with --tls-key)
+  --tls-key FILE          PEM private key of --tls-cert
+  --tls-server-name NAME  name the nodes' certificates must carry (and SNI),
+                          instead of each ADDR's host
+Any --tls-* flag turns TLS on; without them the client speaks plaintext.
 `
 
 // usageError is bad usage: the usage text goes to stderr and the exit code is 2.
@@ -53,7 +66,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	cmd, addrs, asJSON, err := parseArgs(args)
+	a, err := parseArgs(args)
 	if errors.Is(err, errHelp) {
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -62,15 +75,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "electd-go: %v\n\n%s", err, usage)
 		return 2
 	}
-	client, err := electd.New(addrs)
+	client, err := electd.New(a.addrs, a.tls.options()...)
 	if err != nil {
-		fmt.Fprintf(stderr, "electd-go: %v\n", err)
+		// A bad option: a TLS file that cannot be read or used.
+		fmt.Fprintf(stderr, "electd-go: %v\n", a.tls.flagNames(err.Error()))
 		return 2
 	}
 	defer client.Close()
 
-	out := &printer{w: stdout, json: asJSON}
-	switch cmd {
+	out := &printer{w: stdout, json: a.json}
+	switch a.cmd {
 	case "leader":
 		err = leader(client, out)
 	case "nodes":
@@ -87,37 +101,121 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 var errHelp = errors.New("help requested")
 
-func parseArgs(args []string) (cmd string, addrs []string, asJSON bool, err error) {
-	for _, a := range args {
+// cliArgs is a parsed command line.
+type cliArgs struct {
+	cmd   string
+	addrs []string
+	json  bool
+	tls   tlsFlags
+}
+
+// tlsFlags are the --tls-* flags, named as the electd command line's.
+type tlsFlags struct {
+	ca, cert, key, serverName string
+}
+
+// tlsFlagNames maps each flag to the library option it sets.
+var tlsFlagNames = []struct{ flag, option string }{
+	{"--tls-ca", "WithTLSCA"},
+	{"--tls-cert", "WithTLSCert"},
+	{"--tls-key", "WithTLSKey"},
+	{"--tls-server-name", "WithTLSServerName"},
+}
+
+func (t *tlsFlags) field(flag string) *string {
+	switch flag {
+	case "--tls-ca":
+		return &t.ca
+	case "--tls-cert":
+		return &t.cert
+	case "--tls-key":
+		return &t.key
+	case "--tls-server-name":
+		return &t.serverName
+	}
+	return nil
+}
+
+// options are the library options of the flags given.
+func (t tlsFlags) options() []electd.Option {
+	var opts []electd.Option
+	if t.ca != "" {
+		opts = append(opts, electd.WithTLSCA(t.ca))
+	}
+	if t.cert != "" {
+		opts = append(opts, electd.WithTLSCert(t.cert))
+	}
+	if t.key != "" {
+		opts = append(opts, electd.WithTLSKey(t.key))
+	}
+	if t.serverName != "" {
+		opts = append(opts, electd.WithTLSServerName(t.serverName))
+	}
+	return opts
+}
+
+// flagNames puts the flags' names for the library's option names in msg.
+func (tlsFlags) flagNames(msg string) string {
+	msg = strings.TrimPrefix(msg, "electd: ")
+	for _, n := range tlsFlagNames { // no option name is a prefix of another
+		msg = strings.ReplaceAll(msg, n.option, n.flag)
+	}
+	return msg
+}
+
+func parseArgs(args []string) (a cliArgs, err error) {
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		name, value, hasValue := strings.Cut(arg, "=")
+		if p := a.tls.field(name); p != nil && strings.HasPrefix(arg, "--") {
+			if !hasValue {
+				if i+1 >= len(args) {
+					return cliArgs{}, usageError{fmt.Sprintf("%s needs a value", name)}
+				}
+				i++
+				value = args[i]
+			}
+			if value == "" {
+				return cliArgs{}, usageError{fmt.Sprintf("%s: empty value", name)}
+			}
+			*p = value
+			continue
+		}
 		switch {
-		case a == "--json" || a == "-json":
-			asJSON = true
-		case a == "-h" || a == "--help" || a == "help":
-			return "", nil, false, errHelp
-		case strings.HasPrefix(a, "-"):
-			return "", nil, false, usageError{fmt.Sprintf("unknown option %q", a)}
-		case cmd == "":
-			cmd = a
+		case arg == "--json" || arg == "-json":
+			a.json = true
+		case arg == "-h" || arg == "--help" || arg == "help":
+			return cliArgs{}, errHelp
+		case strings.HasPrefix(arg, "-"):
+			return cliArgs{}, usageError{fmt.Sprintf("unknown option %q", arg)}
+		case a.cmd == "":
+			a.cmd = arg
 		default:
-			addrs = append(addrs, a)
+			a.addrs = append(a.addrs, arg)
 		}
 	}
-	switch cmd {
+	switch a.cmd {
 	case "leader", "nodes", "watch":
 	case "":
-		return "", nil, false, usageError{"missing command"}
+		return cliArgs{}, usageError{"missing command"}
 	default:
-		return "", nil, false, usageError{fmt.Sprintf("unknown command %q", cmd)}
+		return cliArgs{}, usageError{fmt.Sprintf("unknown command %q", a.cmd)}
 	}
-	if len(addrs) == 0 {
-		return "", nil, false, usageError{"no address given"}
+	if len(a.addrs) == 0 {
+		return cliArgs{}, usageError{"no address given"}
 	}
-	for _, a := range addrs {
-		if err := electd.ValidateAddress(a); err != nil {
-			return "", nil, false, usageError{strings.TrimPrefix(err.Error(), "electd: ")}
+	for _, addr := range a.addrs {
+		if err := electd.ValidateAddress(addr); err != nil {
+			return cliArgs{}, usageError{strings.TrimPrefix(err.Error(), "electd: ")}
 		}
 	}
-	return cmd, addrs, asJSON, nil
+	switch {
+	case a.tls.cert != "" && a.tls.key == "":
+		return cliArgs{}, usageError{"--tls-cert: needs --tls-key too"}
+	case a.tls.key != "" && a.tls.cert == "":
+		return cliArgs{}, usageError{"--tls-key: needs --tls-cert too"}
+	}
+	return a, nil
 }
 
 func leader(c *electd.ElectionClient, out *printer) error {

@@ -25,9 +25,9 @@ func TestJSONFlagBeforeOrAfterCommand(t *testing.T) {
 		{"leader", "--json", "127.0.0.1:1", "127.0.0.1:2"},
 		{"leader", "127.0.0.1:1", "127.0.0.1:2", "--json"},
 	} {
-		cmd, addrs, asJSON, err := parseArgs(args)
-		if err != nil || cmd != "leader" || len(addrs) != 2 || !asJSON {
-			t.Errorf("%q: %q %q %v %v", args, cmd, addrs, asJSON, err)
+		a, err := parseArgs(args)
+		if err != nil || a.cmd != "leader" || len(a.addrs) != 2 || !a.json {
+			t.Errorf("%q: %+v %v", args, a, err)
 		}
 	}
 }
@@ -52,5 +52,28 @@ func TestJSONLines(t *testing.T) {
 `
 	if buf.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
+	}
+}
+
+func TestTLSFlags(t *testing.T) {
+	a, err := parseArgs([]string{"--tls-ca", "ca.pem", "leader", "--tls-cert=c.pem", "127.0.0.1:1",
+		"--tls-key", "c.key", "--tls-server-name=node.example", "--json"})
+	want := tlsFlags{ca: "ca.pem", cert: "c.pem", key: "c.key", serverName: "node.example"}
+	if err != nil || a.tls != want || a.cmd != "leader" || len(a.addrs) != 1 || !a.json {
+		t.Fatalf("%+v %v", a, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"leader", "127.0.0.1:1", "--tls-cert", "c.pem"}, "--tls-cert: needs --tls-key too"},
+		{[]string{"leader", "127.0.0.1:1", "--tls-key=c.key"}, "--tls-key: needs --tls-cert too"},
+		{[]string{"leader", "127.0.0.1:1", "--tls-ca"}, "--tls-ca needs a value"},
+		{[]string{"leader", "127.0.0.1:1", "--tls-ca", "/nonexistent/ca.pem"}, "--tls-ca: cannot read /nonexistent/ca.pem"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(tc.args, &out, &errOut); code != 2 || !bytes.Contains(errOut.Bytes(), []byte(tc.want)) {
+			t.Errorf("%q: exit %d, stderr %q, want %q", tc.args, code, errOut.String(), tc.want)
+		}
 	}
 }

@@ -28,6 +28,15 @@ const options: ElectionClientOptions = {
   firstMessageTimeoutMs: DEFAULT_FIRST_MESSAGE_TIMEOUT_MS,
   backoff: { initialMs: 50, maxMs: 2000 },
 };
+const tlsOptions: ElectionClientOptions = {
+  tlsCa: '/etc/electd/ca.pem',
+  tlsCert: '/etc/electd/client.pem',
+  tlsKey: '/etc/electd/client.key',
+  tlsServerName: 'electd.internal',
+};
+// @ts-expect-error TLS options are file paths, not contents
+const badTls: ElectionClientOptions = { tlsCa: Buffer.from('') };
+void [tlsOptions, badTls];
 validateAddress('127.0.0.1:7001');
 const client = new ElectionClient(['127.0.0.1:7001', '[::1]:7002'], options);
 const addresses: string[] = client.addresses;
