@@ -28,7 +28,7 @@ class Options:
     naive_sizes: tuple[int, ...] = (10, 100, 1000)
     fanout_sizes: tuple[int, ...] = (100, 1000, 10_000)
     concurrencies: tuple[int, ...] = (1, 10, 50)
-    crash_timeouts: tuple[float, ...] = (2.0, 4.0)
+    crash_timeouts: tuple[float, ...] = (2.0, 10.0)
     ghz_seconds: float = 5.0
     tick_ms: int = 200
 

@@ -77,7 +77,8 @@ def run(ctx: Context) -> None:
         node = nodes.start(ctx, f"fan{n}", path, session_timeout=10.0)
         nodes.wait_serving(node)
         time.sleep(0.5)
-        rss0 = procs.rss_kib(node.pid)
+        node_pid = nodes.node_process(node)  # not the supervisor's (node.pid)
+        rss0 = procs.rss_kib(node_pid)
         learned: list[float] = []
 
         def node_learned(
@@ -91,7 +92,7 @@ def run(ctx: Context) -> None:
             node.address, streams=n, conns=conns_for(n), log=ctx.workdir / "watchtool.log"
         ) as w:
             time.sleep(1.0)
-            rss1 = procs.rss_kib(node.pid)
+            rss1 = procs.rss_kib(node_pid)
             got = measure_changes(
                 w, trials, warmup, f"fanout {n} streams", puppets.pop, node_learned
             )

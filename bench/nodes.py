@@ -57,6 +57,15 @@ def wait_serving(proc: NodeProcess, timeout: float = 30.0, interval: float = 0.0
     return time.time()
 
 
+def node_process(proc: NodeProcess) -> int:
+    """The pid of the node process under `electd serve`'s supervisor (`proc.pid`): where the
+    ZooKeeper session, the engine and the gRPC server live, so what RSS and CPU figures are of."""
+    pid = proc.node_pid()
+    if pid is None:
+        raise RuntimeError(f"node {proc.node_id}: its supervisor runs no node process")
+    return pid
+
+
 def leader_since(proc: NodeProcess, after: float) -> float | None:
     """Unix time of the node's "I am a new leader" log line logged after `after`, if any."""
     needle = f"I am a new leader: node={proc.node_id} "

@@ -26,21 +26,43 @@ def _label(row: Row) -> str:
 
 
 def _box(results: Results, keys: list[str], title: str, out: Path, unit: str = "ms") -> Path:
-    rows = [results.rows[k] for k in keys if k in results.rows and results.rows[k].samples]
-    fig, ax = plt.subplots(figsize=(9, 0.55 * len(rows) + 1.6))
-    if rows:
-        ax.boxplot(
-            [r.samples for r in rows],
-            vert=False,
-            whis=(1, 99),
-            showfliers=True,
-            flierprops={"markersize": 3},
-        )
-        ax.set_yticks(range(1, len(rows) + 1), [_label(r)[:70] for r in rows], fontsize=8)
-        ax.invert_yaxis()
-    ax.set_xlabel(unit)
-    ax.set_title(title, fontsize=10)
-    ax.grid(axis="x", alpha=0.3)
+    return _panels(results, [(keys, title, False)], out, unit)
+
+
+def _panels(
+    results: Results, panels: list[tuple[list[str], str, bool]], out: Path, unit: str = "ms"
+) -> Path:
+    """Horizontal box plots, one panel per (keys, title, log x axis), stacked; a panel whose
+    rows have no samples is left out."""
+    shown = [
+        ([results.rows[k] for k in keys if k in results.rows and results.rows[k].samples], t, log)
+        for keys, t, log in panels
+    ]
+    shown = [p for p in shown if p[0]] or shown[:1]
+    heights = [0.55 * max(1, len(rows)) + 1.0 for rows, _, _ in shown]
+    fig, axes = plt.subplots(
+        len(shown),
+        1,
+        figsize=(10, sum(heights) + 0.6),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
+    for ax, (rows, title, log) in zip(axes[:, 0], shown, strict=True):
+        if rows:
+            ax.boxplot(
+                [r.samples for r in rows],
+                vert=False,
+                whis=(1, 99),
+                showfliers=True,
+                flierprops={"markersize": 3},
+            )
+            ax.set_yticks(range(1, len(rows) + 1), [_label(r)[:80] for r in rows], fontsize=8)
+            ax.invert_yaxis()
+        if log:
+            ax.set_xscale("log")
+        ax.set_xlabel(unit)
+        ax.set_title(title, fontsize=9)
+        ax.grid(axis="x", alpha=0.3, which="both" if log else "major")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -108,8 +130,25 @@ def draw(results: Results, stem: Path) -> list[Path]:
             )
         )
     if "crash" in benches:
-        keys = [k for k in results.rows if k.startswith("crash.") and "ratio" not in k]
-        out.append(_box(results, keys, "Crash failover (SIGKILL)", path("crash")))
+        ms = [
+            r.key
+            for r in results.rows.values()
+            if r.bench == "crash" and r.unit == "ms" and "supervisor" not in r.key
+        ]
+        steps = ("_death", "_prep", "_close")
+        panels = [
+            (
+                [k for k in ms if k.startswith("crash.node")],
+                "(a) node process SIGKILLed alone: the supervisor ends its session",
+                False,
+            ),
+            (
+                [k for k in ms if not any(step in k for step in steps)],
+                "log scale: (a) beside (b) supervisor + node, (c) ZK expiry, (d) etcd",
+                True,
+            ),
+        ]
+        out.append(_panels(results, panels, path("crash")))
     if "herd" in benches:
         out.append(
             _lines(

@@ -15,7 +15,7 @@ import operator
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,7 +30,8 @@ _OPS: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, ">=": oper
 
 @dataclass(frozen=True)
 class Target:
-    """`stat` of the row compared (`op`) with `factor` x (`ref` row's `ref_stat`, or 1)."""
+    """`stat` of the row compared (`op`) with `factor` x (`ref` row's `ref_stat`, or 1); with
+    `also`, a second condition that must hold too (its own text is not shown)."""
 
     text: str
     stat: str = "p50"
@@ -38,6 +39,12 @@ class Target:
     factor: float = 1.0
     ref: str | None = None
     ref_stat: str = "p50"
+    also: Target | None = None
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Target:
+        also = doc.get("also")
+        return cls(**{**doc, "also": cls.from_doc(also) if also else None})
 
 
 @dataclass
@@ -131,6 +138,12 @@ class Results:
         print(f"  note: {text}", file=self._out, flush=True)
 
     def _evaluate(self, row: Row, target: Target) -> bool | None:
+        if target.also is not None:
+            first = self._evaluate(row, replace(target, also=None))
+            second = self._evaluate(row, target.also)
+            if first is None or second is None:
+                return None
+            return first and second
         value = _num(row.stats.get(target.stat))
         limit = target.factor
         if target.ref is not None:
@@ -224,7 +237,7 @@ class Results:
                 k: (math.nan if v is None and k.startswith("ratio") else v) for k, v in r.items()
             }
             goal = fields.pop("goal", None)
-            row = Row(**fields, goal=Target(**goal) if goal else None)
+            row = Row(**fields, goal=Target.from_doc(goal) if goal else None)
             row.stats = {k: (math.nan if v is None else v) for k, v in row.stats.items()}
             res.rows[row.key] = row
         return res
@@ -246,6 +259,8 @@ def fmt(value: Any, unit: str) -> str:
         return f"{v:,.1f} MiB"
     if unit == "%":
         return f"{v:.2f} %"
+    if unit == "x":  # a ratio: two significant digits below 0.1 (0.012, not 0.01)
+        return f"{v:.2f}" if abs(v) >= 0.1 else f"{v:.2g}"
     if v == int(v):
         return f"{int(v):,}"
     return f"{v:.2f}"
@@ -256,7 +271,9 @@ def now_stamp() -> str:
 
 
 def _x(value: float) -> str:
-    return "" if math.isnan(value) else f"{value:.2f}x"
+    if math.isnan(value):
+        return ""
+    return f"{value:.2f}x" if abs(value) >= 0.1 else f"{value:.2g}x"
 
 
 def _num(value: Any) -> float:

@@ -4,7 +4,9 @@ A `Ring` is three `electd serve` processes on one election path, in election ord
 successor, third node. `Ring.failovers` stops the leader once per trial (a SIGTERM, a SIGKILL:
 the caller's `fault`), waits until the successor logs "I am a new leader" and, if asked, until a
 WatchLeader stream on the third node has the new leader; then it starts the stopped node again,
-which joins at the tail, so every trial sees the same shape.
+which joins at the tail, so every trial sees the same shape. When the fault killed only the node
+process under `electd serve`'s supervisor (which lives on, ends the dead node's session and
+starts the node again), the ring waits for that restarted node to serve instead of starting one.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ NAMES = ("n1", "n2", "n3")
 class Failover:
     """One timed trial."""
 
-    leader: NodeProcess  # the stopped leader (it has exited)
+    leader: NodeProcess  # the stopped leader (exited, or its supervisor restarted its node)
     successor: NodeProcess
     t0: float  # unix time just before the fault
     declared: float  # unix time of the successor's "I am a new leader" log line
@@ -49,6 +51,7 @@ class Ring:
         the extra environment of node `name`'s n-th start (0 for the first)."""
         self.ctx, self.path, self.session_timeout, self._env = ctx, path, session_timeout, env
         self.nodes: deque[NodeProcess] = deque(self._start(name, 0) for name in NAMES)
+        self._starts = 0
 
     def _start(self, name: str, n: int) -> NodeProcess:
         env = self._env(name, n) if self._env is not None else None
@@ -66,47 +69,76 @@ class Ring:
         check_order: bool = False,
         rest: float = 0.2,
     ) -> Iterator[Failover]:
-        """`warmup` + `trials` failovers; yields the timed ones. Each sleeps `delay()`, then
-        `fault(leader)`. With `watch` (a timeout, s) a stream on the third node must see a new
-        leader; with `check_order` too, it must name the leader before and the successor
-        after. The stopped node is started again and the ring rests `rest` s before the next
-        trial; the trial's log lines can still be read when it is yielded."""
+        """`warmup` + `trials` failovers (`trial`); yields the timed ones, whose log lines can
+        still be read when they are yielded. The ring rests `rest` s after each."""
         for i in range(trials + warmup):
-            leader, successor, observer = self.nodes[0], self.nodes[1], self.nodes[2]
-            arrival = None
-            if watch is None:
+            f = self.trial(fault, delay, watch, check_order)
+            if i >= warmup:
+                yield f
+            if rest:
+                time.sleep(rest)
+
+    def trial(
+        self,
+        fault: Callable[[NodeProcess], None],
+        delay: Callable[[], float],
+        watch: float | None = None,
+        check_order: bool = False,
+        node_only: bool = False,
+    ) -> Failover:
+        """One failover: sleep `delay()`, then `fault(leader)`. With `watch` (a timeout, s) a
+        stream on the third node must see a new leader; with `check_order` too, it must name the
+        leader before and the successor after. Returns once the ring has three serving members
+        again, the stopped one at the tail: started anew once `electd serve` exited, or, with
+        `node_only` (the fault killed the node process alone), restarted by its supervisor."""
+        leader, successor, observer = self.nodes[0], self.nodes[1], self.nodes[2]
+        old_node = leader.node_pid()
+        arrival = None
+        if watch is None:
+            time.sleep(delay())
+            t0 = time.time()
+            fault(leader)
+        else:
+            with Watchers(observer.address, log=self.ctx.workdir / "watchtool.log") as w:
+                before = w.mark()
+                if check_order and not before.startswith(f"{leader.node_id}@"):
+                    raise RuntimeError(f"expected {leader.node_id} to lead, stream says {before}")
                 time.sleep(delay())
                 t0 = time.time()
                 fault(leader)
-            else:
-                with Watchers(observer.address, log=self.ctx.workdir / "watchtool.log") as w:
-                    before = w.mark()
-                    if check_order and not before.startswith(f"{leader.node_id}@"):
-                        raise RuntimeError(
-                            f"expected {leader.node_id} to lead, stream says {before}"
-                        )
-                    time.sleep(delay())
-                    t0 = time.time()
-                    fault(leader)
-                    arrival = w.wait(watch)
-                if not arrival.complete or (
-                    check_order and not arrival.leader.startswith(f"{successor.node_id}@")
-                ):
-                    what = "the successor" if check_order else "a new leader"
-                    raise RuntimeError(f"the third node's stream did not see {what}: {arrival}")
-            declared: float = wait_until(
-                lambda s=successor, t=t0: nodes.leader_since(s, t),
-                15,
-                "successor's log line",
-                interval=0.01,
-            )
+                arrival = w.wait(watch)
+            if not arrival.complete or (
+                check_order and not arrival.leader.startswith(f"{successor.node_id}@")
+            ):
+                what = "the successor" if check_order else "a new leader"
+                raise RuntimeError(f"the third node's stream did not see {what}: {arrival}")
+        declared: float = wait_until(
+            lambda s=successor, t=t0: nodes.leader_since(s, t),
+            15,
+            "successor's log line",
+            interval=0.01,
+        )
+        self.nodes.popleft()
+        if node_only:
+            assert old_node is not None, f"{leader.node_id} had no node process"
+            self.nodes.append(self._rejoined(leader, old_node))
+        else:
             leader.wait(15)
-            if i >= warmup:
-                yield Failover(leader, successor, t0, declared, arrival)
-            self.nodes.popleft()
-            self.nodes.append(self._start(leader.node_id, i + 1))
-            if rest:
-                time.sleep(rest)
+            self._starts += 1
+            self.nodes.append(self._start(leader.node_id, self._starts))
+        return Failover(leader, successor, t0, declared, arrival)
+
+    def _rejoined(self, proc: NodeProcess, old_node: int, timeout: float = 60.0) -> NodeProcess:
+        """Wait until the supervisor of `proc` runs a new node process and it serves (joined,
+        session live); the restart backoff of repeated crashes is part of the wait."""
+        wait_until(
+            lambda: proc.node_pid() not in (None, old_node) or not proc.alive(),
+            timeout,
+            f"the supervisor of {proc.node_id} to restart its node",
+            interval=0.01,
+        )
+        nodes.wait_serving(proc, timeout)
+        return proc
 
     def stop(self) -> None:
         for proc in self.nodes:

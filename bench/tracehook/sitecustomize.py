@@ -40,7 +40,10 @@ if _out is not None:
     import asyncio.unix_events
 
     import kazoo.protocol.connection  # type: ignore[import-untyped]
-    from kazoo.protocol.serialization import Delete  # type: ignore[import-untyped]
+    from kazoo.protocol.serialization import (  # type: ignore[import-untyped]
+        Delete,
+        Transaction,
+    )
 
     import electd.engine.engine
     import electd.rpc.hub
@@ -53,7 +56,11 @@ if _out is not None:
 
     def _traced_submit(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         result = _submit(self, request, *args, **kwargs)
-        if isinstance(request, Delete):
+        # The node deletes its entry and its companion in one transaction (zk/store.py).
+        if isinstance(request, Delete) or (
+            isinstance(request, Transaction)
+            and any(isinstance(op, Delete) for op in request.operations)
+        ):
             _mark("Delete written to ZooKeeper's socket")
         return result
 

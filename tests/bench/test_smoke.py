@@ -25,6 +25,12 @@ EXPECTED = [
     "crash.zk_1s",
     "crash.electd_1s",
     "crash.electd_watch_1s",
+    "crash.node_1s",
+    "crash.node_watch_1s",
+    "crash.node_later_1s",
+    "crash.node_death_1s",
+    "crash.etcd_kill",
+    "crash.supervisor_rss",
     "herd.electd_3",
     "herd.electd_6",
     "herd.naive_6",
@@ -41,6 +47,7 @@ EXPECTED = [
     "unary.etcd_Leader_c2",
     "resources.startup",
     "resources.idle_rss",
+    "resources.supervisor_rss",
 ]
 
 
