@@ -120,6 +120,9 @@ def test_client_tls_options_need_both_halves_of_a_pair(tmp_path: Path) -> None:
         ElectionClient(["127.0.0.1:1"], tls_ca=str(tmp_path / "missing.pem"))
     with ElectionClient(["127.0.0.1:1"], tls_server_name="node.example") as client:
         assert client.transport.tls  # the name alone turns TLS on (the system's roots)
+    # Rule 1: an empty value is not given (example programs pass their flags' "" defaults).
+    with ElectionClient(["127.0.0.1:1"], tls_ca="", tls_cert="", tls_key="") as client:
+        assert not client.transport.tls
 
 
 def test_the_ping_policy_leaves_room_for_the_clients_keepalive() -> None:

@@ -108,6 +108,8 @@ class Transport:
         tls_key: str | None = None,
         tls_server_name: str | None = None,
     ) -> None:
+        # Rule 1 of the contract (clients/README.md): an empty value is not given.
+        tls_ca, tls_cert, tls_key = tls_ca or None, tls_cert or None, tls_key or None
         if (tls_cert is None) != (tls_key is None):
             given, missing = ("tls_cert", "tls_key") if tls_key is None else ("tls_key", "tls_cert")
             raise ElectdError(f"{given}: needs {missing} too (a client certificate and its key)")

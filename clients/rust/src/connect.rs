@@ -8,6 +8,10 @@
 //! SETTINGS frame, which a live server sends at once) within
 //! [`Config::connect_timeout`](crate::Config::connect_timeout). Past it the
 //! connection fails, so does every call waiting on it, and the client moves on.
+//!
+//! With TLS, tonic runs the handshake over this connector's stream (so a node
+//! that never answers the ClientHello is caught by the same deadline) and
+//! bounds the handshake itself by the connect deadline too.
 
 use std::future::Future;
 use std::io;
@@ -21,15 +25,27 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tonic::codegen::Service;
 use tonic::codegen::http::Uri;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::{Config, Error};
 
 /// A lazily connecting channel to `addr` (already validated), with the
-/// contract's connect deadline and HTTP/2 keepalive.
-pub(crate) fn channel(addr: &str, config: &Config) -> Result<Channel, Error> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|_| Error::BadAddress(addr.to_string()))?
+/// contract's connect deadline and HTTP/2 keepalive; over TLS when `tls` is
+/// given (made by crate::tls, which has checked it).
+pub(crate) fn channel(
+    addr: &str,
+    config: &Config,
+    tls: Option<ClientTlsConfig>,
+) -> Result<Channel, Error> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+        .map_err(|_| Error::BadAddress(addr.to_string()))?;
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| Error::Tls(format!("TLS options refused for {addr}: {e}")))?;
+    }
+    let endpoint = endpoint
         .http2_keep_alive_interval(config.keepalive_interval)
         .keep_alive_timeout(config.keepalive_timeout)
         // Ping also when no call is open, so that a pooled connection to a

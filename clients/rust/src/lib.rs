@@ -37,11 +37,28 @@
 //! ([`Error::code`], [`Error::details`]), says whether no node answered at all
 //! ([`Error::no_node_answered`]) and which addresses were tried
 //! ([`Error::addresses`]).
+//!
+//! TLS (clients/README.md, "TLS") is on when any of [`Config::tls_ca`],
+//! [`Config::tls_cert`] with [`Config::tls_key`], or
+//! [`Config::tls_server_name`] is set:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), electd_client::Error> {
+//! let config = electd_client::Config {
+//!     tls_ca: Some("/etc/electd/ca.pem".into()),
+//!     tls_cert: Some("/etc/electd/client.pem".into()),
+//!     tls_key: Some("/etc/electd/client.key".into()),
+//!     ..Default::default()
+//! };
+//! let client = electd_client::ElectionClient::with_config(["10.0.0.1:7001"], config)?;
+//! # Ok(()) }
+//! ```
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tonic::transport::Channel;
@@ -50,6 +67,7 @@ use tonic::{Code, Request, Status};
 mod connect;
 #[cfg(test)]
 mod testing;
+mod tls;
 mod watch;
 pub use watch::LeaderWatch;
 
@@ -100,6 +118,24 @@ pub struct Config {
     /// ... capped at `backoff_max` (default 2 s); the actual pause is drawn at
     /// random between zero and that ("full jitter").
     pub backoff_max: Duration,
+    /// TLS: PEM file of one or more CA certificates that the nodes'
+    /// certificates must chain to (default, when TLS is on: the system's
+    /// trust store). Setting any of the four `tls_*` fields (non-empty) turns
+    /// TLS on; with none the client speaks plaintext.
+    pub tls_ca: Option<PathBuf>,
+    /// TLS: PEM file of the client's certificate chain, leaf first, presented
+    /// for mutual TLS; needs [`tls_key`](Config::tls_key). Its URI/DNS SANs
+    /// (else its CN) are the identity the nodes' `--allow-read`/`--allow-write`
+    /// match.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: PEM file of `tls_cert`'s private key, unencrypted (PKCS#8, or
+    /// traditional RSA or EC).
+    pub tls_key: Option<PathBuf>,
+    /// TLS: the DNS name the nodes' certificates must carry, checked instead
+    /// of each address's host and sent as SNI; one name for all addresses
+    /// (tonic's `ClientTlsConfig::domain_name`). Without it, each address's
+    /// host is checked (an IP address against the certificate's IP SANs).
+    pub tls_server_name: Option<String>,
 }
 
 impl Default for Config {
@@ -112,6 +148,10 @@ impl Default for Config {
             keepalive_timeout: Duration::from_secs(3),
             backoff_base: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_server_name: None,
         }
     }
 }
@@ -154,17 +194,21 @@ pub enum Error {
     /// A node answered with an error that another node would give too (for
     /// example `INVALID_ARGUMENT`); returned at once.
     Status { addr: String, status: Status },
+    /// The TLS options are wrong, found when the client is made: `tls_cert`
+    /// without `tls_key` (or the other way round), or a file that cannot be
+    /// read or holds no usable PEM. The text names the option and the path.
+    Tls(String),
 }
 
 impl Error {
     /// The gRPC status code: the one the node answered with or, when no node
     /// answered, that of the last address's failure (usually `Unavailable` or
-    /// `DeadlineExceeded`). [`Code::Unknown`] for [`Error::NoAddresses`] and
-    /// [`Error::BadAddress`], which have no status.
+    /// `DeadlineExceeded`). [`Code::Unknown`] for [`Error::NoAddresses`],
+    /// [`Error::BadAddress`] and [`Error::Tls`], which have no status.
     pub fn code(&self) -> Code {
         match self {
             Error::NoNode { status, .. } | Error::Status { status, .. } => status.code(),
-            Error::NoAddresses | Error::BadAddress(_) => Code::Unknown,
+            Error::NoAddresses | Error::BadAddress(_) | Error::Tls(_) => Code::Unknown,
         }
     }
 
@@ -177,7 +221,7 @@ impl Error {
             Error::NoNode { status, .. } | Error::Status { status, .. } => {
                 with_sources(status.message().to_string(), status)
             }
-            Error::NoAddresses | Error::BadAddress(_) => self.to_string(),
+            Error::NoAddresses | Error::BadAddress(_) | Error::Tls(_) => self.to_string(),
         }
     }
 
@@ -195,7 +239,7 @@ impl Error {
         match self {
             Error::NoNode { addrs, .. } => addrs,
             Error::Status { addr, .. } => std::slice::from_ref(addr),
-            Error::NoAddresses | Error::BadAddress(_) => &[],
+            Error::NoAddresses | Error::BadAddress(_) | Error::Tls(_) => &[],
         }
     }
 }
@@ -211,6 +255,7 @@ impl fmt::Display for Error {
                 addrs.join(", ")
             ),
             Error::Status { addr, status } => write!(f, "{addr}: {}", describe(status)),
+            Error::Tls(message) => f.write_str(message),
         }
     }
 }
@@ -263,7 +308,9 @@ pub struct ElectionClient {
 
 struct Inner {
     addrs: Vec<String>,
-    channels: Vec<Channel>,
+    /// Each address's channel, with the TLS generation it was built with.
+    channels: Vec<Mutex<(u64, Channel)>>,
+    tls: Option<tls::Tls>,
     config: Config,
     /// Index of the address in use; advanced on failure.
     current: AtomicUsize,
@@ -282,6 +329,10 @@ impl ElectionClient {
     /// A client for the given `HOST:PORT` addresses. It does not connect:
     /// connections are made by the first call. Must be called inside a Tokio
     /// runtime (the connections' background tasks are spawned on it).
+    ///
+    /// Fails with [`Error::NoAddresses`], [`Error::BadAddress`], or
+    /// [`Error::Tls`] when the TLS options are wrong (the message names the
+    /// option and the path).
     pub fn with_config<I, S>(addrs: I, config: Config) -> Result<ElectionClient, Error>
     where
         I: IntoIterator<Item = S>,
@@ -291,15 +342,27 @@ impl ElectionClient {
         if addrs.is_empty() {
             return Err(Error::NoAddresses);
         }
-        let mut channels = Vec::with_capacity(addrs.len());
         for addr in &addrs {
             validate_address(addr)?;
-            channels.push(connect::channel(addr, &config)?);
+        }
+        let tls = tls::Tls::new(&config)?;
+        let (generation, tls_config) = match &tls {
+            Some(t) => {
+                let (g, c) = t.current();
+                (g, Some(c))
+            }
+            None => (0, None),
+        };
+        let mut channels = Vec::with_capacity(addrs.len());
+        for addr in &addrs {
+            let channel = connect::channel(addr, &config, tls_config.clone())?;
+            channels.push(Mutex::new((generation, channel)));
         }
         Ok(ElectionClient {
             inner: Arc::new(Inner {
                 addrs,
                 channels,
+                tls,
                 config,
                 current: AtomicUsize::new(0),
             }),
@@ -315,8 +378,21 @@ impl ElectionClient {
         &self.inner.config
     }
 
+    /// The stub of address `i`, for a new attempt. With TLS, a channel made
+    /// before the TLS files last changed is replaced by one made with the new
+    /// files (streams open on the old one carry on).
     pub(crate) fn stub(&self, i: usize) -> ElectionServiceClient<Channel> {
-        ElectionServiceClient::new(self.inner.channels[i].clone())
+        let mut slot = self.inner.channels[i].lock().unwrap();
+        if let Some(tls) = &self.inner.tls {
+            let (generation, config) = tls.current();
+            if generation != slot.0
+                && let Ok(channel) =
+                    connect::channel(&self.inner.addrs[i], &self.inner.config, Some(config))
+            {
+                *slot = (generation, channel);
+            }
+        }
+        ElectionServiceClient::new(slot.1.clone())
     }
 
     pub(crate) fn start(&self) -> usize {
@@ -355,6 +431,7 @@ impl ElectionClient {
             match result {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(status) if retryable(&status) => {
+                    let status = connection_status(status);
                     last = format!("{}: {}", self.inner.addrs[i], describe(&status));
                     last_status = status;
                     self.failed(i);
@@ -429,6 +506,19 @@ pub(crate) fn retryable(status: &Status) -> bool {
         status.code(),
         Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted
     ) || from_transport(status)
+}
+
+/// A failure of the connection itself as `UNAVAILABLE` (clients/README.md,
+/// "TLS", rule 4). tonic says `UNKNOWN` for some: a TLS handshake the node
+/// aborts after the client's part (no or an unaccepted client certificate, a
+/// plaintext client) surfaces as a broken HTTP/2 connection, as does a node
+/// killed mid-stream. The causes stay in the message.
+pub(crate) fn connection_status(status: Status) -> Status {
+    if status.code() == Code::Unknown && from_transport(&status) {
+        Status::unavailable(with_sources(status.message().to_string(), &status))
+    } else {
+        status
+    }
 }
 
 /// Whether the status was made here from a transport error rather than sent by

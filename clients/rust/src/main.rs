@@ -7,17 +7,22 @@
 //! electd-rust [--json] watch  ADDR [ADDR...]
 //! ```
 //!
+//! `--tls-ca FILE`, `--tls-cert FILE`, `--tls-key FILE` and
+//! `--tls-server-name NAME` (also as `--tls-ca=FILE`) are the client's TLS
+//! options (clients/README.md, "TLS"); any of them turns TLS on.
+//!
 //! Exit codes: 0 on success (and for watch on SIGINT/SIGTERM, within a
 //! second whatever the watch is doing), 1 when no address answered or a call
 //! failed, 2 for bad usage. While watching, each failover is noted on stderr.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use electd_client::pb::{Leader, ListNodesResponse};
-use electd_client::{ElectionClient, validate_address};
+use electd_client::{Config, ElectionClient, validate_address};
 
 const USAGE: &str = "usage: electd-rust [--json] COMMAND ADDR [ADDR...]
 
@@ -28,6 +33,12 @@ Commands:
 
 ADDR is the HOST:PORT of an electd node; any node answers for the cluster.
 --json prints one JSON object per line instead (before or after COMMAND).
+
+TLS (any of these turns it on; without them the client speaks plaintext):
+  --tls-ca FILE           PEM file of the CAs that sign the nodes' certificates
+  --tls-cert FILE         PEM file of this client's certificate (mutual TLS)
+  --tls-key FILE          PEM file of its private key (with --tls-cert)
+  --tls-server-name NAME  the name the nodes' certificates must carry
 ";
 
 #[derive(Clone, Copy, PartialEq)]
@@ -41,12 +52,32 @@ struct Args {
     command: Command,
     addrs: Vec<String>,
     json: bool,
+    tls_ca: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_server_name: Option<String>,
 }
+
+const TLS_FLAGS: [&str; 4] = ["--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name"];
 
 /// Parsed arguments, `Ok(None)` for --help, or the usage error.
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
     let (mut command, mut addrs, mut json) = (None::<String>, Vec::new(), false);
-    for arg in args {
+    let mut tls: HashMap<&'static str, String> = HashMap::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (arg.as_str(), None),
+        };
+        if let Some(flag) = TLS_FLAGS.iter().find(|f| **f == name) {
+            let value = match inline {
+                Some(v) => v,
+                None => args.next().ok_or_else(|| format!("{flag} needs a value"))?,
+            };
+            tls.insert(*flag, value);
+            continue;
+        }
         match arg.as_str() {
             "--json" | "-json" => json = true,
             "-h" | "--help" | "help" => return Ok(None),
@@ -68,10 +99,15 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     for a in &addrs {
         validate_address(a).map_err(|e| e.to_string())?;
     }
+    let mut take = |flag: &str| tls.remove(flag).filter(|v| !v.is_empty());
     Ok(Some(Args {
         command,
         addrs,
         json,
+        tls_ca: take("--tls-ca").map(PathBuf::from),
+        tls_cert: take("--tls-cert").map(PathBuf::from),
+        tls_key: take("--tls-key").map(PathBuf::from),
+        tls_server_name: take("--tls-server-name"),
     }))
 }
 
@@ -107,7 +143,15 @@ async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let client = match ElectionClient::new(args.addrs) {
+    let config = Config {
+        tls_ca: args.tls_ca,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_server_name: args.tls_server_name,
+        ..Config::default()
+    };
+    // Wrong TLS options (rules 2 and 3) are bad usage: exit 2.
+    let client = match ElectionClient::with_config(args.addrs, config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("electd-rust: {e}");

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tonic::{Code, Request, Status, Streaming};
 
 use crate::pb::{GetLeaderRequest, Leader, LeaderState, WatchLeaderRequest, WatchLeaderResponse};
-use crate::{ElectionClient, Error, backoff_delay, describe, retryable};
+use crate::{ElectionClient, Error, backoff_delay, connection_status, describe, retryable};
 
 /// A watch of the leader, made by [`ElectionClient::watch_leader`] or
 /// [`ElectionClient::watch_leader_after`].
@@ -287,6 +287,7 @@ impl Core {
                 // (our own cancellation drops the future instead), which a
                 // node does when it stops: that too ends its stream.
                 Event::Failed(status) if retryable(&status) || status.code() == Code::Cancelled => {
+                    let status = connection_status(status);
                     (describe(&status), status)
                 }
                 Event::Failed(status) => {

@@ -8,7 +8,6 @@ import io.electd.v1.ListNodesResponse;
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.ConnectivityState;
-import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
 import io.grpc.Status;
@@ -19,6 +18,7 @@ import io.grpc.netty.shaded.io.netty.channel.ConnectTimeoutException;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.StreamObserver;
 import java.lang.reflect.Field;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -59,6 +59,12 @@ import java.util.logging.Logger;
  * attempt). Connections send HTTP/2 keepalive pings every 3 s, also while no call is open, and
  * close when a ping is not acknowledged within 3 s.
  *
+ * <p>TLS (clients/README.md, "TLS") is on when any of {@link Builder#tlsCa}, {@link
+ * Builder#tlsCert} with {@link Builder#tlsKey}, or {@link Builder#tlsServerName} is given; a
+ * handshake that fails is a connection failure ({@code UNAVAILABLE}, next address). The PEM
+ * files are read again for each new connection whenever they changed, so a rotated client
+ * certificate is used without a new client.
+ *
  * <p>Thread-safe; create one per cluster and share it. {@link #close()} ends every call and
  * watch of this client at once.
  */
@@ -97,7 +103,7 @@ public final class ElectionClient implements AutoCloseable {
   private final Set<UnaryCall<?, ?>> calls = ConcurrentHashMap.newKeySet();
   private volatile boolean closed;
 
-  private ElectionClient(Builder b) {
+  private ElectionClient(Builder b, Tls tls) {
     this.addresses = List.copyOf(b.addresses);
     this.callTimeout = b.callTimeout;
     this.connectTimeout = b.connectTimeout;
@@ -113,20 +119,24 @@ public final class ElectionClient implements AutoCloseable {
     this.timer.setRemoveOnCancelPolicy(true);
     List<ManagedChannel> chans = new ArrayList<>(addresses.size());
     for (String address : addresses) {
-      chans.add(newChannel(address, b)); // channels connect lazily, on their first call
+      chans.add(newChannel(address, b, tls)); // channels connect lazily, on their first call
     }
     this.channels = List.copyOf(chans);
   }
 
-  private static ManagedChannel newChannel(String address, Builder b) {
+  private static ManagedChannel newChannel(String address, Builder b, Tls tls) {
     NettyChannelBuilder builder = NettyChannelBuilder
-        .forTarget(address, InsecureChannelCredentials.create())
+        .forTarget(address, tls.credentials())
         .userAgent(USER_AGENT)
         // A black-holed address fails the TCP connect after the connect deadline rather than
         // the kernel's minutes; the attempt's own connect deadline (below) also covers the
         // HTTP/2 handshake, which this option does not.
         .withOption(ChannelOption.CONNECT_TIMEOUT_MILLIS,
             (int) Math.min(Integer.MAX_VALUE, Math.max(1, b.connectTimeout.toMillis())));
+    if (tls.serverName != null) {
+      // The name the node's certificate must carry, and the SNI: one for every address.
+      builder.overrideAuthority(tls.serverName);
+    }
     keepAlive(builder, b.keepAliveTime, b.keepAliveTimeout);
     return builder.build();
   }
@@ -587,6 +597,11 @@ public final class ElectionClient implements AutoCloseable {
   }
 
   static String describe(Status status) {
+    String tls = tlsFailure(status.getCause());
+    if (tls != null) {
+      // grpc-java's own text ("io exception", then the Netty pipeline) says nothing useful.
+      return status.getCode().name() + ": TLS handshake failed: " + tls;
+    }
     StringBuilder sb = new StringBuilder(status.getCode().name());
     if (status.getDescription() != null) {
       sb.append(": ").append(status.getDescription());
@@ -596,6 +611,24 @@ public final class ElectionClient implements AutoCloseable {
       sb.append(" (").append(status.getCause().getMessage()).append(')');
     }
     return sb.toString();
+  }
+
+  /**
+   * If {@code t} is (or is caused by) a TLS failure, its most specific message (say, "No
+   * subject alternative names matching IP address 127.0.0.1 found"); else {@code null}.
+   */
+  static String tlsFailure(Throwable t) {
+    boolean tls = false;
+    String message = null;
+    for (Throwable c = t; c != null; c = c.getCause() == c ? null : c.getCause()) {
+      if (c instanceof javax.net.ssl.SSLException || c instanceof java.security.cert.CertificateException) {
+        tls = true;
+      }
+      if (tls && c.getMessage() != null && !c.getMessage().isBlank()) {
+        message = c.getMessage().lines().findFirst().orElse(c.getMessage());
+      }
+    }
+    return tls ? (message == null ? "no details" : message) : null;
   }
 
   static String format(Duration d) {
@@ -614,6 +647,10 @@ public final class ElectionClient implements AutoCloseable {
     private Duration backoffInitial = Backoff.INITIAL;
     private Duration backoffMax = Backoff.MAX;
     private Executor listenerExecutor;
+    private Path tlsCa;
+    private Path tlsCert;
+    private Path tlsKey;
+    private String tlsServerName;
 
     private Builder() {}
 
@@ -682,6 +719,45 @@ public final class ElectionClient implements AutoCloseable {
       return this;
     }
 
+    /**
+     * TLS: the PEM file of one or more CA certificates that the nodes' certificates must chain
+     * to (default, when TLS is on: the JDK's trust store). Turns TLS on. {@code null} or an
+     * empty path: not given.
+     */
+    public Builder tlsCa(Path tlsCa) {
+      this.tlsCa = tlsCa;
+      return this;
+    }
+
+    /**
+     * TLS: the PEM file of the client's certificate chain, leaf first, presented for mutual
+     * TLS; needs {@link #tlsKey}. Its URI/DNS SANs (else its CN) are the identity the nodes'
+     * {@code --allow-read}/{@code --allow-write} match. Turns TLS on.
+     */
+    public Builder tlsCert(Path tlsCert) {
+      this.tlsCert = tlsCert;
+      return this;
+    }
+
+    /**
+     * TLS: the PEM file of {@link #tlsCert}'s private key, unencrypted (PKCS#8, or traditional
+     * RSA or EC). Turns TLS on.
+     */
+    public Builder tlsKey(Path tlsKey) {
+      this.tlsKey = tlsKey;
+      return this;
+    }
+
+    /**
+     * TLS: the DNS name the nodes' certificates must carry, checked instead of each address's
+     * host and sent as SNI; one name for all addresses. Turns TLS on. {@code null} or empty:
+     * not given (each address's host is checked).
+     */
+    public Builder tlsServerName(String tlsServerName) {
+      this.tlsServerName = tlsServerName;
+      return this;
+    }
+
     private static Duration positive(Duration d, String what) {
       if (d.isNegative() || d.isZero()) {
         throw new IllegalArgumentException(what + " must be positive");
@@ -693,6 +769,10 @@ public final class ElectionClient implements AutoCloseable {
      * The client. Its channels connect lazily, on the first call.
      *
      * @throws IllegalArgumentException if there is no address or one is not {@code HOST:PORT}
+     * @throws ElectdException if the TLS options are wrong: {@code tlsCert} without {@code
+     *     tlsKey} or the other way round, or a file that cannot be read or parsed (the message
+     *     names the option and the path; {@code status()} is {@code INVALID_ARGUMENT}, {@code
+     *     addresses()} empty)
      */
     public ElectionClient build() {
       if (addresses.isEmpty()) {
@@ -701,7 +781,8 @@ public final class ElectionClient implements AutoCloseable {
       for (String address : addresses) {
         validateAddress(address);
       }
-      return new ElectionClient(this);
+      Tls tls = Tls.create(tlsCa, tlsCert, tlsKey, tlsServerName);
+      return new ElectionClient(this, tls);
     }
   }
 }

@@ -9,9 +9,12 @@ import io.electd.v1.Leader;
 import io.electd.v1.ListNodesResponse;
 import io.electd.v1.Node;
 import java.io.PrintStream;
+import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import sun.misc.Signal;
 
 /**
@@ -29,8 +32,14 @@ public final class Main {
       "  watch    print the leader each time it changes, until interrupted",
       "",
       "options:",
-      "  --json      print one JSON object per line",
-      "  -h, --help  print this help",
+      "  --json                  print one JSON object per line",
+      "  --tls-ca FILE           TLS: PEM file of the CAs that sign the nodes' certificates",
+      "  --tls-cert FILE         TLS: PEM file of this client's certificate (mutual TLS)",
+      "  --tls-key FILE          TLS: PEM file of its private key (with --tls-cert)",
+      "  --tls-server-name NAME  TLS: the name the nodes' certificates must carry",
+      "  -h, --help              print this help",
+      "",
+      "any --tls-* option turns TLS on; without them the client speaks plaintext.",
       "",
       "ADDR is the HOST:PORT of an electd node; any node answers for the cluster.",
       "exit status: 0 ok (watch: also on SIGINT/SIGTERM), 1 no node answered, 2 bad usage");
@@ -54,8 +63,19 @@ public final class Main {
   int run(String[] args) {
     String command = null;
     List<String> addresses = new ArrayList<>();
-    for (String arg : args) {
-      if (arg.equals("--json")) {
+    Map<String, String> tls = new LinkedHashMap<>();
+    for (int i = 0; i < args.length; i++) {
+      String arg = args[i];
+      String name = arg.contains("=") ? arg.substring(0, arg.indexOf('=')) : arg;
+      if (TLS_FLAGS.contains(name)) {
+        if (arg.contains("=")) {
+          tls.put(name, arg.substring(arg.indexOf('=') + 1));
+        } else if (i + 1 < args.length) {
+          tls.put(name, args[++i]);
+        } else {
+          return usage(name + " needs a value");
+        }
+      } else if (arg.equals("--json")) {
         json = true;
       } else if (arg.equals("-h") || arg.equals("--help")) {
         out.println(USAGE);
@@ -83,7 +103,19 @@ public final class Main {
       return usage(e.getMessage());
     }
 
-    try (ElectionClient client = ElectionClient.newBuilder().addresses(addresses).build()) {
+    ElectionClient built;
+    try {
+      built = ElectionClient.newBuilder()
+          .addresses(addresses)
+          .tlsCa(path(tls.get("--tls-ca")))
+          .tlsCert(path(tls.get("--tls-cert")))
+          .tlsKey(path(tls.get("--tls-key")))
+          .tlsServerName(tls.get("--tls-server-name"))
+          .build();
+    } catch (ElectdException e) { // the TLS options are wrong: bad usage
+      return usage(e.getMessage());
+    }
+    try (ElectionClient client = built) {
       switch (command) {
         case "leader":
           printLeader(client.getLeader());
@@ -100,6 +132,13 @@ public final class Main {
     } catch (InterruptedException e) {
       return 0;
     }
+  }
+
+  private static final List<String> TLS_FLAGS =
+      List.of("--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name");
+
+  private static Path path(String value) {
+    return value == null || value.isEmpty() ? null : Path.of(value);
   }
 
   private int usage(String problem) {

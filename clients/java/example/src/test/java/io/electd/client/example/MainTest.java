@@ -127,6 +127,29 @@ class MainTest {
   }
 
   @Test
+  void wrongTlsOptionsExit2NamingTheOption() throws Exception {
+    Path missing = Files.createTempDirectory("electd-main-tls").resolve("missing.pem");
+    for (String[][] c : new String[][][] {
+        {{"leader", address, "--tls-cert", missing.toString()}, {"tlsCert: needs tlsKey too"}},
+        {{"leader", address, "--tls-key=" + missing}, {"tlsKey: needs tlsCert too"}},
+        {{"--tls-ca", missing.toString(), "leader", address}, {"tlsCa: cannot read " + missing}},
+        {{"leader", address, "--tls-ca"}, {"--tls-ca needs a value"}}}) {
+      Result r = run(c[0]);
+      assertEquals(2, r.code(), String.join(" ", c[0]));
+      assertTrue(r.err().contains(c[1][0]), r.err());
+      assertEquals("", r.out());
+    }
+  }
+
+  @Test
+  void aPlaintextNodeIsNoTlsNode() {
+    // Only a server name turns TLS on; the plaintext test node then fails the handshake.
+    Result r = run("--json", "leader", address, "--tls-server-name", "localhost");
+    assertEquals(1, r.code(), r.err());
+    assertTrue(r.err().contains("no electd node answered"), r.err());
+  }
+
+  @Test
   void noNodeAnsweredExits1NamingTheAddresses() {
     Result r = run("--json", "nodes", "127.0.0.1:1", "127.0.0.1:2");
     assertEquals(1, r.code());
