@@ -146,8 +146,12 @@ class Network:
         with self._lock:
             self._diverted = address
             links = [(k, p) for k, p in self._links.items() if k[2] == "client"]
+        # Every link points elsewhere before any connection is reset: a node whose connection
+        # is reset must not reconnect through a link that still leads to the old ensemble.
         for key, proxy in links:
-            proxy.retarget(*(address or ("127.0.0.1", self._home[key])))
+            proxy.retarget(*(address or ("127.0.0.1", self._home[key])), drop=False)
+        for _, proxy in links:
+            proxy.drop()
 
     def cuts(self) -> list[tuple[str, str]]:
         with self._lock:

@@ -881,6 +881,7 @@ def second_ensemble(c: FaultCluster, rng: random.Random) -> None:
             found = c.self_leader()
             assert found is not None and found[1] >= epoch
         finally:
+            c.net.divert(None)  # also when the round failed: the next test needs ensemble A
             b.stop()
 
 

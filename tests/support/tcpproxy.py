@@ -107,10 +107,13 @@ class TcpProxy:
         self._hold = hold
         return hold
 
-    def retarget(self, host: str, port: int) -> None:
-        """New connections go to host:port from now on; the open ones are reset."""
-        self.upstream = (host, port)
-        self.drop()
+    def retarget(self, host: str, port: int, drop: bool = True) -> None:
+        """New connections go to host:port from now on; the open ones are reset (unless
+        `drop` is False: the caller drops them once every proxy points elsewhere)."""
+        with self._lock:
+            self.upstream = (host, port)
+        if drop:
+            self.drop()
 
     def close(self) -> None:
         self._closed = True
@@ -133,8 +136,9 @@ class TcpProxy:
 
     def _serve(self, client: socket.socket) -> None:
         self._gate.wait()
+        upstream = self.upstream
         try:
-            server = socket.create_connection(self.upstream, timeout=5)
+            server = socket.create_connection(upstream, timeout=5)
             server.settimeout(None)
         except OSError:
             client.close()
@@ -142,6 +146,9 @@ class TcpProxy:
         for s in (client, server):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
+            if upstream != self.upstream:  # retargeted while we connected: never the old one
+                _close(client, server)
+                return
             self._conns.append((client, server))
             self.connections += 1
         pair_state = {"cut": False}
