@@ -2,6 +2,7 @@
 # Installs everything electd needs on a fresh Debian machine, idempotently:
 #   - Apache ZooKeeper from Debian's `zookeeper` package (the server the local
 #     cluster and the tests start as child processes; never a mock), and tini,
+#   - the pinned ZooKeeper 3.9.5 jars for TLS and authentication (scripts/install-zookeeper-tls.sh),
 #   - a Python virtualenv in .venv with the exact pins of requirements.lock,
 #   - pinned developer tools (buf) from tools/package-lock.json.
 # Called by `make dev` and `make test`; safe to run again (it skips what is done).
@@ -20,6 +21,10 @@ fi
 #     it forwards SIGTERM to the command (a namespace's first process ignores signals it has no
 #     handler for) and reaps; without it the supervisor falls back to process groups.
 scripts/lib/apt-ensure.sh tini tini
+
+# 1c. The pinned ZooKeeper 3.9.5 jars (Maven Central, checksummed) for the ZooKeeper TLS and
+#     authentication tests and `electd dev --secure` (Debian's 3.8.0 has GHSA-7xrh-hqfc-g7qr).
+scripts/install-zookeeper-tls.sh
 
 # 2. Python virtualenv with pinned dependencies: the client library (clients/python, the
 #    electd-client distribution that the root package depends on, from its local path) and the

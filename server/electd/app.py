@@ -25,6 +25,7 @@ from electd.ops.status import CommandStatus, NodeStatus
 from electd.rpc.frontend import BindError, Frontend
 from electd.supervisor.link import SupervisorLink
 from electd.zk import ZkStore
+from electd.zk.security import client_options as zk_client_options
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,13 @@ async def run_node(cfg: NodeConfig, has_command: bool = False) -> None:
     node_id = cfg.resolved_node_id(port)
     record = NodeRecord(node_id, str(advertise), cfg.labels, __version__)
 
-    store = ZkStore(cfg.zk.hosts, cfg.zk_path, cfg.session_timeout, cfg.connect_timeout)
+    store = ZkStore(
+        cfg.zk.hosts,
+        cfg.zk_path,
+        cfg.session_timeout,
+        cfg.connect_timeout,
+        client_options=zk_client_options(cfg),
+    )
     rpc.attach(node_id, lambda: engine.members(), cfg.max_streams, lambda: engine.view())
     engine = ElectionEngine(store, record, rpc.publish, cluster_id=cfg.cluster_id)
     link = SupervisorLink.from_env()

@@ -232,6 +232,7 @@ def cmd_serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     plan = Plan(
         node_argv=[sys.executable, "-m", "electd", *argv],
         zk_hosts=cfg.zk.hosts,
+        zk_security=cfg,
         command=command,
         grace=cfg.effective_command_grace(),
         margin=cfg.command_margin(),
@@ -368,7 +369,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     cfg = _load(DevConfig, args)
     try:
-        return run_dev(cfg.nodes, cfg.base_port, cfg.session_timeout, cfg.workdir)
+        return run_dev(cfg.nodes, cfg.base_port, cfg.session_timeout, cfg.workdir, cfg.secure)
     except DevError as exc:
         _fail(str(exc), 1)
 
@@ -377,10 +378,14 @@ def cmd_identity(args: argparse.Namespace) -> int:
     from electd.config import IdentityConfig
     from electd.engine.identity import ClusterIdentity, IdentityError
     from electd.zk.admin import ZkAdmin, ZkAdminError
+    from electd.zk.security import client_options, lock_acl
 
     cfg = _load(IdentityConfig, args)
     try:
-        with ZkAdmin(cfg.zk.hosts, cfg.zk_path, cfg.connect_timeout) as zk:
+        with ZkAdmin(cfg.zk.hosts, cfg.zk_path, cfg.connect_timeout, client_options(cfg)) as zk:
+            if cfg.apply_acl:  # lock an existing path down (SECURITY.md, "ZooKeeper")
+                print(_dumps(zk.apply_acl(lock_acl(cfg)).doc()))
+                return 0
             found = zk.read()
             current = None
             if found is not None and (found[0] or found[1]):

@@ -59,6 +59,7 @@ def test_grpc_and_generated_code_only_in_rpc_and_client(prefix: str) -> None:
         ("names.py", ("electd.",)),
         ("clock.py", ("electd.",)),
         ("logfields.py", ("electd.",)),
+        ("credentials.py", ("electd.",)),
         ("supervisor/", ("electd.engine", "electd.rpc", "electd.client", "electd.app", "grpc")),
         ("ops/", ("electd.zk", "electd.rpc", "electd.client", "electd.config")),
         ("top/", ("electd.engine", "electd.zk", "electd.rpc", "electd.config", "electd.ops")),

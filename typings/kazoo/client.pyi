@@ -1,9 +1,10 @@
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from logging import Logger
 from typing import Any
 
 from kazoo.protocol.states import WatchedEvent, ZnodeStat
 from kazoo.retry import KazooRetry
+from kazoo.security import ACL
 
 class KazooState:
     SUSPENDED: str
@@ -39,6 +40,15 @@ class KazooClient:
         connection_retry: KazooRetry | dict[str, Any] | None = ...,
         command_retry: KazooRetry | dict[str, Any] | None = ...,
         logger: Logger | None = ...,
+        client_id: tuple[int, bytes] | None = ...,
+        default_acl: Sequence[ACL] | None = ...,
+        auth_data: Sequence[tuple[str, str]] | None = ...,
+        use_ssl: bool = ...,
+        ca: str | None = ...,
+        certfile: str | None = ...,
+        keyfile: str | None = ...,
+        verify_certs: bool = ...,
+        check_hostname: bool = ...,
         **kwargs: Any,
     ) -> None: ...
     @property
@@ -93,4 +103,8 @@ class KazooClient:
     def set(self, path: str, value: bytes, version: int = ...) -> ZnodeStat: ...
     def set_async(self, path: str, value: bytes, version: int = ...) -> _AsyncResult: ...
     def transaction(self) -> _Transaction: ...
+    def get_acls(self, path: str) -> tuple[list[ACL], ZnodeStat]: ...
+    def get_acls_async(self, path: str) -> _AsyncResult: ...
+    def set_acls(self, path: str, acls: Sequence[ACL], version: int = ...) -> ZnodeStat: ...
+    def set_acls_async(self, path: str, acls: Sequence[ACL], version: int = ...) -> _AsyncResult: ...
     def sync_async(self, path: str) -> _AsyncResult: ...

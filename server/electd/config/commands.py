@@ -14,7 +14,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from electd.config.security import ClientTlsConfig, ServerSecurityConfig
+from electd.config.security import ClientTlsConfig, ServerSecurityConfig, ZkSecurityConfig
 from electd.config.table import setting
 from electd.config.values import (
     ConfigError,
@@ -48,8 +48,8 @@ def _targets(values: list[str], what: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class ZkConfig:
-    """How to reach the election: every command that talks to ZooKeeper takes these."""
+class ZkConnectConfig:
+    """Where the election is (ZkConfig's first settings)."""
 
     zk: ZkTarget = setting(
         "--zk",
@@ -80,6 +80,12 @@ class ZkConfig:
     def zk_path(self) -> str:
         """The election path as seen from ZooKeeper's root (chroot included)."""
         return self.zk.chroot + self.election_path
+
+
+@dataclass(frozen=True)
+class ZkConfig(ZkSecurityConfig, ZkConnectConfig):
+    """How to reach the election, and with which credentials: every command that talks to
+    ZooKeeper takes these (the connection first, then TLS, credentials and ACL)."""
 
 
 @dataclass(frozen=True)
@@ -305,9 +311,25 @@ class IdentityConfig(ZkConfig):
         "for nodes started with --cluster-id)",
     )
 
+    apply_acl: bool = setting(
+        "--apply-acl",
+        parse=lambda v, w: bool(v),
+        default=False,
+        switch=True,
+        help="set the ACL of --zk-acl (with --zk-auth-file's identities) on the election path "
+        "and on every znode under it, to lock down a path created open; refused while a node "
+        "runs without the credentials (restart every node with --zk-auth-file first)",
+    )
+
     def check(self) -> None:
         if self.previous and self.epoch_floor is None:
             raise ConfigError("--previous: only with --epoch-floor")
+        if self.apply_acl and (self.epoch_floor is not None or self.cluster_id):
+            raise ConfigError("--apply-acl: on its own, not with --epoch-floor or --cluster-id")
+        if self.apply_acl and self.zk_auth_file is None:
+            raise ConfigError(
+                "--apply-acl: needs --zk-auth-file (the identities that may change the ACL)"
+            )
 
 
 @dataclass(frozen=True)
@@ -419,6 +441,15 @@ class DevConfig:
         metavar="DIR",
         shown_default="a temporary directory, removed on exit",
         help="where ZooKeeper data and node logs go",
+    )
+    secure: bool = setting(
+        "--secure",
+        parse=lambda v, w: bool(v),
+        default=False,
+        switch=True,
+        help="throwaway CA and certificates; ZooKeeper 3.9.5 over TLS with digest auth, the "
+        "nodes authenticated with locked-down znodes and mutual TLS on gRPC; prints the "
+        "commands that work against it",
     )
 
     def check(self) -> None:

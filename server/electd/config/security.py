@@ -5,6 +5,8 @@
   and the transport limits that harden the server by default.
 * `ClientTlsConfig`, inherited by the query commands' config (`electd leader|nodes|watch|top`):
   the client side of TLS, with the names of clients/README.md's naming contract.
+* `ZkSecurityConfig`, inherited by ZkConfig (every command that talks to ZooKeeper): TLS to
+  ZooKeeper, the credentials file (credentials.py) and the ACL mode (zk/security.py).
 
 Each mixin's `check` runs at load (table.load calls every class's own `check`), so a missing
 half of a pair, an unreadable PEM file or a key that does not belong to its certificate fails
@@ -271,3 +273,116 @@ class ClientTlsConfig:
             "tls_key": self.tls_key,
             "tls_server_name": self.tls_server_name,
         }
+
+
+#: --zk-acl's values (zk/security.py turns them into ACLs).
+ZK_ACL_MODES = ("world-read", "private", "open")
+
+
+def _zk_acl(value: str, what: str) -> str | None:
+    text = value.strip().lower()
+    if not text:
+        return None
+    if text not in ZK_ACL_MODES:
+        raise ConfigError(f"{what}: {value!r} is not one of {', '.join(ZK_ACL_MODES)}")
+    return text
+
+
+@dataclass(frozen=True)
+class ZkSecurityConfig:
+    """TLS to ZooKeeper, electd's ZooKeeper identity (digest) and the ACL of what it creates:
+    a mixin of ZkConfig (config/commands.py), so every command that talks to ZooKeeper (serve,
+    run, identity) takes the same settings. The credentials file is read and checked here at
+    start (and again by zk/security.py for each client); its secret never enters the config."""
+
+    zk_tls_ca: str | None = setting(
+        "--zk-tls-ca",
+        parse=_file,
+        default="",
+        metavar="FILE",
+        env=True,
+        shown_default="plaintext",
+        help="PEM CA certificates to verify the ZooKeeper servers' certificates with (and "
+        "their names, against each host of --zk): turns TLS to ZooKeeper on (its "
+        "secureClientPort); re-read at each new connection",
+    )
+    zk_tls_cert: str | None = setting(
+        "--zk-tls-cert",
+        parse=_file,
+        default="",
+        metavar="FILE",
+        env=True,
+        shown_default="none",
+        help="PEM client certificate chain to present to ZooKeeper (with --zk-tls-key; for "
+        "ssl.clientAuth=need); needs --zk-tls-ca",
+    )
+    zk_tls_key: str | None = setting(
+        "--zk-tls-key",
+        parse=_file,
+        default="",
+        metavar="FILE",
+        env=True,
+        help="PEM private key of --zk-tls-cert (unencrypted)",
+    )
+    zk_auth_file: str | None = setting(
+        "--zk-auth-file",
+        parse=_file,
+        default="",
+        metavar="FILE",
+        env=True,
+        shown_default="unauthenticated, open znodes",
+        help="file with electd's ZooKeeper credentials, USER:PASSWORD (digest scheme; more "
+        "lines: more identities, for rotation); the password is never taken from the command "
+        "line or the environment. electd authenticates with them and gives what it creates "
+        "the ACL of --zk-acl",
+    )
+    zk_acl: str | None = setting(
+        "--zk-acl",
+        parse=_zk_acl,
+        default="",
+        metavar="MODE",
+        env=True,
+        shown_default="world-read with --zk-auth-file, else open",
+        help="ACL of the election path and of every znode electd creates: world-read "
+        "(electd's identities may do everything, anyone else only read), private (only "
+        "electd's identities, even to read) or open (anyone anything, as without credentials); "
+        "world-read and private need --zk-auth-file",
+    )
+
+    @property
+    def zk_acl_mode(self) -> str:
+        """--zk-acl with its default filled in."""
+        if self.zk_acl is not None:
+            return self.zk_acl
+        return "world-read" if self.zk_auth_file is not None else "open"
+
+    def check(self) -> None:
+        if (self.zk_tls_cert is None) != (self.zk_tls_key is None):
+            missing, given = (
+                ("--zk-tls-key", "--zk-tls-cert")
+                if self.zk_tls_key is None
+                else ("--zk-tls-cert", "--zk-tls-key")
+            )
+            raise ConfigError(f"{given}: needs {missing} too")
+        if self.zk_tls_cert is not None and self.zk_tls_ca is None:
+            raise ConfigError("--zk-tls-cert: needs --zk-tls-ca (TLS to ZooKeeper)")
+        if self.zk_acl in ("world-read", "private") and self.zk_auth_file is None:
+            raise ConfigError(
+                f"--zk-acl: {self.zk_acl} names electd's identity: needs --zk-auth-file"
+            )
+        if self.zk_tls_ca is not None:
+            from electd.tlsfiles import PemError, certificates, key_pair
+
+            try:
+                certificates(self.zk_tls_ca, "--zk-tls-ca")
+                if self.zk_tls_cert is not None and self.zk_tls_key is not None:
+                    key_pair(self.zk_tls_cert, self.zk_tls_key, "--zk-tls-cert", "--zk-tls-key")
+            except PemError as exc:
+                raise ConfigError(str(exc)) from None
+        if self.zk_auth_file is not None:
+            from electd.credentials import CredentialsError, read
+
+            try:
+                read(self.zk_auth_file)
+            except CredentialsError as exc:
+                raise ConfigError(f"--zk-auth-file: {exc}") from None

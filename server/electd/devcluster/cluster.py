@@ -3,7 +3,9 @@
 `NodeProcess` runs one `electd serve` as a child process (JSON logs to a file) and is shared by
 `electd dev`, the end-to-end tests, the benchmarks and the fault suite. `run_dev` starts a real
 standalone ZooKeeper and N nodes, prints where they are, streams leader changes and stops it all
-on Ctrl-C, leaving no process or port behind.
+on Ctrl-C, leaving no process or port behind; with `secure`, ZooKeeper 3.9.5 serves TLS only
+(client certificates required), the nodes authenticate to it (digest) and lock their znodes,
+and serve gRPC over mutual TLS, all with throwaway material (devcluster/secure.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from electd.config import LogConfig, serve_argv, to_argv
 from electd.devcluster.zookeeper import (
+    TLS_VERSION,
     ZooKeeperCluster,
     ZooKeeperNotInstalled,
     free_port,
@@ -184,7 +187,9 @@ def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.02
         time.sleep(interval)
 
 
-def run_dev(nodes: int, base_port: int, session_timeout: float, workdir: str | None) -> int:
+def run_dev(
+    nodes: int, base_port: int, session_timeout: float, workdir: str | None, secure: bool = False
+) -> int:
     from electd.client import ElectdError, ElectionClient, probe
 
     if base_port:
@@ -202,7 +207,16 @@ def run_dev(nodes: int, base_port: int, session_timeout: float, workdir: str | N
     else:
         root = Path(workdir)
         root.mkdir(parents=True, exist_ok=True)
-    zk = ZooKeeperCluster(root / "zookeeper", size=1)
+    material = None
+    extra: list[str] = []
+    tls: dict[str, Any] = {}
+    if secure:
+        from electd.devcluster import secure as secure_files
+
+        material = secure_files.create(root / "secure")
+        extra = serve_argv(**material.zk_settings(), **material.node_settings())
+        tls = material.cli_settings()
+    zk = ZooKeeperCluster(root / "zookeeper", size=1, tls=material.zk_server if material else None)
     procs: list[NodeProcess] = []
     stop = threading.Event()
 
@@ -227,16 +241,17 @@ def run_dev(nodes: int, base_port: int, session_timeout: float, workdir: str | N
                 root / "nodes",
                 node_id=f"n{i + 1}",
                 session_timeout=session_timeout,
+                extra_args=extra,
             )
             procs.append(proc)
         addresses = [p.address for p in procs]
-        with ElectionClient(addresses, call_timeout=1.0) as client:
+        with ElectionClient(addresses, call_timeout=1.0, **tls) as client:
             # One at a time, each joined before the next starts: n1 leads, n2 watches n1, ...
             for p in procs:
                 p.start()
                 with contextlib.suppress(TimeoutError):
                     wait_until(
-                        lambda p=p: probe(p.address) == "SERVING" or not p.alive(),
+                        lambda p=p: probe(p.address, **tls) == "SERVING" or not p.alive(),
                         30,
                         f"node {p.node_id} to join",
                     )
@@ -248,11 +263,14 @@ def run_dev(nodes: int, base_port: int, session_timeout: float, workdir: str | N
             except ElectdError as exc:
                 raise DevError(str(exc)) from None
             print(f"leader: {leader.node.id} at {leader.node.address} (epoch {leader.epoch})")
-            print(
-                f"try:  electd leader --target {addresses[0]}    "
-                f"electd nodes --target {addresses[0]}",
-                flush=True,
-            )
+            if material is not None:
+                print(_secure_commands(material, addresses[0], zk.connect_string), flush=True)
+            else:
+                print(
+                    f"try:  electd leader --target {addresses[0]}    "
+                    f"electd nodes --target {addresses[0]}",
+                    flush=True,
+                )
             print("watching leader changes; Ctrl-C stops the cluster", flush=True)
             watch = client.watch_leader(after_epoch=leader.epoch)
             watcher = threading.Thread(target=_print_changes, args=(watch,), daemon=True)
@@ -277,6 +295,28 @@ def run_dev(nodes: int, base_port: int, session_timeout: float, workdir: str | N
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
         print("electd dev: stopped", flush=True)
+
+
+def _secure_commands(material: Any, target: str, zk: str) -> str:
+    """What to type against a secure dev cluster (files by path: no secret is printed)."""
+    m = material
+    cli = f"--tls-ca {m.ca} --tls-cert {m.cli.cert} --tls-key {m.cli.key}"
+    zk_flags = (
+        f"--zk {zk} --zk-tls-ca {m.ca} --zk-tls-cert {m.zk_client.cert} "
+        f"--zk-tls-key {m.zk_client.key} --zk-auth-file {m.auth_file}"
+    )
+    return "\n".join(
+        [
+            f"secure: ZooKeeper {TLS_VERSION} over TLS only (client certificates required), "
+            f"nodes authenticated as '{m.user}' (digest, credentials in {m.auth_file}) with "
+            "world-read ACLs; gRPC over mutual TLS",
+            f"try:  electd leader --target {target} {cli}",
+            f"      electd nodes --target {target} {cli}",
+            f"      grpcurl -cacert {m.ca} -cert {m.cli.cert} -key {m.cli.key} {target} "
+            "electd.v1.ElectionService/GetLeader      (grpcurl: make clients, .tools/bin)",
+            f"      electd identity {zk_flags}",
+        ]
+    )
 
 
 def _print_changes(watch: Any) -> None:

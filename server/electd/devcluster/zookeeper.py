@@ -3,7 +3,13 @@
 Used by `electd dev`, the tests, the benchmarks and the fault suite; never a mock. Finds the
 jars installed by scripts/bootstrap.sh (Debian's `zookeeper` package, /usr/share/java) or the
 classpath in $ELECTD_ZK_CLASSPATH. Imports neither kazoo nor grpc: readiness is checked with
-ZooKeeper's `srvr` four-letter command over a plain socket.
+ZooKeeper's `srvr` four-letter command over a plain socket (over TLS for a TLS-only server).
+
+A standalone server can serve TLS (`ServerTls`): a `secureClientPort` with the Netty connection
+factory, PEM key and trust stores, client certificates required. That runs on the pinned
+ZooKeeper 3.9.5 of scripts/install-zookeeper-tls.sh (`tls_classpath`), not on Debian's 3.8.0,
+whose TLS hostname verification has an advisory (GHSA-7xrh-hqfc-g7qr, SECURITY.md).
+Authentication needs nothing here: the digest scheme is built into every ZooKeeper server.
 
 For fault injection an ensemble can route its servers' quorum and election traffic through
 ports of the caller's choosing (`ZooKeeperCluster.route`, e.g. one fault-injecting TCP proxy per
@@ -18,6 +24,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -28,6 +35,10 @@ from pathlib import Path
 DEBIAN_CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 STANDALONE_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
 QUORUM_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+#: Where scripts/install-zookeeper-tls.sh puts the pinned ZooKeeper 3.9.5 jars.
+TLS_VERSION = "3.9.5"
+TLS_LIB = Path(__file__).resolve().parents[3] / ".tools" / f"zookeeper-{TLS_VERSION}" / "lib"
+NETTY_FACTORY = "org.apache.zookeeper.server.NettyServerCnxnFactory"
 
 
 class ZooKeeperNotInstalled(RuntimeError):
@@ -44,6 +55,43 @@ def classpath() -> str:
         "ZooKeeper is not installed: run scripts/bootstrap.sh (Debian's zookeeper package) "
         "or set ELECTD_ZK_CLASSPATH to the ZooKeeper jars"
     )
+
+
+def tls_classpath() -> str:
+    """The classpath of the ZooKeeper that serves TLS: $ELECTD_ZK_TLS_CLASSPATH, else the
+    pinned 3.9.5 jars in .tools (scripts/install-zookeeper-tls.sh, run by bootstrap)."""
+    cp = os.environ.get("ELECTD_ZK_TLS_CLASSPATH", "")
+    if cp:
+        return cp
+    jars = sorted(TLS_LIB.glob("*.jar"))
+    if not any(j.name == f"zookeeper-{TLS_VERSION}.jar" for j in jars):
+        raise ZooKeeperNotInstalled(
+            f"ZooKeeper {TLS_VERSION} (for TLS) is not installed: run "
+            "scripts/install-zookeeper-tls.sh, or set ELECTD_ZK_TLS_CLASSPATH"
+        )
+    return ":".join(str(j) for j in jars)
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """TLS of a standalone server's client port, all PEM. `keystore`: the server's private key
+    and certificate chain in one file; `truststore`: the CAs whose client certificates it
+    accepts (every client must present one: ssl.clientAuth=need). `probe_cert`/`probe_key`: a
+    client certificate of that CA and `probe_ca` the CA of the server's certificate, for the
+    readiness probe (`srvr` over TLS). `plaintext_port`: also serve a plaintext client port
+    (tests use it to show what the ACLs alone protect)."""
+
+    keystore: Path
+    truststore: Path
+    probe_ca: Path
+    probe_cert: Path
+    probe_key: Path
+    plaintext_port: bool = False
+
+    def probe_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.probe_ca))
+        context.load_cert_chain(str(self.probe_cert), str(self.probe_key))
+        return context
 
 
 _handed_out: set[int] = set()
@@ -90,10 +138,16 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def four_letter(host: str, port: int, word: str, timeout: float = 1.0) -> str:
-    """Send a four-letter word (srvr, mntr, stat, ...) and return the reply ('' on failure)."""
+def four_letter(
+    host: str, port: int, word: str, timeout: float = 1.0, tls: ssl.SSLContext | None = None
+) -> str:
+    """Send a four-letter word (srvr, mntr, stat, ...) and return the reply ('' on failure);
+    over TLS with the context `tls`."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with contextlib.ExitStack() as stack:
+            sock = stack.enter_context(socket.create_connection((host, port), timeout=timeout))
+            if tls is not None:
+                sock = stack.enter_context(tls.wrap_socket(sock, server_hostname=host))
             sock.sendall(word.encode())
             chunks = []
             while True:
@@ -124,10 +178,19 @@ class ZooKeeperServer:
     peer_routes: Mapping[int, tuple[int, int]] = field(default_factory=dict)
     jvm_flags: Sequence[str] = ()
     max_session_ms: int = 300_000
+    #: With TLS, `client_port` is the secureClientPort (what `address` names) and
+    #: `plain_port` the plaintext one, if `tls.plaintext_port` (0: none).
+    tls: ServerTls | None = None
+    plain_port: int = 0
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.client_port}"
+
+    @property
+    def plain_address(self) -> str:
+        """host:port of the plaintext client port (the only one without TLS)."""
+        return f"{self.host}:{self.plain_port if self.tls is not None else self.client_port}"
 
     @property
     def log_path(self) -> Path:
@@ -139,8 +202,7 @@ class ZooKeeperServer:
         lines = [
             f"tickTime={self.tick_ms}",
             f"dataDir={data}",
-            f"clientPort={self.client_port}",
-            f"clientPortAddress={self.host}",
+            *self._port_lines(),
             "admin.enableServer=false",
             "4lw.commands.whitelist=*",
             # Sessions from 2 ticks up to 5 minutes by default (electd asks for what it was
@@ -161,6 +223,27 @@ class ZooKeeperServer:
         cfg.write_text("\n".join(lines) + "\n")
         return cfg
 
+    def _port_lines(self) -> list[str]:
+        if self.tls is None:
+            return [f"clientPort={self.client_port}", f"clientPortAddress={self.host}"]
+        if self.peers:
+            raise ValueError("TLS is for a standalone server (quorum TLS is not set up here)")
+        # Unknown zoo.cfg keys become `zookeeper.<key>` system properties, which is where the
+        # connection factory and X509Util read them.
+        lines = [
+            f"secureClientPort={self.client_port}",
+            f"secureClientPortAddress={self.host}",
+            f"serverCnxnFactory={NETTY_FACTORY}",
+            f"ssl.keyStore.location={self.tls.keystore}",
+            "ssl.keyStore.type=PEM",
+            f"ssl.trustStore.location={self.tls.truststore}",
+            "ssl.trustStore.type=PEM",
+            "ssl.clientAuth=need",
+        ]
+        if self.plain_port:
+            lines += [f"clientPort={self.plain_port}", f"clientPortAddress={self.host}"]
+        return lines
+
     def start(self) -> None:
         cfg = self.write_config()
         main = QUORUM_MAIN if self.peers else STANDALONE_MAIN
@@ -175,7 +258,7 @@ class ZooKeeperServer:
                 "-XX:TieredStopAtLevel=1",
                 *self.jvm_flags,
                 "-cp",
-                classpath(),
+                tls_classpath() if self.tls is not None else classpath(),
                 main,
                 str(cfg),
             ],
@@ -189,7 +272,8 @@ class ZooKeeperServer:
 
     def mode(self) -> str:
         """'standalone', 'leader', 'follower' or '' when not serving."""
-        for line in four_letter(self.host, self.client_port, "srvr").splitlines():
+        tls = self.tls.probe_context() if self.tls is not None else None
+        for line in four_letter(self.host, self.client_port, "srvr", tls=tls).splitlines():
             if line.startswith("Mode:"):
                 return line.split(":", 1)[1].strip()
         return ""
@@ -249,12 +333,20 @@ class ZooKeeperCluster:
     route: Callable[[int, int, str, int], int] | None = None
     jvm_flags: Sequence[str] = ()
     max_session_ms: int = 300_000
+    tls: ServerTls | None = None
 
     @property
     def connect_string(self) -> str:
         return ",".join(s.address for s in self.servers)
 
+    @property
+    def plain_connect_string(self) -> str:
+        """The plaintext ports (with TLS: only if `tls.plaintext_port`)."""
+        return ",".join(s.plain_address for s in self.servers)
+
     def start(self, timeout: float = 60.0) -> None:
+        if self.tls is not None and self.size != 1:
+            raise ValueError("a TLS ZooKeeper is standalone here (size 1)")
         ports = [(free_port(), free_port(), free_port()) for _ in range(self.size)]
         peers = ports if self.size > 1 else ()
         for i, (client, _, _) in enumerate(ports, start=1):
@@ -279,6 +371,8 @@ class ZooKeeperCluster:
                     peer_routes=routes,
                     jvm_flags=tuple(self.jvm_flags),
                     max_session_ms=self.max_session_ms,
+                    tls=self.tls,
+                    plain_port=free_port() if self.tls and self.tls.plaintext_port else 0,
                 )
             )
         for server in self.servers:
@@ -303,14 +397,14 @@ class ZooKeeperCluster:
 
 @contextlib.contextmanager
 def running(
-    size: int = 1, tick_ms: int = 200, workdir: Path | None = None
+    size: int = 1, tick_ms: int = 200, workdir: Path | None = None, tls: ServerTls | None = None
 ) -> Iterator[ZooKeeperCluster]:
     """Start ZooKeeper for the duration of a with-block; always stopped afterwards."""
     tmp = None
     if workdir is None:
         tmp = tempfile.mkdtemp(prefix="electd-zk-")
         workdir = Path(tmp)
-    cluster = ZooKeeperCluster(workdir, size=size, tick_ms=tick_ms)
+    cluster = ZooKeeperCluster(workdir, size=size, tick_ms=tick_ms, tls=tls)
     cluster.start()
     try:
         yield cluster

@@ -19,19 +19,36 @@ from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
+from electd.credentials import CredentialsError
+from electd.zk.security import ZkSecuritySettings, client_options
+
 logger = logging.getLogger(__name__)
 
 
-def close_session(hosts: str, session_id: int, password: bytes, timeout: float) -> bool:
+def close_session(
+    hosts: str,
+    session_id: int,
+    password: bytes,
+    timeout: float,
+    security: ZkSecuritySettings | None = None,
+) -> bool:
     """Resume session `session_id` and close it; True once ZooKeeper has closed it (or it had
     expired already), False when no server answered within `timeout` (the session then ends
-    by ZooKeeper's own expiry, as if the supervisor were not there)."""
+    by ZooKeeper's own expiry, as if the supervisor were not there). `security`: the node's
+    ZooKeeper settings (TLS; closing a session needs no ACL, but the secure port needs TLS)."""
+    try:
+        options = client_options(security)
+    except CredentialsError as exc:
+        logger.warning("cannot close session 0x%x: %s", session_id, exc)
+        return False
+    options.pop("default_acl", None)  # creates nothing
     client = KazooClient(
         hosts=hosts,
         client_id=(session_id, password),
         timeout=timeout,
         connection_retry=KazooRetry(max_tries=3, delay=0.02, backoff=2, max_delay=0.2),
         logger=logging.getLogger("kazoo.client"),
+        **options,
     )
     try:
         client.start(timeout=timeout)

@@ -66,6 +66,7 @@ class ZkStore:
         election_path: str,
         session_timeout: float,
         connect_timeout: float = 10.0,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._path = election_path
         self._timeout = session_timeout
@@ -76,6 +77,8 @@ class ZkStore:
             # Reconnect forever, with backoff: a node waits out a ZooKeeper outage.
             connection_retry=KazooRetry(max_tries=-1, delay=0.05, backoff=2, max_delay=1.0),
             logger=logging.getLogger("kazoo.client"),
+            # TLS, digest auth and the ACL of every create (zk/security.py's client_options).
+            **(client_options or {}),
         )
         # Per-call retry of connection loss, short: the engine has its own, longer backoff.
         self._retry = KazooRetry(
