@@ -29,6 +29,7 @@ BENCHMARKS = {
     "unary": "bench.unary",
     "etcd": "bench.etcd",
     "resources": "bench.resources",
+    "tls": "bench.tls",
 }
 RESULTS_DIR = ROOT / "bench" / "results"
 
@@ -44,7 +45,8 @@ def _floats(text: str) -> tuple[float, ...]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bench",
-        description="electd benchmarks against the ZooKeeper floor, kazoo and etcd.",
+        description="electd benchmarks against the ZooKeeper floor, kazoo and etcd "
+        "(and electd over mutual TLS against itself in plaintext).",
     )
     p.add_argument("--quick", action="store_true", help="tiny sizes and few trials (smoke run)")
     p.add_argument(
@@ -60,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=_ints, default=None, metavar="C,C")
     p.add_argument("--crash-timeouts", type=_floats, default=None, metavar="S,S")
     p.add_argument("--ghz-seconds", type=float, default=None, metavar="S")
+    p.add_argument("--tls-streams", type=int, default=None, metavar="N", help="tls: fan-out size")
+    p.add_argument(
+        "--tls-rounds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="tls: plaintext/mTLS alternations of the ghz runs and of the fan-out sessions",
+    )
     p.add_argument("--out", type=Path, default=None, help="results JSON (default: bench/results/)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--keep-workdir", action="store_true", help="keep logs and data dirs")
@@ -76,6 +86,8 @@ def options(args: argparse.Namespace) -> Options:
         ("concurrencies", args.concurrency),
         ("crash_timeouts", args.crash_timeouts),
         ("ghz_seconds", args.ghz_seconds),
+        ("tls_streams", args.tls_streams),
+        ("tls_rounds", args.tls_rounds),
     ):
         if value is not None:
             setattr(opts, name, value)

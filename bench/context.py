@@ -30,6 +30,8 @@ class Options:
     concurrencies: tuple[int, ...] = (1, 10, 50)
     crash_timeouts: tuple[float, ...] = (2.0, 10.0)
     ghz_seconds: float = 5.0
+    tls_streams: int = 10_000  # WatchLeader streams of the TLS fan-out comparison
+    tls_rounds: int = 3  # plaintext/mTLS alternations of its ghz runs and fan-out sessions
     tick_ms: int = 200
 
     @classmethod
@@ -42,6 +44,8 @@ class Options:
             concurrencies=(2,),
             crash_timeouts=(1.0,),
             ghz_seconds=0.5,
+            tls_streams=50,
+            tls_rounds=1,
         )
 
     def n(self, full: int, quick: int) -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.context import tool
+from bench.mtls import Material
 
 
 class GhzMissing(RuntimeError):
@@ -35,13 +36,15 @@ def run(
     seconds: float,
     data: str = "{}",
     connections: int = 1,
+    tls: Material | None = None,
 ) -> Load:
+    """One ghz run (plaintext, or mutual TLS with `tls`: same calls, same connections)."""
     exe = tool("ghz")
     if exe is None:
         raise GhzMissing("ghz is not installed: run bench/install.sh")
     cmd = [
         exe,
-        "--insecure",
+        *(tls.ghz_args() if tls else ["--insecure"]),
         f"--proto={proto}",
         *[f"--import-paths={p}" for p in import_paths],
         f"--call={call}",

@@ -29,6 +29,7 @@ TITLES = {
     "fanout": "4. Fan-out: WatchLeader streams on one node",
     "unary": "5. Unary throughput and latency (ghz)",
     "resources": "7. Resources",
+    "tls": "8. TLS: mutual TLS beside plaintext",
 }
 PLOTS = {
     "failover": ["failover"],
@@ -36,6 +37,7 @@ PLOTS = {
     "herd": ["herd", "herd-notifications"],
     "fanout": ["fanout"],
     "unary": ["unary"],
+    "tls": ["tls", "tls-unary"],
 }
 
 

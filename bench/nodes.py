@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from bench.context import Context
+from bench.mtls import Material
 from electd.client import probe
 from electd.devcluster.cluster import NodeProcess, wait_until
 from electd.devcluster.zookeeper import free_port
@@ -20,7 +21,9 @@ def start(
     workdir: Path | None = None,
     extra: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    tls: Material | None = None,
 ) -> NodeProcess:
+    """Start `electd serve` (plaintext, or mutual TLS with `tls`) and stop it with the run."""
     proc = NodeProcess(
         ctx.zk().connect_string,
         free_port(),
@@ -36,6 +39,7 @@ def start(
             "10000000",
             "--max-streams-per-connection",
             "1000000",
+            *(tls.serve_args() if tls else ()),
             *extra,
         ),
         env=env or {},
@@ -45,13 +49,29 @@ def start(
     return proc
 
 
-def wait_serving(proc: NodeProcess, timeout: float = 30.0, interval: float = 0.02) -> float:
-    """Wait until the node reports SERVING (joined, with a live session); returns unix time."""
+def wait_serving(
+    proc: NodeProcess,
+    timeout: float = 30.0,
+    interval: float = 0.02,
+    tls: Material | None = None,
+) -> float:
+    """Wait until the node reports SERVING (joined, with a live session); returns unix time.
+    `tls`: the node serves mutual TLS, probe it with the client certificate."""
 
     def ready() -> bool:
         if not proc.alive():
             raise RuntimeError(f"node {proc.node_id} exited:\n{proc.log_text()}")
-        return probe(proc.address) == "SERVING"
+        if tls is None:
+            return probe(proc.address) == "SERVING"
+        return (
+            probe(
+                proc.address,
+                tls_ca=str(tls.ca),
+                tls_cert=str(tls.client.cert),
+                tls_key=str(tls.client.key),
+            )
+            == "SERVING"
+        )
 
     wait_until(ready, timeout, f"node {proc.node_id} to serve", interval)
     return time.time()

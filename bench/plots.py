@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -107,6 +108,38 @@ def _lines(
     return out
 
 
+def _tls(results: Results, path: Callable[[str], Path]) -> list[Path]:
+    """Benchmark 8: each plaintext row right above its mTLS twin."""
+    modes = ("plain", "mtls")
+    fan = [
+        f"tls.fanout_{mode}_{m.group(1)}{step}"
+        for m in (re.fullmatch(r"tls\.fanout_plain_(\d+)", k) for k in results.rows)
+        if m
+        for step in ("", "_median", "_first")
+        for mode in modes
+    ]
+    panels = [
+        (
+            [f"tls.failover_{what}_{mode}" for what in ("successor", "watch") for mode in modes],
+            "(a) graceful failover: plaintext vs mutual TLS (box: p25-p75, whiskers p1-p99)",
+            False,
+        ),
+        (fan, "(c) fan-out: leader change -> last / median / first stream", False),
+    ]
+    return [
+        _panels(results, panels, path("tls")),
+        _lines(
+            results,
+            r"tls\.unary_(plain|mtls)_c\d+_rps",
+            ("p50",),
+            "(b) GetLeader throughput under ghz, plaintext vs mutual TLS",
+            "requests/s",
+            path("tls-unary"),
+            "concurrency",
+        ),
+    ]
+
+
 def draw(results: Results, stem: Path) -> list[Path]:
     out: list[Path] = []
     benches = {r.bench for r in results.rows.values()}
@@ -184,6 +217,8 @@ def draw(results: Results, stem: Path) -> list[Path]:
                 "open streams",
             )
         )
+    if "tls" in benches:
+        out += _tls(results, path)
     if "unary" in benches:
         out.append(
             _lines(

@@ -23,7 +23,9 @@ from bench.stats import Summary, ratio
 
 _ORDER = {
     name: i
-    for i, name in enumerate(("failover", "crash", "herd", "fanout", "unary", "resources", "etcd"))
+    for i, name in enumerate(
+        ("failover", "crash", "herd", "fanout", "unary", "resources", "tls", "etcd")
+    )
 }
 _OPS: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, ">=": operator.ge}
 

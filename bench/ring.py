@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from bench import nodes
 from bench.context import Context
+from bench.mtls import Material
 from bench.watch import Arrival, Watchers
 from electd.devcluster.cluster import NodeProcess, wait_until
 
@@ -46,17 +47,24 @@ class Ring:
         path: str,
         session_timeout: float = 4.0,
         env: Callable[[str, int], dict[str, str]] | None = None,
+        tls: Material | None = None,
+        names: tuple[str, ...] = NAMES,
     ) -> None:
-        """Start n1, n2, n3 on `path`, each serving before the next starts. `env(name, n)` gives
-        the extra environment of node `name`'s n-th start (0 for the first)."""
+        """Start `names` (n1, n2, n3) on `path`, each serving before the next starts.
+        `env(name, n)` gives the extra environment of node `name`'s n-th start (0 for the
+        first). With `tls` the nodes serve mutual TLS, and the probes and the third node's
+        stream use the client certificate."""
         self.ctx, self.path, self.session_timeout, self._env = ctx, path, session_timeout, env
-        self.nodes: deque[NodeProcess] = deque(self._start(name, 0) for name in NAMES)
+        self.tls = tls
+        self.nodes: deque[NodeProcess] = deque(self._start(name, 0) for name in names)
         self._starts = 0
 
     def _start(self, name: str, n: int) -> NodeProcess:
         env = self._env(name, n) if self._env is not None else None
-        proc = nodes.start(self.ctx, name, self.path, session_timeout=self.session_timeout, env=env)
-        nodes.wait_serving(proc)
+        proc = nodes.start(
+            self.ctx, name, self.path, session_timeout=self.session_timeout, env=env, tls=self.tls
+        )
+        nodes.wait_serving(proc, tls=self.tls)
         return proc
 
     def failovers(
@@ -99,7 +107,9 @@ class Ring:
             t0 = time.time()
             fault(leader)
         else:
-            with Watchers(observer.address, log=self.ctx.workdir / "watchtool.log") as w:
+            with Watchers(
+                observer.address, log=self.ctx.workdir / "watchtool.log", tls=self.tls
+            ) as w:
                 before = w.mark()
                 if check_order and not before.startswith(f"{leader.node_id}@"):
                     raise RuntimeError(f"expected {leader.node_id} to lead, stream says {before}")
@@ -137,7 +147,7 @@ class Ring:
             f"the supervisor of {proc.node_id} to restart its node",
             interval=0.01,
         )
-        nodes.wait_serving(proc, timeout)
+        nodes.wait_serving(proc, timeout, tls=self.tls)
         return proc
 
     def stop(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from bench import procs
 from bench.context import tool
+from bench.mtls import Material
 from bench.progress import Progress
 
 
@@ -38,7 +39,8 @@ class Arrival:
 
 
 class Watchers:
-    """`streams` WatchLeader (electd) or Observe (etcd) streams over `conns` connections."""
+    """`streams` WatchLeader (electd) or Observe (etcd) streams over `conns` connections
+    (plaintext, or mutual TLS with `tls`)."""
 
     def __init__(
         self,
@@ -49,6 +51,7 @@ class Watchers:
         name: str = "bench-election",
         log: Path | None = None,
         ready_timeout: float = 180.0,
+        tls: Material | None = None,
     ) -> None:
         exe = tool("electd-watchtool")
         if exe is None:
@@ -61,6 +64,7 @@ class Watchers:
             f"-conns={conns}",
             f"-name={name}",
             f"-ready-timeout={ready_timeout:g}s",
+            *(tls.watchtool_args() if tls else []),
         ]
         self.proc = subprocess.Popen(
             cmd,

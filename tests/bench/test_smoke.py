@@ -48,6 +48,20 @@ EXPECTED = [
     "resources.startup",
     "resources.idle_rss",
     "resources.supervisor_rss",
+    # Benchmark 8: the same measurements over plaintext and mutual TLS, side by side.
+    "tls.failover_successor_plain",
+    "tls.failover_successor_mtls",
+    "tls.failover_watch_plain",
+    "tls.failover_watch_mtls",
+    "tls.unary_plain_c2",
+    "tls.unary_mtls_c2",
+    "tls.unary_plain_c2_rps",
+    "tls.unary_mtls_c2_rps",
+    "tls.fanout_plain_50",
+    "tls.fanout_mtls_50",
+    "tls.fanout_mtls_50_first",
+    "tls.fanout_mtls_50_open",
+    "tls.fanout_mtls_50_rss",
 ]
 
 
@@ -87,9 +101,14 @@ def test_every_benchmark_runs_at_tiny_sizes(tools: None, tmp_path: Path) -> None
             assert stats["p99"] >= stats["p50"], key
     # Ratios are computed against baselines of the same run.
     assert rows["failover.electd_successor"]["ratio_p50"] > 0
+    # Each mTLS row is compared with its plaintext twin of the same run (TLS/plaintext).
+    for key in ("tls.failover_watch_mtls", "tls.unary_mtls_c2_rps", "tls.fanout_mtls_50"):
+        assert rows[key]["baseline"] == key.replace("mtls", "plain"), key
+        assert rows[key]["ratio_p50"] > 0, key
     # Every table has its plot, and the markdown tables are there for BENCHMARKS.md.
-    assert {"failover", "herd", "fanout", "unary"} <= set(doc["tables"])
+    assert {"failover", "herd", "fanout", "unary", "tls"} <= set(doc["tables"])
     assert list(tmp_path.glob("quick-failover.png"))
+    assert list(tmp_path.glob("quick-tls.png")) and list(tmp_path.glob("quick-tls-unary.png"))
     # Nothing it started was left running: no node, ZooKeeper, etcd or stream client.
     assert doc["meta"]["leftover_children"] == []
 
