@@ -217,7 +217,8 @@ class Supervisor:
                 logger.info("node process pid=%d left the election (step-down); rejoining", pid)
                 self._restart_at = lease_clock()
                 return
-            self._final_code = code if self._final_code is None else self._final_code
+            if self._final_code is None:  # a signal death becomes 128+N, as a shell reports it
+                self._final_code = code if code >= 0 else 128 - code
             return
         if code == 0:  # shut down by a signal sent to the node itself
             logger.info("node process pid=%d exited; the supervisor stops too", pid)
