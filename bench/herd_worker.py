@@ -23,7 +23,7 @@ from electd.zk import ZkStore
 class ElectdContender:
     def __init__(self, ident: str, hosts: str, path: str, session_timeout: float) -> None:
         self.id = ident
-        self.store = ZkStore(hosts, path, session_timeout, connect_timeout=30)
+        self.store = ZkStore.standalone(hosts, path, session_timeout, connect_timeout=30)
         self.store.start()
         self.leader = ""
         self.leader_known_at = 0.0

@@ -61,7 +61,7 @@ class EngineHarness:
         session_timeout: float = 2.0,
         path: str | None = None,
     ) -> ElectionEngine:
-        store = ZkStore(
+        store = ZkStore.standalone(
             hosts or self.zk.connect_string, path or self.path, session_timeout, connect_timeout=10
         )
         store.start()

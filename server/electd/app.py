@@ -49,7 +49,7 @@ async def run_node(cfg: NodeConfig, has_command: bool = False) -> None:
     node_id = cfg.resolved_node_id(port)
     record = NodeRecord(node_id, str(advertise), cfg.labels, __version__)
 
-    store = ZkStore(
+    store = ZkStore.standalone(
         cfg.zk.hosts,
         cfg.zk_path,
         cfg.session_timeout,

@@ -193,7 +193,7 @@ def test_the_lease_follows_the_session_timeout_zookeeper_grants(tmp_path, caplog
 
     cluster = ZooKeeperCluster(tmp_path / "zk", size=1, max_session_ms=2000)
     cluster.start()
-    store = ZkStore(cluster.connect_string, "/clamped", 10.0, connect_timeout=10.0)
+    store = ZkStore.standalone(cluster.connect_string, "/clamped", 10.0, connect_timeout=10.0)
     engine = ElectionEngine(store, NodeRecord("c1", "127.0.0.1:1"), lambda view: None)
     try:
         assert store.session_timeout() == 10.0  # asked for; nothing granted yet
@@ -215,7 +215,7 @@ def test_the_store_reports_every_handshake_that_revalidates_the_session(zk, prox
     (pinned): the first connect, and a reconnect of the same session after a dropped one."""
     from electd.zk import ZkStore
 
-    store = ZkStore(proxy.address, "/handshakes", 4.0, connect_timeout=10.0)
+    store = ZkStore.standalone(proxy.address, "/handshakes", 4.0, connect_timeout=10.0)
     before = lease_clock()
     store.start()
     try:

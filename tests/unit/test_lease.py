@@ -6,12 +6,14 @@ heartbeat T/8 = 0.375 s (all exact in binary, so times compare exactly)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
 
 from electd.devcluster.cluster import wait_until
 from electd.engine import CoordinatorUnavailable, ElectionEngine, Lease, NodeRecord, View
+from electd.engine.lease import Vouch
 from tests.support.memstore import MemEnsemble, MemStore
 
 
@@ -284,5 +286,64 @@ def test_an_engine_publishes_the_end_of_the_lease_it_is_given() -> None:
         clock.now += 10.0  # a pause: the shared lease ran out, so the engine vouches for nothing
         assert not engine.view().is_leader(clock())
         assert lease.remaining() < 0
+    finally:
+        engine.stop()
+
+
+def test_an_engine_vouches_only_up_to_an_anchor_it_read_its_own_entry_after(
+    lease, session, clock
+) -> None:
+    """Two engines share one lease. Engine a read its entry after the anchor 1000.0; then b's
+    syncs move the session's anchor to 1001.0 (a's entry may have been deleted in between,
+    unheard of by a): a's views still end at 1000.0 + 2T/3, b's (read after 1001.0) later."""
+    a, b = Vouch(lease), Vouch(lease)
+    assert a.valid_until() < clock() and b.remaining() < 0  # nothing confirmed yet
+    sync_at(lease, clock, 1000.0)
+    sync_at(lease, clock, 1000.75)  # proves 1000.0
+    mark = a.mark()
+    assert mark == 1000.0
+    a.confirm(mark)  # a's read of its entry found it
+    assert a.valid_until() == lease.valid_until() == 1002.0
+    assert b.valid_until() < clock()  # b has not read its entry since any anchor
+    sync_at(lease, clock, 1001.0)  # b's heartbeats
+    sync_at(lease, clock, 1001.75)  # proves 1001.0
+    assert lease.valid_until() == 1003.0
+    b.confirm(b.mark())
+    assert b.valid_until() == 1003.0
+    assert a.valid_until() == 1002.0  # not lifted by b's syncs
+    assert a.remaining() == 1002.0 - 1001.75
+    a.confirm(a.mark())  # a reads its entry again: it catches up
+    assert a.valid_until() == 1003.0
+
+
+def test_an_earlier_mark_never_lowers_what_a_later_one_confirmed(lease, clock) -> None:
+    vouch = Vouch(lease)
+    sync_at(lease, clock, 1000.0)
+    early = vouch.mark()  # before any proof: far in the past
+    sync_at(lease, clock, 1000.75)
+    vouch.confirm(vouch.mark())
+    vouch.confirm(early)  # a slow read, sent before, confirmed after
+    assert vouch.valid_until() == 1002.0
+
+
+def test_alone_on_its_lease_an_engine_stamps_the_lease_itself() -> None:
+    """One engine, one lease: every view it publishes ends where the lease does, as before the
+    lease was shared (the engine's marks are the anchor itself)."""
+    clock = FakeClock()
+    store = MemStore(MemEnsemble(), 3.0, clock)
+    lease = Lease(store, clock)
+    views: list[View] = []
+    engine = ElectionEngine(store, NodeRecord("a", "a:1"), views.append, clock=clock, lease=lease)
+    store.connect()
+    engine.start()
+    try:
+        wait_until(lambda: engine.view().is_leader(clock()), 5, "a leads")
+        assert engine.view().valid_until == lease.valid_until() == 1002.0  # the handshake's
+        clock.now += 0.75
+        time.sleep(0.5)  # a heartbeat (T/8 = 0.375 s) syncs at 1000.75
+        clock.now += 0.75  # and the next one proves it
+        wait_until(lambda: lease.valid_until() == 1002.75, 5, "the lease renewed")
+        wait_until(lambda: engine.view().valid_until == lease.valid_until(), 5, "view renewed")
+        assert engine.view().is_leader(clock())
     finally:
         engine.stop()

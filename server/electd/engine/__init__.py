@@ -3,7 +3,7 @@
 * model.py: node records, members, the leader and the published view (immutable);
 * store.py: the `Store` interface the engine decides through, and its errors;
 * clock.py: the clock leases are measured on (CLOCK_BOOTTIME);
-* lease.py: the `Lease` of one store's session (shared by every engine on it);
+* lease.py: the `Lease` of one session (shared by every engine on it, a `Vouch` each);
 * order.py: the one rule: who takes part, in which order, who may lead (metadata only);
 * members.py: records (display only), the member listing and its cache;
 * watches.py: which entries we watch and the events not looked at yet;
@@ -13,7 +13,7 @@
 """
 
 from electd.engine.engine import ElectionEngine
-from electd.engine.lease import Lease, SessionFacts
+from electd.engine.lease import Lease, SessionFacts, Vouch
 from electd.engine.model import LeaderInfo, Member, MemberView, NodeRecord, RecordError, Role, View
 from electd.engine.stats import EngineStats
 from electd.engine.store import (
@@ -46,5 +46,6 @@ __all__ = [
     "Store",
     "Stored",
     "View",
+    "Vouch",
     "WatchEvent",
 ]

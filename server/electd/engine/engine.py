@@ -38,7 +38,7 @@ from collections.abc import Callable
 
 from electd.engine.clock import now as lease_clock
 from electd.engine.identity import Refused
-from electd.engine.lease import Lease
+from electd.engine.lease import Lease, Vouch
 from electd.engine.members import Members
 from electd.engine.model import LeaderInfo, MemberView, NodeRecord, Role, View, transition
 from electd.engine.passes import Passes
@@ -65,15 +65,17 @@ class ElectionEngine:
         cluster_id: str = "",
     ) -> None:
         """`lease`: the lease of `store`'s session, shared by every engine on that session (one
-        per store, on the same clock as `clock`: the lease clock, engine/clock.py); by default
-        the engine makes its own. `cluster_id`: the cluster identity to insist on (identity.py;
-        "" takes the path's, or creates one)."""
+        per session, on the same clock as `clock`: the lease clock, engine/clock.py); by default
+        the engine makes its own. The engine vouches through its own `Vouch` of it (lease.py):
+        never past an anchor it read its own entry after. `cluster_id`: the cluster identity to
+        insist on (identity.py; "" takes the path's, or creates one)."""
         # Set here, never rebound: safe to read from any thread.
         self._store = store
         self._record = record
         self._publish_cb = publish
         self._clock = clock
         self._lease = lease if lease is not None else Lease(store, clock)
+        self._vouch = Vouch(self._lease)
         self._members = Members(store, record)
         self._book = WatchBook(self._on_watch)
         self.stats = EngineStats()
@@ -81,7 +83,7 @@ class ElectionEngine:
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="election-engine", daemon=True)
         self._passes = Passes(
-            self, store, record, self._members, self._book, self._lease, wall, cluster_id
+            self, store, record, self._members, self._book, self._vouch, wall, cluster_id
         )
 
         # Guarded by _lock, read and written from any thread (the store's callbacks, the worker,
@@ -305,7 +307,7 @@ class ElectionEngine:
 
     def lease_fresh(self) -> bool:
         """True while more than one heartbeat interval of the lease is left."""
-        return self._lease.remaining() > self._heartbeat()
+        return self._vouch.remaining() > self._heartbeat()
 
     def _renew(self) -> None:
         """Heartbeat: a sync renews the lease (it proves the syncs sent a proof gap or more
@@ -317,7 +319,7 @@ class ElectionEngine:
             if not self._connected or own is None:
                 return
             gen = self._conn_gen
-        self._lease.renew()
+        self._vouch.renew()
         if not self._passes.own_still_ours():
             self._passes.reconcile()
             return
@@ -396,7 +398,7 @@ class ElectionEngine:
     # ----- members (any thread) ----------------------------------------------------------
 
     def lease(self) -> Lease:
-        """The lease of this engine's session (read-only use: metrics)."""
+        """The lease of this engine's session, shared (read-only use: metrics, listeners)."""
         return self._lease
 
     def members(self) -> list[MemberView]:
@@ -408,7 +410,8 @@ class ElectionEngine:
     def _publish_locked(
         self, role: Role, leader: LeaderInfo | None, reason: str, own: str, watching: str
     ) -> None:
-        """Under `_lock`: publish the next view, believable until the lease runs out."""
+        """Under `_lock`: publish the next view, believable until our share of the lease runs
+        out (`Vouch`: from an anchor we read our own entry after)."""
         self._version += 1
         self._view = View(
             self._version,
@@ -418,6 +421,6 @@ class ElectionEngine:
             reason,
             own,
             watching,
-            self._lease.valid_until(),
+            self._vouch.valid_until(),
         )
         self._publish_cb(self._view)

@@ -5,7 +5,9 @@ through the session, and the rules that prove ZooKeeper's quorum leader refreshe
 Owns the anchor (a time on the lease clock, engine/clock.py, at or before which ZooKeeper's
 leader provably last refreshed the session) and the successful syncs not yet proven. Knows the
 session only through `SessionFacts` (id, granted timeout, sync, handshake), never entries,
-records or elections, so one `Lease` per store serves every engine on that store's session.
+records or elections, so one `Lease` per session (`Lease(zk_session)`, or per store for a store
+alone on its session) serves every engine on it. Each engine vouches through its own `Vouch`:
+its share of the lease, which never runs past an anchor the engine read its own entry after.
 Imports nothing of kazoo, grpc or the rest of the engine.
 
 Threads: `renew` runs on the calling thread (each engine's worker; several at once when engines
@@ -25,6 +27,10 @@ Invariants (T: the session timeout granted now, asked afresh each time):
     session never prove, nor are proven for, the current one.
   * The anchor never moves back; the lease ends 2T/3 after it, leaving T/3 before ZooKeeper can
     expire the session.
+  * An engine publishes only up to an anchor it read its own entry after (`Vouch`): with
+    several engines on one lease, another engine's later sync may move the session's anchor
+    past the moment this engine's entry was deleted by another client, of which this engine
+    has not heard yet (RELIABILITY.md, V11 and its caveat).
 """
 
 from __future__ import annotations
@@ -97,10 +103,17 @@ class Lease:
         2T/3 - T/4 - T/8 after each heartbeat."""
         return self._session.session_timeout() / 8.0
 
-    def valid_until(self) -> float:
-        """The lease-clock time the lease runs out at (far in the past before any proof)."""
+    def valid_until(self, upto: float | None = None) -> float:
+        """The lease-clock time the lease runs out at (far in the past before any proof);
+        `upto`: as if the anchor were at most that (an earlier anchor is always true too)."""
         with self._lock:
-            return self._anchor + self.length()
+            anchor = self._anchor if upto is None else min(self._anchor, upto)
+        return anchor + self.length()
+
+    def anchor(self) -> float:
+        """The anchor now (see `Vouch.mark`)."""
+        with self._lock:
+            return self._anchor
 
     def since_answer(self) -> float:
         """Seconds since ZooKeeper's quorum last answered a sync (inf before the first)."""
@@ -152,3 +165,59 @@ class Lease:
         kept.append(_Sync(sid, sent, self._completed))
         self._completed += 1
         self._unproven = kept
+
+
+class Vouch:
+    """One engine's share of a session's `Lease`: the same renewals and timings, but an end no
+    later than 2T/3 after the latest anchor this engine read its own entry after.
+
+    Why (RELIABILITY.md, V11): a view in which a node names itself must be believable only
+    until 2T/3 after a moment before the deletion of its entry (at d, by another client) that
+    it has not heard of. An anchor a is the send time of a sync S that had succeeded when the
+    engine took its `mark` (or a handshake's start: RELIABILITY's lagging-server caveat stands);
+    a read of our entry sent after that which still finds it sees every change committed
+    before ZooKeeper's leader handled S, so S was handled, and sent, before d: a < d.
+
+    Alone on its lease, an engine's marks are the anchor itself (nothing else renews between
+    its read and its publish), so this changes nothing; only a full pass over more than one
+    batch of children that renews after the batch with our entry publishes from the mark
+    before that batch, until its next heartbeat. Sharing the lease, another engine's sync sent
+    after d may move the session's anchor past d: this engine's views still end 2T/3 after its
+    own last confirmed mark, until it reads its entry again (its next heartbeat or pass).
+
+    Threads: `mark` and `confirm` on the engine's worker; `valid_until` and `remaining` from
+    any thread (the cap is one float, replaced under `_lock`)."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self._lock = threading.Lock()
+        self._cap = _NEVER
+
+    def mark(self) -> float:
+        """Take right before sending a read of our own entry: the anchor at that moment."""
+        return self.lease.anchor()
+
+    def confirm(self, mark: float) -> None:
+        """That read found our entry, ours and unrewritten: views may run from `mark`."""
+        with self._lock:
+            self._cap = max(self._cap, mark)
+
+    def valid_until(self) -> float:
+        with self._lock:
+            cap = self._cap
+        return self.lease.valid_until(upto=cap)
+
+    def remaining(self) -> float:
+        return self.valid_until() - self.lease.now()
+
+    def renew(self) -> None:
+        self.lease.renew()
+
+    def now(self) -> float:
+        return self.lease.now()
+
+    def length(self) -> float:
+        return self.lease.length()
+
+    def heartbeat(self) -> float:
+        return self.lease.heartbeat()

@@ -18,6 +18,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from electd.engine.companions import Waits
+from electd.engine.lease import Vouch
 from electd.engine.store import Entry, Meta, Store
 from electd.engine.watches import ALIVE, BLOCKER, OWN, WatchBook
 
@@ -34,6 +35,7 @@ class OwnEntry:
         store: Store,
         book: WatchBook,
         waits: Waits,
+        vouch: Vouch,
         node_id: str,
         data: bytes,
     ) -> None:
@@ -41,6 +43,7 @@ class OwnEntry:
         self._store = store
         self._book = book
         self._waits = waits
+        self._vouch = vouch
         self._id = node_id
         self._data = data
         self.entry: Entry | None = None
@@ -134,7 +137,8 @@ class OwnEntry:
 
     def still_ours(self, claiming: bool = False) -> bool:
         """Heartbeat: our entry and its companion still exist, in our session, the entry
-        unrewritten (watches set again). `claiming`: in the same round trip, read the
+        unrewritten (watches set again); if so, our views may run from the lease's anchor as
+        it was when we sent this read (`Vouch`). `claiming`: in the same round trip, read the
         companions we wait for (companions.py) and judge them."""
         own = self.entry
         if own is None:
@@ -143,6 +147,7 @@ class OwnEntry:
         others = self._waits.to_read() if claiming else []
         watches = {own.name: self._book.arm(own.name, OWN), alive: self._book.arm(alive, ALIVE)}
         watches.update((c, self._book.arm(c, BLOCKER)) for c, _ in others)
+        mark = self._vouch.mark()
         try:
             metas = self._store.stats([own.name, alive, *(c for c, _ in others)], watches)
         except BaseException:
@@ -160,4 +165,7 @@ class OwnEntry:
             self._book.disarm(own.name)
             return False
         ok = alive_meta is not None and alive_meta.session_id == sid
-        return ok and meta.session_id == sid and meta.version == 0
+        if ok and meta.session_id == sid and meta.version == 0:
+            self._vouch.confirm(mark)  # read after that anchor, still ours (lease.py)
+            return True
+        return False

@@ -37,7 +37,7 @@ from electd.engine.clock import now as lease_clock
 from electd.engine.companions import Waits
 from electd.engine.gate import ClusterGate
 from electd.engine.identity import Refused
-from electd.engine.lease import Lease
+from electd.engine.lease import Vouch
 from electd.engine.members import Members
 from electd.engine.model import Member, NodeRecord, Role
 from electd.engine.order import Ranked
@@ -64,7 +64,7 @@ class Passes:
         record: NodeRecord,
         members: Members,
         book: WatchBook,
-        lease: Lease,
+        lease: Vouch,
         wall: Callable[[], float],
         cluster_id: str = "",
     ) -> None:
@@ -82,7 +82,7 @@ class Passes:
         self._max_czxid = 0  # the newest entry this node has seen: where ZooKeeper's zxids were
         self._gate = ClusterGate(store, book, record.id, cluster_id, engine.refuse)
         self.waits = Waits(lease.now, lease.length)
-        self._own = OwnEntry(engine, store, book, self.waits, record.id, record.encode())
+        self._own = OwnEntry(engine, store, book, self.waits, lease, record.id, record.encode())
 
     @property
     def own(self) -> Entry | None:
@@ -149,7 +149,7 @@ class Passes:
         listed = set(names)
         orphans = [e.name for e in alive if e.name not in listed]  # their entries are gone
         companions = [self._store.companion(n) for n in [own.name, *orphans]]
-        metas = self._stats(names, own.name, companions)
+        metas, mark = self._stats(names, own.name, companions)
         alive_metas = metas[len(names) :]
         metas = metas[: len(names)]
         mine = metas[names.index(own.name)]
@@ -159,6 +159,7 @@ class Passes:
             return self._own.lost(f"is owned by session 0x{mine.session_id:x}, not ours")
         if mine.version != 0:
             return self._own.rewritten()
+        self._lease.confirm(mark)  # read after that anchor, still ours (lease.py's Vouch)
         if not self._own.alive(alive_metas[0], sid):
             return False
         self.waits.restart((c, m.czxid) for c, m in zip(companions, alive_metas, strict=True) if m)
@@ -187,9 +188,12 @@ class Passes:
             return False  # the predecessor is already gone: decide again at once
         return self._conclude(gen)
 
-    def _stats(self, names: list[str], own: str, companions: list[str]) -> list[Meta | None]:
+    def _stats(
+        self, names: list[str], own: str, companions: list[str]
+    ) -> tuple[list[Meta | None], float]:
         """Every entry's metadata, then the companions' (our own companion first), with our
-        watches set on our entry, our companion and the other companions."""
+        watches set on our entry, our companion and the other companions; and the lease's
+        anchor right before the batch that read our entry (`Vouch.mark`)."""
         watches = {
             own: self._book.arm(own, OWN),
             companions[0]: self._book.arm(companions[0], ALIVE),
@@ -197,16 +201,20 @@ class Passes:
         watches.update((c, self._book.arm(c, BLOCKER)) for c in companions[1:])
         asked = names + companions
         out: list[Meta | None] = []
+        at, mark = asked.index(own), self._lease.mark()
         try:
             for i in range(0, len(asked), _BATCH):
+                if i <= at < i + _BATCH:
+                    mark = self._lease.mark()
                 out += self._store.stats(asked[i : i + _BATCH], watches)
-                if self._lease.remaining() < 2 * self._lease.heartbeat():
+                # The session's lease (not our share of it): keep the session's anchor fresh.
+                if self._lease.lease.remaining() < 2 * self._lease.heartbeat():
                     self._lease.renew()
         except BaseException:
             for name in watches:
                 self._book.disarm(name)
             raise
-        return out
+        return out, mark
 
     # ----- the fast pass ---------------------------------------------------------------------
 

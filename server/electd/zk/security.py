@@ -1,8 +1,9 @@
 """How electd's kazoo clients talk to ZooKeeper securely: TLS options, digest authentication and
 the ACL of every znode electd creates, built from the settings (config/security.py's
 `ZkSecurityConfig`, seen here through the `ZkSecuritySettings` Protocol: zk/ never imports
-config/). The one place for it: ZkStore (the node's session), zk/admin.py (`electd identity`)
-and zk/session.py (the supervisor closing a dead node's session) all call `client_options`.
+config/). The one place for it: ZkSession (the node's session, zk/session_client.py),
+zk/admin.py (`electd identity`) and zk/session.py (the supervisor closing a dead node's
+session) all call `client_options`.
 
 ACL layout (ZooKeeper ACLs are per znode and not inherited): the election path, its identity
 (the path's own data) and every entry and companion get the same list, set through kazoo's
@@ -128,7 +129,7 @@ class _Redact(logging.Filter):
             if not self._installed:
                 self._installed = True
                 # Every kazoo client here logs through this logger (kazoo's default, and the
-                # one ZkStore and session.py pass), its connection handler included.
+                # one ZkSession and session.py pass), its connection handler included.
                 logging.getLogger("kazoo.client").addFilter(self)
 
     def filter(self, record: logging.LogRecord) -> bool:

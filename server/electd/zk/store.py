@@ -1,8 +1,11 @@
-"""ZkStore: the engine's `Store` on a real ZooKeeper ensemble, through kazoo.
+"""ZkStore: the engine's `Store` for one election path, on a `ZkSession` (zk/session_client.py).
 
-The only module that imports kazoo. Owns the client lifecycle, the connection-state listener,
-retries with backoff, and the translation of kazoo errors into the engine's
-(`CoordinatorUnavailable`, `SessionLost`; a missing znode is a normal `None`).
+Owns what is per election path: its znodes (entries, companions, the path's own data, through
+zk/paths.py's names), the watches set on them, the retries of each call and the foreign
+children warned about. Everything per session (the kazoo client, state listeners, handshakes,
+sync, credentials, error translation) is the session's; several stores, one per election, may
+share one session (`ZkStore(session, path)`), and `ZkStore.standalone(...)` is one election on
+a session of its own, as every node runs today. A missing znode is a normal `None`.
 
 Threads: every method may be called from any thread (kazoo's client is thread-safe). Watch and
 state callbacks run on kazoo's threads and are passed straight to the engine's callbacks, which
@@ -17,134 +20,112 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import (
-    BadVersionError,
-    ConnectionClosedError,
-    KazooException,
-    NodeExistsError,
-    NoNodeError,
-    SessionExpiredError,
-)
-from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError
 from kazoo.protocol.states import EventType, WatchedEvent
-from kazoo.retry import KazooRetry, RetryFailedError
 
 from electd.engine.store import (
-    ConnState,
     CoordinatorUnavailable,
     Entry,
     Meta,
-    SessionLost,
     StateListener,
     Stored,
     Watcher,
     WatchEvent,
 )
 from electd.zk import paths
-from electd.zk.handshake import Handshakes
+from electd.zk.session_client import ZkSession
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-_STATES = {
-    KazooState.CONNECTED: ConnState.CONNECTED,
-    KazooState.SUSPENDED: ConnState.SUSPENDED,
-    KazooState.LOST: ConnState.LOST,
-}
 _EVENTS = {EventType.DELETED: WatchEvent.GONE, EventType.CHANGED: WatchEvent.CHANGED}
 # How many metadata reads `stats` keeps in flight at once (pipelined on the one connection).
 _BATCH = 1000
 
 
 class ZkStore:
-    """One ZooKeeper session and one election path."""
+    """One election path on a `ZkSession` (zk/session_client.py): the engine's `Store`. The
+    session's facts (id, timeout, handshakes, state, sync) are the session's; several stores
+    may share one session, one per election. `owns_session`: the store starts the session and
+    closes it with itself (`ZkStore.standalone`, one election on its own session)."""
 
-    def __init__(
-        self,
+    def __init__(self, session: ZkSession, election_path: str, owns_session: bool = False) -> None:
+        self.session = session
+        self._path = election_path
+        self._owns = owns_session
+        self._client = session.client
+        self._foreign_lock = threading.Lock()
+        self._foreign: set[str] = set()
+        self._wrapped_lock = threading.Lock()
+        self._wrapped: dict[tuple[Watcher, str], Callable[[WatchedEvent], Any]] = {}
+        self._mine_lock = threading.Lock()
+        self._mine: set[str] = set()  # entries this store registered and has not deleted yet
+        self._closed = False
+
+    @classmethod
+    def standalone(
+        cls,
         hosts: str,
         election_path: str,
         session_timeout: float,
         connect_timeout: float = 10.0,
         client_options: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._path = election_path
-        self._timeout = session_timeout
-        self._connect_timeout = connect_timeout
-        self._client = KazooClient(
-            hosts=hosts,
-            timeout=session_timeout,
-            # Reconnect forever, with backoff: a node waits out a ZooKeeper outage.
-            connection_retry=KazooRetry(max_tries=-1, delay=0.05, backoff=2, max_delay=1.0),
-            logger=logging.getLogger("kazoo.client"),
-            # TLS, digest auth and the ACL of every create (zk/security.py's client_options).
-            **(client_options or {}),
+    ) -> ZkStore:
+        """One election on a session of its own (today's node): `start` connects, `close` ends
+        the session. Its syncs name the election path, as they always did."""
+        session = ZkSession(
+            hosts, session_timeout, connect_timeout, client_options, sync_path=election_path
         )
-        # Per-call retry of connection loss, short: the engine has its own, longer backoff.
-        self._retry = KazooRetry(
-            max_tries=4, delay=0.02, backoff=2, max_delay=0.5, ignore_expire=False
-        )
-        self._handshakes = Handshakes(self._client, session_timeout)
-        self._foreign_lock = threading.Lock()
-        self._foreign: set[str] = set()
-        self._wrapped_lock = threading.Lock()
-        self._wrapped: dict[tuple[Watcher, str], Callable[[WatchedEvent], Any]] = {}
-        self._closed = False
+        return cls(session, election_path, owns_session=True)
 
     # ----- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect and make sure the election path exists. Raises CoordinatorUnavailable when
-        no server answers within the connect timeout."""
-        try:
-            self._client.start(timeout=self._connect_timeout)
-        except KazooTimeoutError:
-            self._client.stop()
-            self._client.close()
-            raise CoordinatorUnavailable(
-                f"no ZooKeeper server reachable at {self._client.hosts!r} "
-                f"within {self._connect_timeout:g}s"
-            ) from None
+        """Connect (if this store owns its session) and make sure the election path exists.
+        Raises CoordinatorUnavailable when no server answers within the connect timeout."""
+        if self._owns:
+            self.session.start()
         self._call(self._ensure_path)
 
     def close(self) -> None:
+        """Done with this election. A store that owns its session ends it (and every ephemeral
+        znode of it). On a shared session, the session lives on for the other elections: an
+        entry the engine could not delete is handed to the session, which deletes it as soon
+        as ZooKeeper answers (the engine stopped vouching for it before)."""
         if self._closed:
             return
         self._closed = True
-        try:
-            self._client.stop()
-        finally:
-            self._client.close()
+        if self._owns:
+            self.session.close()
+            return
+        with self._mine_lock:
+            left, self._mine = sorted(self._mine), set()
+        for name in left:
+            companion = paths.join(self._path, paths.companion_name(name))
+            self.session.leave_behind((paths.join(self._path, name), companion))
 
-    # ----- Store ----------------------------------------------------------------------------
+    # ----- Store: the session's facts ---------------------------------------------------------
 
     def session_id(self) -> int | None:
-        client_id = self._client.client_id
-        return int(client_id[0]) if client_id else None
+        return self.session.session_id()
 
     def session_credentials(self) -> tuple[int, bytes] | None:
-        """The current session's id and password, for the supervisor alone (it closes the
-        session of a node process that died, electd/supervisor): never logged or written."""
-        client_id = self._client.client_id
-        return (int(client_id[0]), bytes(client_id[1])) if client_id else None
+        """The session's id and password, for the supervisor alone (zk/session_client.py)."""
+        return self.session.session_credentials()
 
     def session_timeout(self) -> float:
-        """The timeout ZooKeeper granted the current session (it clamps the requested one to
-        its min/maxSessionTimeout), or the requested one before the first session."""
-        return self._handshakes.timeout()
+        return self.session.session_timeout()
 
     def session_established(self) -> tuple[int, float] | None:
-        established = self._handshakes.established
-        if established is None or established[0] != self.session_id():
-            return None
-        return established
+        return self.session.session_established()
 
     def add_state_listener(self, listener: StateListener) -> None:
-        def on_state(state: str) -> bool:
-            listener(_STATES[state])
-            return False  # keep listening
+        self.session.add_state_listener(listener)
 
-        self._client.add_listener(on_state)
+    def sync(self) -> None:
+        self.session.sync(self._path)
+
+    # ----- Store: the election ------------------------------------------------------------------
 
     def register(self, token: str, data: bytes, maybe_exists: bool) -> tuple[Entry, int]:
         prefix = paths.create_prefix(self._path, token)
@@ -171,7 +152,10 @@ class ZkStore:
             assert parsed is not None, created
             return parsed, int(stat.ephemeralOwner)
 
-        return self._call(lambda: self._retry.copy()(attempt))
+        entry, owner = self._call(lambda: self.session.retry()(attempt))
+        with self._mine_lock:
+            self._mine.add(entry.name)
+        return entry, owner
 
     def _create(self, prefix: str, data: bytes) -> Any:
         return self._client.create_async(
@@ -179,10 +163,10 @@ class ZkStore:
         )
 
     def entries(self) -> list[Entry]:
-        return self._call(lambda: self._retry.copy()(self._list))[0]
+        return self._call(lambda: self.session.retry()(self._list))[0]
 
     def listing(self) -> tuple[list[Entry], list[Entry]]:
-        return self._call(lambda: self._retry.copy()(self._list))
+        return self._call(lambda: self.session.retry()(self._list))
 
     def companion(self, name: str) -> str:
         return paths.companion_name(name)
@@ -203,7 +187,7 @@ class ZkStore:
                 return None
             return int(stat.ephemeralOwner)
 
-        return self._call(lambda: self._retry.copy()(attempt))
+        return self._call(lambda: self.session.retry()(attempt))
 
     def read(self, name: str, watch: Watcher | None = None) -> Stored | None:
         path = paths.join(self._path, name)
@@ -213,7 +197,7 @@ class ZkStore:
             return self._wait(self._client.get_async(path, kwatch))  # type: ignore[no-any-return]
 
         try:
-            data, stat = self._call(lambda: self._retry.copy()(get))
+            data, stat = self._call(lambda: self.session.retry()(get))
         except NoNodeError:
             return None
         return Stored(**_meta_fields(stat), data=data or b"")
@@ -233,7 +217,7 @@ class ZkStore:
                     out.append(None if stat is None else Meta(**_meta_fields(stat)))
             return out
 
-        return self._call(lambda: self._retry.copy()(run))
+        return self._call(lambda: self.session.retry()(run))
 
     def path_data(self, watch: Watcher | None = None) -> Stored:
         kwatch = self._wrap(watch, self._path) if watch is not None else None
@@ -245,7 +229,7 @@ class ZkStore:
                 self._ensure_path()
                 return self._wait(self._client.get_async(self._path, kwatch))  # type: ignore[no-any-return]
 
-        data, stat = self._call(lambda: self._retry.copy()(get))
+        data, stat = self._call(lambda: self.session.retry()(get))
         return Stored(**_meta_fields(stat), data=data or b"")
 
     def init_path_data(self, data: bytes) -> bool:
@@ -257,7 +241,15 @@ class ZkStore:
         return True
 
     def remove(self, name: str) -> None:
-        self._call(lambda: self._retry.copy()(lambda: self._wait_removed(self._remove_async(name))))
+        self._call(
+            lambda: self.session.retry()(lambda: self._wait_removed(self._remove_async(name)))
+        )
+        self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        """`name` and its companion are deleted: nothing of it is left to hand to the session."""
+        with self._mine_lock:
+            self._mine.discard(name)
 
     def remove_nowait(self, name: str, done: Callable[[Exception | None], None]) -> None:
         def finished(result: Any) -> None:
@@ -266,6 +258,7 @@ class ZkStore:
             except CoordinatorUnavailable as exc:
                 done(exc)
             else:
+                self._forget(name)
                 done(None)
 
         try:
@@ -322,11 +315,6 @@ class ZkStore:
         if isinstance(outcome, Exception):
             raise outcome
 
-    def sync(self) -> None:
-        self._call(
-            lambda: self._retry.copy()(lambda: self._wait(self._client.sync_async(self._path)))
-        )
-
     # ----- helpers --------------------------------------------------------------------------
 
     def _list(self) -> tuple[list[Entry], list[Entry]]:
@@ -352,9 +340,7 @@ class ZkStore:
         self._wait(self._client.ensure_path_async(self._path))
 
     def _wait(self, async_result: Any) -> Any:
-        """Wait for a kazoo async result, at most one session timeout (kazoo's sync calls
-        would wait forever while it reconnects)."""
-        return async_result.get(timeout=self._timeout)
+        return self.session.wait(async_result)
 
     def _wrap(self, watch: Watcher, path: str) -> Callable[[WatchedEvent], Any]:
         """kazoo watch -> engine watch. One wrapper per engine callback and znode, so that kazoo
@@ -385,19 +371,7 @@ class ZkStore:
         logger.warning("ignoring foreign znode %s/%s: not an electd member name", self._path, name)
 
     def _call(self, fn: Callable[[], _T]) -> _T:
-        """Run a kazoo call, translating its errors into the engine's."""
-        try:
-            return fn()
-        except (NoNodeError, NodeExistsError, BadVersionError):
-            raise
-        except SessionExpiredError as exc:
-            raise SessionLost("ZooKeeper session expired") from exc
-        except ConnectionClosedError as exc:
-            raise CoordinatorUnavailable("ZooKeeper client is closed") from exc
-        except (RetryFailedError, KazooTimeoutError) as exc:
-            raise CoordinatorUnavailable(f"ZooKeeper did not answer: {exc!r}") from exc
-        except KazooException as exc:
-            raise CoordinatorUnavailable(f"ZooKeeper error: {exc!r}") from exc
+        return self.session.call(fn)
 
 
 def _meta_fields(stat: Any) -> dict[str, int]:
