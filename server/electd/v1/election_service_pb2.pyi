@@ -38,6 +38,12 @@ class _LeaderStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LeaderSta
     ran out, or it has not joined yet. The leader field is unset and the
     reason field says why. Clients should ask another node.
     """
+    LEADER_STATE_VACANT: _LeaderState.ValueType  # 3
+    """LEADER_STATE_VACANT means the node vouches that the named election has no
+    leader right now: no candidate campaigns, or none may lead (never_lead),
+    or the next one has not taken over yet. Only sent for named elections;
+    clients should not fail over on it.
+    """
 
 class LeaderState(_LeaderState, metaclass=_LeaderStateEnumTypeWrapper):
     """LeaderState says whether the answering node can vouch for a leader."""
@@ -52,7 +58,61 @@ it is disconnected from ZooKeeper, its session expired, its local lease
 ran out, or it has not joined yet. The leader field is unset and the
 reason field says why. Clients should ask another node.
 """
+LEADER_STATE_VACANT: LeaderState.ValueType  # 3
+"""LEADER_STATE_VACANT means the node vouches that the named election has no
+leader right now: no candidate campaigns, or none may lead (never_lead),
+or the next one has not taken over yet. Only sent for named elections;
+clients should not fail over on it.
+"""
 Global___LeaderState: _TypeAlias = LeaderState  # noqa: Y015
+
+class _LossReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LossReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LossReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LOSS_REASON_UNSPECIFIED: _LossReason.ValueType  # 0
+    """LOSS_REASON_UNSPECIFIED is never sent."""
+    LOSS_REASON_RESIGNED: _LossReason.ValueType  # 1
+    """LOSS_REASON_RESIGNED: the candidate resigned (the stream ends)."""
+    LOSS_REASON_DELETED: _LossReason.ValueType  # 2
+    """LOSS_REASON_DELETED: the entry was deleted by another client (an
+    operator's Resign, for example); the candidate is queued again.
+    """
+    LOSS_REASON_PREEMPTED: _LossReason.ValueType  # 3
+    """LOSS_REASON_PREEMPTED: a candidate of higher priority waits."""
+    LOSS_REASON_ZOOKEEPER: _LossReason.ValueType  # 4
+    """LOSS_REASON_ZOOKEEPER: the node lost (or cannot prove) its ZooKeeper
+    session; the candidate is queued again when it is back.
+    """
+    LOSS_REASON_SHUTDOWN: _LossReason.ValueType  # 5
+    """LOSS_REASON_SHUTDOWN: the node is shutting down (the stream ends with
+    UNAVAILABLE; campaign through another node).
+    """
+
+class LossReason(_LossReason, metaclass=_LossReasonEnumTypeWrapper):
+    """LossReason says why a term ended."""
+
+LOSS_REASON_UNSPECIFIED: LossReason.ValueType  # 0
+"""LOSS_REASON_UNSPECIFIED is never sent."""
+LOSS_REASON_RESIGNED: LossReason.ValueType  # 1
+"""LOSS_REASON_RESIGNED: the candidate resigned (the stream ends)."""
+LOSS_REASON_DELETED: LossReason.ValueType  # 2
+"""LOSS_REASON_DELETED: the entry was deleted by another client (an
+operator's Resign, for example); the candidate is queued again.
+"""
+LOSS_REASON_PREEMPTED: LossReason.ValueType  # 3
+"""LOSS_REASON_PREEMPTED: a candidate of higher priority waits."""
+LOSS_REASON_ZOOKEEPER: LossReason.ValueType  # 4
+"""LOSS_REASON_ZOOKEEPER: the node lost (or cannot prove) its ZooKeeper
+session; the candidate is queued again when it is back.
+"""
+LOSS_REASON_SHUTDOWN: LossReason.ValueType  # 5
+"""LOSS_REASON_SHUTDOWN: the node is shutting down (the stream ends with
+UNAVAILABLE; campaign through another node).
+"""
+Global___LossReason: _TypeAlias = LossReason  # noqa: Y015
 
 @_typing.final
 class Node(_message.Message):
@@ -97,6 +157,11 @@ class Node(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     RECORD_ERROR_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    VALUE_REVISION_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    NEVER_LEAD_FIELD_NUMBER: _builtins.int
+    HOST_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is the node's stable, human-readable identifier (--node-id)."""
     address: _builtins.str
@@ -132,6 +197,25 @@ class Node(_message.Message):
     labels and version are then empty. The member still counts in the
     election exactly as any other; only what it says about itself is unknown.
     """
+    value: _builtins.bytes
+    """value is what a candidate of a named election says about itself (opaque
+    bytes, at most 64 KiB): set by CampaignStart and changed by
+    CampaignProclaim. Empty for electd nodes.
+    """
+    value_revision: _builtins.int
+    """value_revision counts the candidate's proclamations: 0 for the value it
+    started with, one more for every CampaignProclaim.
+    """
+    priority: _builtins.int
+    """priority is the candidate's declared priority (higher leads first)."""
+    never_lead: _builtins.bool
+    """never_lead marks a member that takes part for membership only: it is
+    listed but never leads and never holds anyone back.
+    """
+    host_id: _builtins.str
+    """host_id is the id of the electd node whose ZooKeeper session holds the
+    candidate's entry (empty for electd nodes themselves).
+    """
     @_builtins.property
     def joined_at(self) -> _timestamp_pb2.Timestamp:
         """joined_at is when ZooKeeper created the node's znode (the znode's ctime,
@@ -156,10 +240,15 @@ class Node(_message.Message):
         session_id: _builtins.int = ...,
         version: _builtins.str = ...,
         record_error: _builtins.str = ...,
+        value: _builtins.bytes = ...,
+        value_revision: _builtins.int = ...,
+        priority: _builtins.int = ...,
+        never_lead: _builtins.bool = ...,
+        host_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["joined_at", b"joined_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "id", b"id", "is_leader", b"is_leader", "joined_at", b"joined_at", "labels", b"labels", "record_error", b"record_error", "sequence", b"sequence", "session_id", b"session_id", "version", b"version", "watches", b"watches", "znode", b"znode"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "host_id", b"host_id", "id", b"id", "is_leader", b"is_leader", "joined_at", b"joined_at", "labels", b"labels", "never_lead", b"never_lead", "priority", b"priority", "record_error", b"record_error", "sequence", b"sequence", "session_id", b"session_id", "value", b"value", "value_revision", b"value_revision", "version", b"version", "watches", b"watches", "znode", b"znode"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -212,16 +301,24 @@ Global___Leader: _TypeAlias = Leader  # noqa: Y015
 
 @_typing.final
 class GetLeaderRequest(_message.Message):
-    """GetLeaderRequest asks for the current leader. It has no fields."""
+    """GetLeaderRequest asks for the current leader."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    ELECTION_FIELD_NUMBER: _builtins.int
+    election: _builtins.str
+    """election names a named election (see CampaignStart.election); empty asks
+    for the election of the electd nodes themselves. A named election without
+    a leader answers NOT_FOUND; a malformed name INVALID_ARGUMENT.
+    """
     def __init__(
         self,
+        *,
+        election: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["election", b"election"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -282,6 +379,12 @@ class ListNodesRequest(_message.Message):
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     LABEL_SELECTOR_FIELD_NUMBER: _builtins.int
+    ELECTION_FIELD_NUMBER: _builtins.int
+    election: _builtins.str
+    """election names a named election; empty lists the electd nodes. Members
+    of a named election are its candidates (never_lead ones included), in
+    election order.
+    """
     @_builtins.property
     def label_selector(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """label_selector keeps only nodes whose labels contain every KEY=VALUE pair
@@ -292,10 +395,11 @@ class ListNodesRequest(_message.Message):
         self,
         *,
         label_selector: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        election: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["label_selector", b"label_selector"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["election", b"election", "label_selector", b"label_selector"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -340,20 +444,28 @@ class WatchLeaderRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MIN_EPOCH_FIELD_NUMBER: _builtins.int
+    ELECTION_FIELD_NUMBER: _builtins.int
     min_epoch: _builtins.int
     """min_epoch, when greater than zero, holds back elected-leader messages whose
     epoch is lower than it. A client that fails over from one node to another
     passes the highest epoch it has seen so that a node that is behind never
     makes it go back in time. Must not be negative.
     """
+    election: _builtins.str
+    """election names a named election; empty watches the electd nodes. For a
+    named election a message is also sent when the leader proclaims a new
+    value (same epoch, higher value_revision), and LEADER_STATE_VACANT when
+    it has no leader.
+    """
     def __init__(
         self,
         *,
         min_epoch: _builtins.int = ...,
+        election: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_epoch", b"min_epoch"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["election", b"election", "min_epoch", b"min_epoch"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -400,3 +512,586 @@ class WatchLeaderResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchLeaderResponse: _TypeAlias = WatchLeaderResponse  # noqa: Y015
+
+@_typing.final
+class CampaignRequest(_message.Message):
+    """CampaignRequest is one message from a candidate. The first must be start;
+    after that any of the others, in any number.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    PING_FIELD_NUMBER: _builtins.int
+    PROCLAIM_FIELD_NUMBER: _builtins.int
+    RESIGN_FIELD_NUMBER: _builtins.int
+    ACK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def start(self) -> Global___CampaignStart:
+        """start enters the election (first message only)."""
+
+    @_builtins.property
+    def ping(self) -> Global___CampaignPing:
+        """ping keeps the candidacy alive and asks for a fresh lease."""
+
+    @_builtins.property
+    def proclaim(self) -> Global___CampaignProclaim:
+        """proclaim changes the leader's value without changing its epoch."""
+
+    @_builtins.property
+    def resign(self) -> Global___CampaignResign:
+        """resign ends the candidacy: a leader's term ends at once (the candidate
+        must have stopped acting as leader before it sends this), the stream
+        ends with Lost (reason RESIGNED) and status OK.
+        """
+
+    @_builtins.property
+    def ack(self) -> Global___CampaignAck:
+        """ack acknowledges a Lost: the candidate has stopped acting as leader."""
+
+    def __init__(
+        self,
+        *,
+        start: Global___CampaignStart | None = ...,
+        ping: Global___CampaignPing | None = ...,
+        proclaim: Global___CampaignProclaim | None = ...,
+        resign: Global___CampaignResign | None = ...,
+        ack: Global___CampaignAck | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "ping", b"ping", "proclaim", b"proclaim", "request", b"request", "resign", b"resign", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "ping", b"ping", "proclaim", b"proclaim", "request", b"request", "resign", b"resign", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["start", "ping", "proclaim", "resign", "ack"]  # noqa: Y015
+    _WhichOneofArgType_request: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_request) -> _WhichOneofReturnType_request | None: ...
+
+Global___CampaignRequest: _TypeAlias = CampaignRequest  # noqa: Y015
+
+@_typing.final
+class CampaignStart(_message.Message):
+    """CampaignStart names the election and the candidate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ELECTION_FIELD_NUMBER: _builtins.int
+    CANDIDATE_ID_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    NEVER_LEAD_FIELD_NUMBER: _builtins.int
+    election: _builtins.str
+    """election is the election's name: 1-128 letters, digits, '.', '_' or '-',
+    starting with a letter or digit ("." and ".." are not names). It is
+    created under --elections-root by the first candidate.
+    """
+    candidate_id: _builtins.str
+    """candidate_id identifies the candidate, with the rule of node ids (1-128
+    letters, digits, '.', '_', ':', '@' or '-', starting with a letter or
+    digit).
+    """
+    value: _builtins.bytes
+    """value is what the candidate says about itself (opaque, at most 64 KiB),
+    shown to watchers as Node.value.
+    """
+    priority: _builtins.int
+    """priority: when a waiting candidate has a higher priority than the
+    leader, the leader is told Lost (reason PREEMPTED) at once and the
+    higher candidate leads once the leader acknowledged (or its lease ran
+    out). Among equal priorities the oldest entry leads. Default 0.
+    """
+    never_lead: _builtins.bool
+    """never_lead makes the candidate a member only: it is listed but never
+    leads and never holds another candidate back.
+    """
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """labels are KEY=VALUE pairs shown as Node.labels (the rule of --label)."""
+
+    def __init__(
+        self,
+        *,
+        election: _builtins.str = ...,
+        candidate_id: _builtins.str = ...,
+        value: _builtins.bytes = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        priority: _builtins.int = ...,
+        never_lead: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidate_id", b"candidate_id", "election", b"election", "labels", b"labels", "never_lead", b"never_lead", "priority", b"priority", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignStart: _TypeAlias = CampaignStart  # noqa: Y015
+
+@_typing.final
+class CampaignPing(_message.Message):
+    """CampaignPing asks for a fresh lease. The candidate picks the nonce
+    (for example a counter) and remembers when it sent it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NONCE_FIELD_NUMBER: _builtins.int
+    nonce: _builtins.int
+    """nonce identifies the ping; the CampaignLeading or CampaignQueued that
+    answers it carries it back.
+    """
+    def __init__(
+        self,
+        *,
+        nonce: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["nonce", b"nonce"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignPing: _TypeAlias = CampaignPing  # noqa: Y015
+
+@_typing.final
+class CampaignProclaim(_message.Message):
+    """CampaignProclaim sets the leader's value. Refused (CampaignRefused) when
+    epoch is not the candidate's current term.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EPOCH_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    epoch: _builtins.int
+    """epoch is the term the candidate believes it leads."""
+    value: _builtins.bytes
+    """value replaces the candidate's value (at most 64 KiB)."""
+    def __init__(
+        self,
+        *,
+        epoch: _builtins.int = ...,
+        value: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignProclaim: _TypeAlias = CampaignProclaim  # noqa: Y015
+
+@_typing.final
+class CampaignResign(_message.Message):
+    """CampaignResign ends the candidacy (see CampaignRequest.resign)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignResign: _TypeAlias = CampaignResign  # noqa: Y015
+
+@_typing.final
+class CampaignAck(_message.Message):
+    """CampaignAck acknowledges the Lost of the term with this epoch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EPOCH_FIELD_NUMBER: _builtins.int
+    epoch: _builtins.int
+    """epoch is the term whose end the candidate acknowledges."""
+    def __init__(
+        self,
+        *,
+        epoch: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignAck: _TypeAlias = CampaignAck  # noqa: Y015
+
+@_typing.final
+class CampaignResponse(_message.Message):
+    """CampaignResponse is one message to a candidate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUED_FIELD_NUMBER: _builtins.int
+    LEADING_FIELD_NUMBER: _builtins.int
+    LOST_FIELD_NUMBER: _builtins.int
+    PROCLAIMED_FIELD_NUMBER: _builtins.int
+    REFUSED_FIELD_NUMBER: _builtins.int
+    RESPONDER_ID_FIELD_NUMBER: _builtins.int
+    responder_id: _builtins.str
+    """responder_id is the id of the node that holds the candidacy."""
+    @_builtins.property
+    def queued(self) -> Global___CampaignQueued:
+        """queued: the candidate waits. Sent on entry, whenever its place
+        changes, and as the answer to a ping while it waits.
+        """
+
+    @_builtins.property
+    def leading(self) -> Global___CampaignLeading:
+        """leading: the candidate leads. Sent when it starts to lead and as the
+        answer to every ping while it leads.
+        """
+
+    @_builtins.property
+    def lost(self) -> Global___CampaignLost:
+        """lost: the term ended; stop acting as leader and send CampaignAck."""
+
+    @_builtins.property
+    def proclaimed(self) -> Global___CampaignProclaimed:
+        """proclaimed: a CampaignProclaim was stored."""
+
+    @_builtins.property
+    def refused(self) -> Global___CampaignRefused:
+        """refused: a request that did not end the stream was refused."""
+
+    def __init__(
+        self,
+        *,
+        queued: Global___CampaignQueued | None = ...,
+        leading: Global___CampaignLeading | None = ...,
+        lost: Global___CampaignLost | None = ...,
+        proclaimed: Global___CampaignProclaimed | None = ...,
+        refused: Global___CampaignRefused | None = ...,
+        responder_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["leading", b"leading", "lost", b"lost", "proclaimed", b"proclaimed", "queued", b"queued", "refused", b"refused", "response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leading", b"leading", "lost", b"lost", "proclaimed", b"proclaimed", "queued", b"queued", "refused", b"refused", "responder_id", b"responder_id", "response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_response: _TypeAlias = _typing.Literal["queued", "leading", "lost", "proclaimed", "refused"]  # noqa: Y015
+    _WhichOneofArgType_response: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_response) -> _WhichOneofReturnType_response | None: ...
+
+Global___CampaignResponse: _TypeAlias = CampaignResponse  # noqa: Y015
+
+@_typing.final
+class CampaignQueued(_message.Message):
+    """CampaignQueued: where the candidate waits."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ZNODE_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    WAITING_FOR_FIELD_NUMBER: _builtins.int
+    LEADER_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    NEVER_LEAD_FIELD_NUMBER: _builtins.int
+    znode: _builtins.str
+    """znode is the candidate's entry under the election path."""
+    position: _builtins.int
+    """position is the number of entries ahead of the candidate (0 once it is
+    first but not leading yet: the old leader has not acknowledged).
+    """
+    waiting_for: _builtins.str
+    """waiting_for is the candidate id of the entry it waits for (the one just
+    ahead of it); empty when not known.
+    """
+    nonce: _builtins.int
+    """nonce is the ping this answers (0 when it answers none)."""
+    never_lead: _builtins.bool
+    """never_lead is true for a member that never leads (CampaignStart)."""
+    @_builtins.property
+    def leader(self) -> Global___Leader:
+        """leader is the election's leader as this node sees it, if there is one."""
+
+    def __init__(
+        self,
+        *,
+        znode: _builtins.str = ...,
+        position: _builtins.int = ...,
+        waiting_for: _builtins.str = ...,
+        leader: Global___Leader | None = ...,
+        nonce: _builtins.int = ...,
+        never_lead: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["leader", b"leader"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leader", b"leader", "never_lead", b"never_lead", "nonce", b"nonce", "position", b"position", "waiting_for", b"waiting_for", "znode", b"znode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignQueued: _TypeAlias = CampaignQueued  # noqa: Y015
+
+@_typing.final
+class CampaignLeading(_message.Message):
+    """CampaignLeading: the candidate leads."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EPOCH_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    LEASE_MS_FIELD_NUMBER: _builtins.int
+    ZNODE_FIELD_NUMBER: _builtins.int
+    VALUE_REVISION_FIELD_NUMBER: _builtins.int
+    epoch: _builtins.int
+    """epoch is the fencing token of the term (see Leader.epoch): pass it to
+    every resource the leader writes to.
+    """
+    nonce: _builtins.int
+    """nonce is the ping this answers (0 when no ping arrived yet; then
+    lease_ms is 0 and the candidate must ping before it acts).
+    """
+    lease_ms: _builtins.int
+    """lease_ms: the candidate may act as leader until the time it sent ping
+    `nonce` plus lease_ms (on its own monotonic clock).
+    """
+    znode: _builtins.str
+    """znode is the candidate's entry."""
+    value_revision: _builtins.int
+    """value_revision is the revision of the value watchers see."""
+    def __init__(
+        self,
+        *,
+        epoch: _builtins.int = ...,
+        nonce: _builtins.int = ...,
+        lease_ms: _builtins.int = ...,
+        znode: _builtins.str = ...,
+        value_revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "lease_ms", b"lease_ms", "nonce", b"nonce", "value_revision", b"value_revision", "znode", b"znode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignLeading: _TypeAlias = CampaignLeading  # noqa: Y015
+
+@_typing.final
+class CampaignLost(_message.Message):
+    """CampaignLost: the term with this epoch ended."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EPOCH_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    epoch: _builtins.int
+    """epoch is the term that ended."""
+    reason: Global___LossReason.ValueType
+    """reason says why it ended."""
+    detail: _builtins.str
+    """detail says, for people, what happened."""
+    def __init__(
+        self,
+        *,
+        epoch: _builtins.int = ...,
+        reason: Global___LossReason.ValueType = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "epoch", b"epoch", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignLost: _TypeAlias = CampaignLost  # noqa: Y015
+
+@_typing.final
+class CampaignProclaimed(_message.Message):
+    """CampaignProclaimed: the value is stored; watchers see this revision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EPOCH_FIELD_NUMBER: _builtins.int
+    VALUE_REVISION_FIELD_NUMBER: _builtins.int
+    epoch: _builtins.int
+    """epoch is the term the value was proclaimed in."""
+    value_revision: _builtins.int
+    """value_revision is the value's new revision (see Node.value_revision)."""
+    def __init__(
+        self,
+        *,
+        epoch: _builtins.int = ...,
+        value_revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "value_revision", b"value_revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignProclaimed: _TypeAlias = CampaignProclaimed  # noqa: Y015
+
+@_typing.final
+class CampaignRefused(_message.Message):
+    """CampaignRefused: a request was refused without ending the stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request: _builtins.str
+    """request names the refused request ("proclaim", "ack")."""
+    reason: _builtins.str
+    """reason says why, for example "epoch 7 is not the current term"."""
+    def __init__(
+        self,
+        *,
+        request: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignRefused: _TypeAlias = CampaignRefused  # noqa: Y015
+
+@_typing.final
+class ResignRequest(_message.Message):
+    """ResignRequest ends the current term of a named election."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ELECTION_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    election: _builtins.str
+    """election is the election's name (not empty)."""
+    epoch: _builtins.int
+    """epoch must be the current leader's epoch."""
+    def __init__(
+        self,
+        *,
+        election: _builtins.str = ...,
+        epoch: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["election", b"election", "epoch", b"epoch"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResignRequest: _TypeAlias = ResignRequest  # noqa: Y015
+
+@_typing.final
+class ResignResponse(_message.Message):
+    """ResignResponse: the leader's entry was deleted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEADER_FIELD_NUMBER: _builtins.int
+    RESPONDER_ID_FIELD_NUMBER: _builtins.int
+    responder_id: _builtins.str
+    """responder_id is the id of the node that answered."""
+    @_builtins.property
+    def leader(self) -> Global___Leader:
+        """leader is the leader whose term was ended."""
+
+    def __init__(
+        self,
+        *,
+        leader: Global___Leader | None = ...,
+        responder_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["leader", b"leader"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leader", b"leader", "responder_id", b"responder_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResignResponse: _TypeAlias = ResignResponse  # noqa: Y015
+
+@_typing.final
+class ListElectionsRequest(_message.Message):
+    """ListElectionsRequest asks for the named elections."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListElectionsRequest: _TypeAlias = ListElectionsRequest  # noqa: Y015
+
+@_typing.final
+class ListElectionsResponse(_message.Message):
+    """ListElectionsResponse lists the named elections, by name."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ELECTIONS_FIELD_NUMBER: _builtins.int
+    RESPONDER_ID_FIELD_NUMBER: _builtins.int
+    responder_id: _builtins.str
+    """responder_id is the id of the node that answered."""
+    @_builtins.property
+    def elections(self) -> _containers.RepeatedCompositeFieldContainer[Global___ElectionSummary]:
+        """elections are the named elections, sorted by name."""
+
+    def __init__(
+        self,
+        *,
+        elections: _abc.Iterable[Global___ElectionSummary] | None = ...,
+        responder_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["elections", b"elections", "responder_id", b"responder_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListElectionsResponse: _TypeAlias = ListElectionsResponse  # noqa: Y015
+
+@_typing.final
+class ElectionSummary(_message.Message):
+    """ElectionSummary is one named election."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CANDIDATES_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """name is the election's name."""
+    candidates: _builtins.int
+    """candidates counts its entries (never_lead members included)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        candidates: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ElectionSummary: _TypeAlias = ElectionSummary  # noqa: Y015

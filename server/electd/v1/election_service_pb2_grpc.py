@@ -55,6 +55,21 @@ class ElectionServiceStub:
                 request_serializer=electd_dot_v1_dot_election__service__pb2.WatchLeaderRequest.SerializeToString,
                 response_deserializer=electd_dot_v1_dot_election__service__pb2.WatchLeaderResponse.FromString,
                 _registered_method=True)
+        self.Campaign = channel.stream_stream(
+                '/electd.v1.ElectionService/Campaign',
+                request_serializer=electd_dot_v1_dot_election__service__pb2.CampaignRequest.SerializeToString,
+                response_deserializer=electd_dot_v1_dot_election__service__pb2.CampaignResponse.FromString,
+                _registered_method=True)
+        self.Resign = channel.unary_unary(
+                '/electd.v1.ElectionService/Resign',
+                request_serializer=electd_dot_v1_dot_election__service__pb2.ResignRequest.SerializeToString,
+                response_deserializer=electd_dot_v1_dot_election__service__pb2.ResignResponse.FromString,
+                _registered_method=True)
+        self.ListElections = channel.unary_unary(
+                '/electd.v1.ElectionService/ListElections',
+                request_serializer=electd_dot_v1_dot_election__service__pb2.ListElectionsRequest.SerializeToString,
+                response_deserializer=electd_dot_v1_dot_election__service__pb2.ListElectionsResponse.FromString,
+                _registered_method=True)
 
 
 class ElectionServiceServicer:
@@ -101,6 +116,74 @@ class ElectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Campaign(self, request_iterator, context):
+        """Campaign makes the caller a candidate in a named election for as long as
+        it holds the stream open. The first request must be a CampaignStart; the
+        node then creates an entry (an ephemeral sequential znode) in the
+        election on the caller's behalf, on its own ZooKeeper session, and answers
+        with CampaignQueued (the place in the queue and whom the candidate waits
+        for) or CampaignLeading.
+
+        Leadership is a lease the candidate turns into a local deadline without
+        synchronised clocks: it sends CampaignPing{nonce} and remembers when it
+        sent each nonce on its own monotonic clock; every CampaignLeading answers
+        one ping and carries lease_ms, and the candidate may act as leader until
+        (send time of that nonce) + lease_ms, and not a moment longer. The node
+        computes lease_ms after the ping arrived, so the deadline is safe whatever
+        the network delays were. A leader that keeps pinging keeps its deadline
+        ahead; one that stops simply runs out.
+
+        Ordering: responses are sent in the order things happened: Queued ...
+        Leading (epoch E) ... Lost (epoch E) ... Queued ... Leading (epoch F > E).
+        After a Lost the candidate must stop acting as leader and send
+        CampaignAck{epoch}; the node keeps the next candidate from leading until
+        the ack arrives or the last lease it granted ran out, whichever is first.
+        After a Lost the node keeps the candidate queued (its entry moves to the
+        back) unless the reason ends the campaign (RESIGNED, SHUTDOWN).
+
+        Ending: the candidate half-closes the stream or cancels the call, or
+        sends no request for longer than the node's --candidate-timeout; the node
+        then deletes the entry (a leader's entry once its last lease ran out, or at
+        once if it had acknowledged). If the node loses its ZooKeeper session the
+        candidate gets Lost (reason ZOOKEEPER) and stays queued; it re-registers
+        when the session is back.
+
+        Status codes: INVALID_ARGUMENT for a first request that is not a
+        CampaignStart, a second CampaignStart, a malformed election name or
+        candidate id, labels or a value over their limits; ALREADY_EXISTS when the
+        same candidate id already campaigns in that election through this node;
+        PERMISSION_DENIED without the write right (--allow-write); UNAVAILABLE
+        when the node is shutting down (reconnect to another node); OK after a
+        resignation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Resign(self, request, context):
+        """Resign ends the current term of a named election on an operator's
+        behalf: the leader's entry is deleted first, the node that holds it tells
+        its candidate (Lost, reason DELETED) and the next candidate leads as soon
+        as the old one acknowledged or its lease ran out. The epoch must be the
+        current leader's (as GetLeader reports it): FAILED_PRECONDITION names the
+        current epoch when it is not, NOT_FOUND when the election has no leader,
+        INVALID_ARGUMENT for a malformed election name, an empty name (the node
+        election is left by stopping a node) or an epoch that is not positive,
+        UNAVAILABLE while the node cannot reach ZooKeeper. Needs the write right.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListElections(self, request, context):
+        """ListElections lists the named elections under the node's
+        --elections-root with how many candidates each has, read from ZooKeeper
+        when the call is made. UNAVAILABLE while the node has no live session.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ElectionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -118,6 +201,21 @@ def add_ElectionServiceServicer_to_server(servicer, server):
                     servicer.WatchLeader,
                     request_deserializer=electd_dot_v1_dot_election__service__pb2.WatchLeaderRequest.FromString,
                     response_serializer=electd_dot_v1_dot_election__service__pb2.WatchLeaderResponse.SerializeToString,
+            ),
+            'Campaign': grpc.stream_stream_rpc_method_handler(
+                    servicer.Campaign,
+                    request_deserializer=electd_dot_v1_dot_election__service__pb2.CampaignRequest.FromString,
+                    response_serializer=electd_dot_v1_dot_election__service__pb2.CampaignResponse.SerializeToString,
+            ),
+            'Resign': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resign,
+                    request_deserializer=electd_dot_v1_dot_election__service__pb2.ResignRequest.FromString,
+                    response_serializer=electd_dot_v1_dot_election__service__pb2.ResignResponse.SerializeToString,
+            ),
+            'ListElections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListElections,
+                    request_deserializer=electd_dot_v1_dot_election__service__pb2.ListElectionsRequest.FromString,
+                    response_serializer=electd_dot_v1_dot_election__service__pb2.ListElectionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -207,6 +305,87 @@ class ElectionService:
             '/electd.v1.ElectionService/WatchLeader',
             electd_dot_v1_dot_election__service__pb2.WatchLeaderRequest.SerializeToString,
             electd_dot_v1_dot_election__service__pb2.WatchLeaderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Campaign(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/electd.v1.ElectionService/Campaign',
+            electd_dot_v1_dot_election__service__pb2.CampaignRequest.SerializeToString,
+            electd_dot_v1_dot_election__service__pb2.CampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Resign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/electd.v1.ElectionService/Resign',
+            electd_dot_v1_dot_election__service__pb2.ResignRequest.SerializeToString,
+            electd_dot_v1_dot_election__service__pb2.ResignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListElections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/electd.v1.ElectionService/ListElections',
+            electd_dot_v1_dot_election__service__pb2.ListElectionsRequest.SerializeToString,
+            electd_dot_v1_dot_election__service__pb2.ListElectionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
