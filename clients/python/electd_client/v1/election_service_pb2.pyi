@@ -611,7 +611,7 @@ class CampaignStart(_message.Message):
     digit).
     """
     value: _builtins.bytes
-    """value is what the candidate says about itself (opaque, at most 64 KiB),
+    """value is what the candidate says about itself (opaque, at most 16 KiB),
     shown to watchers as Node.value.
     """
     priority: _builtins.int
@@ -685,7 +685,7 @@ class CampaignProclaim(_message.Message):
     epoch: _builtins.int
     """epoch is the term the candidate believes it leads."""
     value: _builtins.bytes
-    """value replaces the candidate's value (at most 64 KiB)."""
+    """value replaces the candidate's value (at most 16 KiB)."""
     def __init__(
         self,
         *,
