@@ -199,7 +199,7 @@ class Node(_message.Message):
     """
     value: _builtins.bytes
     """value is what a candidate of a named election says about itself (opaque
-    bytes, at most 64 KiB): set by CampaignStart and changed by
+    bytes, at most 16 KiB): set by CampaignStart and changed by
     CampaignProclaim. Empty for electd nodes.
     """
     value_revision: _builtins.int
