@@ -75,3 +75,24 @@ def test_unknown_messages_change_nothing() -> None:
     sup._on_node_message("state", dict(GOOD))
     sup._on_node_message("launch-missiles", {"epoch": 99})
     assert sup._want == Term(7, GOOD["znode"], 123.5)
+
+
+def test_a_crashed_node_with_candidate_leases_is_closed_only_after_them() -> None:
+    """C4: the dead session may not close while a lease granted to a remote candidate runs."""
+    from electd.clock import now as lease_clock
+
+    sup = supervisor()
+    until = lease_clock() + 1.5
+    sup._on_node_message("state", {**GOOD, "grants_until": until})
+    assert sup._grants_end() == pytest.approx(until)
+    sup._on_node_message("state", {**GOOD, "grants_until": lease_clock() - 1.0})
+    assert sup._grants_end() == 0.0  # already over: close at once
+
+
+@pytest.mark.parametrize("grants", ["soon", None, [1], 1e300])
+def test_a_garbled_grant_never_keeps_a_dead_session_open_past_its_timeout(grants: object) -> None:
+    from electd.clock import now as lease_clock
+
+    sup = supervisor()
+    sup._on_node_message("state", {**GOOD, "grants_until": grants})
+    assert sup._grants_end() <= lease_clock() + 2.0

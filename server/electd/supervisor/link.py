@@ -8,8 +8,8 @@ the loop. Sends never block: a message the supervisor has no room for is dropped
 carries everything). The supervisor answers with the command's counters and, after the node
 said it is stopping, `stopped` once no process of the command is left.
 
-Threads: `lease` and `session` from any thread, the rest on the asyncio loop. Imports neither
-grpc nor the election engine.
+Threads: `lease`, `grants` and `session` from any thread, the rest on the asyncio loop. Imports
+neither grpc nor the election engine.
 """
 
 from __future__ import annotations
@@ -56,6 +56,16 @@ class SupervisorLink:
             self._state["until"] = until
             self._state["timeout"] = timeout
             self._state["lease_session"] = session_id
+            self._send_state()
+
+    def grants(self, until: float) -> None:
+        """The latest lease granted to a remote candidate now ends at `until` (CLOCK_BOOTTIME):
+        sent at once, before the candidate hears of the grant, so that the supervisor never
+        closes a crashed node's session while a candidate may still act on it (C4)."""
+        with self._lock:
+            if until <= self._state.get("grants_until", 0.0):
+                return
+            self._state["grants_until"] = until
             self._send_state()
 
     def session(self, credentials: tuple[int, bytes] | None) -> None:

@@ -10,7 +10,10 @@ node -> supervisor
             `term_session`); the lease of session `lease_session` ends at `until` on
             CLOCK_BOOTTIME (the same clock in both processes): a term counts only while the two
             sessions are one. `session` and `password` (hex; memory only: never on disk, in
-            argv or in a log) are the credentials to close the session with.
+            argv or in a log) are the credentials to close the session with. `grants_until`
+            (CLOCK_BOOTTIME, optional): the latest lease the node has granted to a remote
+            candidate of a named election (RELIABILITY.md, C4): after a crash the session is
+            closed only once it has passed, because the candidate may act until then.
   ready     {node_id, address}: the node serves; its id and address go to the command's env.
   stopping  {}: the node is shutting down: end the command's term; answer `stopped`.
 supervisor -> node

@@ -90,6 +90,9 @@ class Supervisor:
         self._stepping_down = False
         self._exit_code: int | None = None
         self._pending_close: tuple[int, bytes] | None = None
+        # After a crash: the dead session is closed only once the leases the node granted to
+        # remote candidates have run out (C4); lease-clock time.
+        self._close_after = 0.0
         self._cmd: CommandRunner | None = None
         if plan.command is not None:
             isolation = process.isolation_prefix()
@@ -133,6 +136,8 @@ class Supervisor:
             times.append(self._cmd.next_wakeup(self._want, now))
         if self._restart_at is not None:
             times.append(max(0.0, self._restart_at - now))
+        if self._pending_close is not None:
+            times.append(max(0.0, self._close_after - now))
         return min(times)
 
     def _step(self) -> None:
@@ -148,7 +153,12 @@ class Supervisor:
             if cmd.exited_code is not None and not self._stepping_down:
                 self._on_command_done(cmd.exited_code)
         command_dead = cmd is None or not cmd.active
-        if self._node is None and self._pending_close is not None and command_dead:
+        if (
+            self._node is None
+            and self._pending_close is not None
+            and command_dead
+            and now >= self._close_after
+        ):
             self._close_dead_session()
         if command_dead and self._node_asked_stop and not self._stopped_sent:
             self._stopped_sent = True
@@ -209,6 +219,7 @@ class Supervisor:
         password = self._state.get("password")
         if isinstance(session, int) and isinstance(password, str) and code != 0:
             self._pending_close = (session, bytes.fromhex(password))
+            self._close_after = self._grants_end()
         if self._cmd is not None:
             self._cmd.node_pid = None
         if self._shutting_down or self._stepping_down:
@@ -246,6 +257,22 @@ class Supervisor:
         self._restart_at = now + self._restart_delay
         logger.info("node process restarts in %.1fs", self._restart_delay)
         self._restart_delay = min(self._restart_delay * 2, _RESTART_MAX)
+
+    def _grants_end(self) -> float:
+        """When the last lease the dead node granted to a remote candidate ends (lease clock;
+        never later than one session timeout from now: the session would expire by then
+        anyway, and a garbled figure must not keep it open longer)."""
+        until = self._state.get("grants_until")
+        now = lease_clock()
+        if not isinstance(until, (int, float)) or until <= now:
+            return 0.0
+        wait = min(float(until), now + self._timeout)
+        logger.info(
+            "the dead node granted candidates leases until %.0f ms from now: its session is "
+            "closed after that (RELIABILITY.md, C4)",
+            (wait - now) * 1000,
+        )
+        return wait
 
     def _close_dead_session(self) -> None:
         assert self._pending_close is not None
