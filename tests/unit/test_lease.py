@@ -347,3 +347,22 @@ def test_alone_on_its_lease_an_engine_stamps_the_lease_itself() -> None:
         assert engine.view().is_leader(clock())
     finally:
         engine.stop()
+
+
+def test_engines_sharing_a_lease_take_turns_at_the_heartbeat_sync(clock: FakeClock) -> None:
+    """A heartbeat syncs only if no sync sent within the last half heartbeat succeeded, so N
+    engines on one session make about two syncs per heartbeat interval, not N; a failed sync
+    does not count."""
+    session = FakeSession()
+    lease = Lease(session, clock)
+    assert lease.heartbeat_due()  # nothing sent yet
+    lease.renew()
+    assert not lease.heartbeat_due()
+    clock.now += lease.heartbeat() / 2 - 0.125
+    assert not lease.heartbeat_due()
+    clock.now += 0.125
+    assert lease.heartbeat_due()
+    session.fail = True
+    with pytest.raises(CoordinatorUnavailable):
+        lease.renew()
+    assert lease.heartbeat_due()  # a failed sync proves nothing: the next engine syncs

@@ -311,7 +311,8 @@ class ElectionEngine:
 
     def _renew(self) -> None:
         """Heartbeat: a sync renews the lease (it proves the syncs sent a proof gap or more
-        before it, see lease.py; a read renews nothing), one metadata read of our own entry
+        before it, see lease.py; a read renews nothing; skipped when another engine on the
+        session synced within the last half heartbeat), one metadata read of our own entry
         proves that it still exists in our session, unrewritten, and the view is published
         again with the lease's new end."""
         own = self._passes.own
@@ -319,7 +320,8 @@ class ElectionEngine:
             if not self._connected or own is None:
                 return
             gen = self._conn_gen
-        self._vouch.renew()
+        if self._lease.heartbeat_due():  # another engine on the session may have just synced
+            self._vouch.renew()
         if not self._passes.own_still_ours():
             self._passes.reconcile()
             return

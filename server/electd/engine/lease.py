@@ -76,6 +76,7 @@ class Lease:
         self._unproven: list[_Sync] = []
         self._completed = 0  # how many syncs have succeeded in their own session
         self._answered = _NEVER  # when the last sync succeeded (clock time)
+        self._answered_sent = _NEVER  # when the latest sync that succeeded was sent
         self._listeners: list[Callable[[float, float, int], None]] = []
 
     def add_listener(self, listener: Callable[[float, float, int], None]) -> None:
@@ -121,6 +122,14 @@ class Lease:
             answered = self._answered
         return float("inf") if answered == _NEVER else self._clock() - answered
 
+    def heartbeat_due(self) -> bool:
+        """Whether a heartbeat should sync now: no sync sent within the last half heartbeat has
+        succeeded. Engines sharing the lease thus take turns: a thousand of them make about two
+        syncs per heartbeat interval between them, not a thousand. Skipping a sync can only make
+        the lease shorter, never longer: it is for cost, not for safety."""
+        with self._lock:
+            return self._clock() - self._answered_sent >= self.heartbeat() / 2
+
     def now(self) -> float:
         """The lease clock's reading now."""
         return self._clock()
@@ -140,6 +149,7 @@ class Lease:
         established = self._session.session_established()
         with self._lock:
             self._answered = max(self._answered, self._clock())
+            self._answered_sent = max(self._answered_sent, sent)
             if sid is None:
                 return
             if self._session.session_id() == sid:
