@@ -1,9 +1,10 @@
-"""The one rule for the names that cross the wire: node ids, addresses, label keys and values.
+"""The one rule for the names that cross the wire: node ids, addresses, label keys and values,
+and the names of named elections.
 
 Used by the configuration (`--node-id`, `--label`, `--selector`), by the gRPC servicer
-(`label_selector`) and by record decoding, so that a name one part accepts is never refused by
-another. Each check returns what is wrong (for the caller's own error type) or None.
-Imports nothing of electd.
+(`label_selector`, `election`), by the elections registry and by record decoding, so that a
+name one part accepts is never refused by another. Each check returns what is wrong (for the
+caller's own error type) or None. Imports nothing of electd.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import re
 HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9.]+)$")
 NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
+# A named election: one znode name under --elections-root ("." and ".." cannot match).
+ELECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_LABEL_VALUE = 256
 MAX_LABELS = 64
 
 NODE_ID_RULE = "1-128 letters, digits, '.', '_', ':', '@' or '-', starting with a letter or digit"
 LABEL_KEY_RULE = "1-63 letters, digits, '.', '_', '/' or '-', starting with a letter or digit"
+ELECTION_RULE = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
 def node_id_problem(node_id: str) -> str | None:
@@ -49,3 +53,13 @@ def label_problem(key: str, value: str) -> str | None:
         return f"key {key!r} must be {LABEL_KEY_RULE}"
     problem = text_problem(value, MAX_LABEL_VALUE)
     return f"value of {key!r} {problem}" if problem else None
+
+
+def election_problem(name: str) -> str | None:
+    """A named election's name ("" is the node election, which is no name: callers that
+    accept it check for it first)."""
+    if ELECTION.fullmatch(name):
+        return None
+    if not name:
+        return "the election name is empty"
+    return f"election name {name[:140]!r} must be {ELECTION_RULE}"

@@ -11,6 +11,7 @@ import pytest
 
 from electd.devcluster.cluster import wait_until
 from electd.engine import NodeRecord, RecordError, Role, View
+from electd.engine.model import MAX_RECORD_BYTES
 from electd.engine.order import election_order
 from electd.engine.store import Entry, Meta
 from electd.zk.paths import companion_name, companion_of, parse_name
@@ -109,7 +110,7 @@ POISON = {
     "bad address": b'{"v":1,"id":"a","address":"nowhere"}',
     "future format": b'{"v":2,"id":"a","address":"h:1"}',
     "empty": b"",
-    "too large": b'{"v":1,"id":"a","address":"h:1","x":"' + b"x" * 70_000 + b'"}',
+    "too large": b'{"v":1,"id":"a","address":"h:1","x":"' + b"x" * MAX_RECORD_BYTES + b'"}',
 }
 
 

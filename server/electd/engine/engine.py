@@ -24,7 +24,7 @@ Invariants:
   * Once stopping (`leave` or `stop`), the engine never decides, registers or vouches again.
   * Our entry's companion (order.py) is deleted only after we stopped vouching: with the entry
     when we leave, or, when another client deleted the entry, from that deletion's callback
-    right after the step-down (and again by the worker's pass).
+    right after the step-down (and again by the worker's pass), through acks.py's gate.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from electd.engine.acks import AckGate, Acks
 from electd.engine.clock import now as lease_clock
 from electd.engine.identity import Refused
 from electd.engine.lease import Lease, Vouch
@@ -63,12 +64,13 @@ class ElectionEngine:
         wall: Callable[[], float] = time.time,
         lease: Lease | None = None,
         cluster_id: str = "",
+        ack_gate: AckGate | None = None,
     ) -> None:
         """`lease`: the lease of `store`'s session, shared by every engine on that session (one
         per session, on the same clock as `clock`: the lease clock, engine/clock.py); by default
         the engine makes its own. The engine vouches through its own `Vouch` of it (lease.py):
-        never past an anchor it read its own entry after. `cluster_id`: the cluster identity to
-        insist on (identity.py; "" takes the path's, or creates one)."""
+        never past an anchor it read its own entry after. `cluster_id`: the identity to insist
+        on (identity.py; "" takes the path's, or creates one). `ack_gate`: see acks.py."""
         # Set here, never rebound: safe to read from any thread.
         self._store = store
         self._record = record
@@ -78,6 +80,7 @@ class ElectionEngine:
         self._vouch = Vouch(self._lease)
         self._members = Members(store, record)
         self._book = WatchBook(self._on_watch)
+        self.acks = Acks(store, ack_gate, record.id)
         self.stats = EngineStats()
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -224,8 +227,8 @@ class ElectionEngine:
             what = "vanished" if event is WatchEvent.GONE else "was rewritten by another client"
             self.step_down(f"own znode {what}; rejoining")
             if event is WatchEvent.GONE and not self._stopping:
-                # We no longer vouch: acknowledge, so that a successor need not wait (order.py).
-                self._store.remove_nowait(name, functools.partial(self._on_acked, name))
+                # We no longer vouch: acknowledge (acks.py), so a successor need not wait.
+                self.acks.send_nowait(name)
         elif role == ALIVE and event in (WatchEvent.GONE, WatchEvent.CHANGED):
             self.step_down("own companion znode vanished; making it again")
         if role == OWN:
@@ -239,12 +242,6 @@ class ElectionEngine:
         else:
             self.stats.predecessor_events += 1
         self._queue.put(_WAKE)
-
-    def _on_acked(self, name: str, error: Exception | None) -> None:
-        if error is not None:  # the worker's next pass deletes it
-            logger.info(
-                "node=%s could not delete the companion of %s: %s", self._record.id, name, error
-            )
 
     def step_down(self, reason: str) -> None:
         """Stop vouching for ourselves at once (any thread): publish JOINING if we lead."""

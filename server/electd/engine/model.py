@@ -6,14 +6,22 @@ and safe to hand between threads.
 Node record encoding (the data of each member's znode): UTF-8 JSON object
     {"v": 1, "id": "n1", "address": "10.0.0.1:7000", "labels": {"zone": "a"},
      "version": "0.1.0"}
-Unknown keys are ignored (forward compatibility); a record that is not valid UTF-8 JSON, lacks
-a field, has the wrong types or values that break the rules of electd.names raises RecordError.
+A candidate of a named election (electd/elections) has a candidate record: the same object with
+the candidate's id, an empty address, and the optional keys
+    "value": "<base64 of at most 16 KiB>", "priority": 5, "never_lead": true, "host_id": "n1"
+which are written only when they are not their defaults (b"", 0, false, ""), so a node's record
+is byte for byte what it always was, and old records decode as before. An empty address is
+allowed only with a host_id (a candidate's record). Unknown keys are ignored (forward
+compatibility); a record that is not valid UTF-8 JSON, lacks a field, has the wrong types or
+values that break the rules of electd.names raises RecordError.
 The record is for display only: a member whose record cannot be read still counts in the
 election, shown as unreadable.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import json
 from collections.abc import Mapping
@@ -23,7 +31,11 @@ from types import MappingProxyType
 from electd import names
 
 RECORD_FORMAT = 1
-MAX_RECORD_BYTES = 64 * 1024
+# A candidate's value (at most 16 KiB, base64 in the record) and up to 64 labels of 256
+# characters, JSON-escaped, fit well within this; ZooKeeper's own limit is 1 MiB.
+MAX_RECORD_BYTES = 256 * 1024
+MAX_VALUE_BYTES = 16 * 1024
+_INT32 = (-(2**31), 2**31 - 1)
 
 
 class RecordError(ValueError):
@@ -38,15 +50,29 @@ class NodeRecord:
     address: str
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     version: str = ""
+    # A candidate's (named elections): what it says about itself, its priority, whether it
+    # only takes part as a member, and the electd node whose session holds its entry.
+    value: bytes = b""
+    priority: int = 0
+    never_lead: bool = False
+    host_id: str = ""
 
     def encode(self) -> bytes:
-        doc = {
+        doc: dict[str, object] = {
             "v": RECORD_FORMAT,
             "id": self.id,
             "address": self.address,
             "labels": dict(self.labels),
             "version": self.version,
         }
+        if self.value:
+            doc["value"] = base64.b64encode(self.value).decode("ascii")
+        if self.priority:
+            doc["priority"] = self.priority
+        if self.never_lead:
+            doc["never_lead"] = True
+        if self.host_id:
+            doc["host_id"] = self.host_id
         return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
@@ -81,7 +107,10 @@ class NodeRecord:
         labels, version = doc.get("labels", {}), doc.get("version", "")
         if not isinstance(node_id, str) or not node_id:
             raise RecordError("field 'id' missing or not a string")
-        if not isinstance(address, str) or not address:
+        host_id = doc.get("host_id", "")
+        if not isinstance(host_id, str):
+            raise RecordError("field 'host_id' is not a string")
+        if not isinstance(address, str) or not (address or host_id):
             raise RecordError("field 'address' missing or not a string")
         if not isinstance(labels, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
@@ -89,21 +118,54 @@ class NodeRecord:
             raise RecordError("field 'labels' is not a string map")
         if not isinstance(version, str):
             raise RecordError("field 'version' is not a string")
+        value, priority, never_lead = _candidate_fields(doc)
         problem = (
             names.node_id_problem(node_id)
-            or names.address_problem(address)
+            or (names.address_problem(address) if address else None)
+            or (names.node_id_problem(host_id) if host_id else None)
             or next((p for k, v in labels.items() if (p := names.label_problem(k, v))), None)
             or (f"more than {names.MAX_LABELS} labels" if len(labels) > names.MAX_LABELS else None)
             or names.text_problem(version, 64)
         )
         if problem:
             raise RecordError(problem)
-        return cls(node_id, address, MappingProxyType(dict(labels)), version)
+        return cls(
+            node_id,
+            address,
+            MappingProxyType(dict(labels)),
+            version,
+            value,
+            priority,
+            never_lead,
+            host_id,
+        )
 
     @classmethod
     def unreadable(cls) -> NodeRecord:
         """What is shown of a member whose record cannot be read: nothing."""
         return cls("", "")
+
+
+def _candidate_fields(doc: dict[str, object]) -> tuple[bytes, int, bool]:
+    """A candidate record's value, priority and never_lead (their defaults when absent)."""
+    encoded, priority, never_lead = (
+        doc.get("value", ""),
+        doc.get("priority", 0),
+        doc.get("never_lead", False),
+    )
+    if not isinstance(encoded, str):
+        raise RecordError("field 'value' is not a string")
+    try:
+        value = base64.b64decode(encoded.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error):
+        raise RecordError("field 'value' is not base64") from None
+    if len(value) > MAX_VALUE_BYTES:
+        raise RecordError(f"field 'value' has {len(value)} bytes, more than {MAX_VALUE_BYTES}")
+    if type(priority) is not int or not _INT32[0] <= priority <= _INT32[1]:
+        raise RecordError("field 'priority' is not a 32-bit integer")
+    if type(never_lead) is not bool:
+        raise RecordError("field 'never_lead' is not a boolean")
+    return value, priority, never_lead
 
 
 @dataclass(frozen=True)
@@ -118,6 +180,15 @@ class Member:
     czxid: int
     created_ms: int
     record_error: str = ""
+    # A candidate's proclaimed value (its `.value` znode's data, None: never proclaimed) and
+    # its revision (that znode's data version + 1; 0 for the record's own value).
+    proclaimed: bytes | None = None
+    value_revision: int = 0
+
+    @property
+    def value(self) -> bytes:
+        """The candidate's value as watchers see it: the latest proclamation, or the record's."""
+        return self.proclaimed if self.proclaimed is not None else self.record.value
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ class OwnEntry:
         self.entry = None
         if ack:
             self._book.disarm(self._store.companion(own.name))
-            self._store.remove(own.name)
+            self._engine.acks.now(own.name)
         return False
 
     def rewritten(self) -> bool:

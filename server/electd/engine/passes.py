@@ -166,7 +166,7 @@ class Passes:
         for name, companion, meta in zip(orphans, companions[1:], alive_metas[1:], strict=True):
             if meta is not None and meta.session_id == sid:
                 self._book.disarm(companion)
-                self._store.remove(name)  # ours, left behind by an earlier entry: clean up
+                self._engine.acks.now(name)  # ours, left behind by an earlier entry: clean up
             elif not self.waits.judge(companion, 0, meta, sid):
                 self._book.disarm(companion)
         self._members.forget({(e.name, m.czxid) for e, m in zip(entries, metas, strict=True) if m})

@@ -19,6 +19,13 @@ Contract (ZooKeeper's semantics, restated so other stores can honour them):
   * Watch callbacks are one-shot, may run on any thread and must not block.
   * State callbacks report CONNECTED / SUSPENDED / LOST transitions, also on any thread, and
     must not block either.
+
+Named elections (electd/elections) need more of a store than the engine does: `ElectionStore`
+adds the child watch of the election path, pipelined reads of records, a candidate's
+proclaimed value (a sibling `.value` znode of its entry, never the entry's own data) and the
+never_lead members (ephemeral children that are not entries); `ElectionsSession` is what the
+registry needs of the one session all its elections share (a store per election path, the
+listing of the elections' root, the delete of Resign).
 """
 
 from __future__ import annotations
@@ -171,4 +178,92 @@ class Store(Protocol):
 
     def close(self) -> None:
         """End the session (its ephemeral entries go with it)."""
+        ...
+
+
+class ValueRefused(Exception):
+    """A proclamation was not stored: the entry is gone (or was rewritten), or its value znode
+    belongs to another session."""
+
+
+@dataclass(frozen=True)
+class Children:
+    """One read of an election path: its entries (as `Store.entries`), the entries whose
+    companion is a child, the never_lead members' znode names and the path's own data (the
+    cluster identity), read together."""
+
+    entries: list[Entry]
+    alive: list[Entry]
+    members: list[str]
+    path: Stored
+
+
+class ElectionStore(Store, Protocol):
+    """A `Store` for one named election's path, with what candidacies and observers need."""
+
+    def children(self, watch: Watcher | None = None) -> Children | None:
+        """The path's children and data, or None if the path does not exist (never created
+        here). `watch` fires once when the children change or the path goes, or, for a
+        missing path, when it is created."""
+        ...
+
+    def read_many(self, names: Sequence[str]) -> list[Stored | None]:
+        """The data and metadata of each named child (None: gone), pipelined."""
+        ...
+
+    def value_name(self, name: str) -> str:
+        """The name of the value znode of the entry `name` (no round trip; `read_many` takes
+        it like any name)."""
+        ...
+
+    def read_value(self, name: str, watch: Watcher | None = None) -> Stored | None:
+        """The value znode of entry `name` (None: none). `watch` fires once when it is
+        created, rewritten or deleted."""
+        ...
+
+    def write_value(self, name: str, data: bytes) -> int:
+        """Store `data` as the proclaimed value of our entry `name` (created in the current
+        session on the first call, rewritten after), in one transaction with a check that the
+        entry still exists unrewritten. Returns the value's revision (its data version + 1).
+        Raises ValueRefused, or CoordinatorUnavailable."""
+        ...
+
+    def add_member(self, token: str, data: bytes) -> tuple[str, int] | None:
+        """Create the never_lead member znode for `token` with `data` (the election path is
+        created if missing); returns its name and ephemeralOwner (an existing one keeps its
+        owner: compare)."""
+        ...
+
+    def remove_member(self, name: str) -> None:
+        """Delete a never_lead member znode (already gone is not an error)."""
+        ...
+
+
+class ElectionsSession(Protocol):
+    """What the elections registry needs of the session all its elections share."""
+
+    def session_id(self) -> int | None: ...
+
+    def session_timeout(self) -> float: ...
+
+    def session_established(self) -> tuple[int, float] | None: ...
+
+    def sync(self) -> None: ...
+
+    def add_state_listener(self, listener: StateListener) -> None: ...
+
+    def remove_state_listener(self, listener: StateListener) -> None: ...
+
+    def election_store(self, path: str) -> ElectionStore:
+        """A store for the election at `path` on this session (nothing is created)."""
+        ...
+
+    def list_elections(self, root: str) -> list[tuple[str, int]]:
+        """The children of `root` and how many entries and members each has, sorted by name
+        ([] if `root` does not exist)."""
+        ...
+
+    def delete_entry(self, path: str, name: str) -> bool:
+        """Delete the entry `name` under `path` (not its companion), only if its data was never
+        rewritten; False if it is gone or was rewritten."""
         ...

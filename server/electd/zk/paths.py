@@ -13,6 +13,13 @@ A member's companion is  <election path>/electd-<token>-<sequence>.alive
             and deletes (with the entry in one transaction, or alone once the entry is gone)
             only after it has stopped vouching (engine/order.py). It does not parse as an
             entry, and is not foreign either.
+A candidate's proclaimed value (named elections) is  <election path>/electd-<token>-<sequence>.value
+            an ephemeral znode of the entry's session, created by the first proclamation and
+            rewritten by each later one (the entry's own data is never rewritten: engine/order.py);
+            deleted with the entry. Neither an entry nor foreign.
+A never_lead member of a named election is  <election path>/member-<token>
+            an ephemeral, non-sequential znode carrying the candidate's record: listed as a
+            member, never an entry (it never leads and holds nobody back). Not foreign.
 Anything else under the election path is foreign: ignored with a warning, never deleted.
 """
 
@@ -27,6 +34,9 @@ _NAME = re.compile(r"^electd-([0-9a-f]{32})-(\d{10}|-\d{9,10})$")
 
 
 COMPANION_SUFFIX = ".alive"
+VALUE_SUFFIX = ".value"
+MEMBER_PREFIX = "member-"
+_MEMBER = re.compile(r"^member-([0-9a-f]{32})$")
 
 
 def create_prefix(election_path: str, token: str) -> str:
@@ -59,3 +69,26 @@ def companion_of(name: str) -> tuple[str, str, int] | None:
     entry = name[: -len(COMPANION_SUFFIX)]
     parsed = parse_name(entry)
     return None if parsed is None else (entry, parsed[0], parsed[1])
+
+
+def value_name(name: str) -> str:
+    """The name of the proclaimed-value znode of the entry named `name`."""
+    return name + VALUE_SUFFIX
+
+
+def value_of(name: str) -> str | None:
+    """The entry name a value znode's name belongs to, or None if `name` is not one."""
+    if not name.endswith(VALUE_SUFFIX):
+        return None
+    entry = name[: -len(VALUE_SUFFIX)]
+    return entry if parse_name(entry) is not None else None
+
+
+def member_name(token: str) -> str:
+    """The name of a never_lead member's znode for `token` (32 lowercase hex digits)."""
+    return f"{MEMBER_PREFIX}{token}"
+
+
+def is_member(name: str) -> bool:
+    """Whether `name` is a never_lead member's znode name."""
+    return _MEMBER.match(name) is not None

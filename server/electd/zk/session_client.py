@@ -7,7 +7,8 @@ connection-state listeners, the per-call retry, `sync`, the session's id and cre
 the supervisor), the translation of kazoo errors into the engine's (`CoordinatorUnavailable`,
 `SessionLost`), and the entries left behind by a store that closed before it could delete
 them (sent again at every reconnect, until gone). It never looks at an election's children:
-that is each `ZkStore(session, path)`'s (zk/store.py).
+that is each `ZkStore(session, path)`'s (zk/store.py); for named elections it hands out their
+stores and does the two calls on the elections' root (zk/elections.py).
 
 It satisfies the lease's `SessionFacts` (engine/lease.py), so one `Lease(session)` serves every
 engine on the session; and because every election and candidate of the process lives in this
@@ -23,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
@@ -39,6 +40,9 @@ from kazoo.retry import KazooRetry, RetryFailedError
 
 from electd.engine.store import ConnState, CoordinatorUnavailable, SessionLost, StateListener
 from electd.zk.handshake import Handshakes
+
+if TYPE_CHECKING:
+    from electd.zk.elections import ElectionZkStore
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -82,6 +86,7 @@ class ZkSession:
         self.handshakes = Handshakes(self.client, session_timeout)
         self._leftover_lock = threading.Lock()
         self._leftovers: set[tuple[str, ...]] = set()  # deletes still to send, path groups
+        self._listeners: dict[StateListener, list[Callable[[str], bool]]] = {}  # with the lock
         self.client.add_listener(self._resend_leftovers)
         self._started = False
         self._closed = False
@@ -146,7 +151,34 @@ class ZkSession:
             listener(_STATES[state])
             return False  # keep listening
 
+        with self._leftover_lock:
+            self._listeners.setdefault(listener, []).append(on_state)
         self.client.add_listener(on_state)
+
+    def remove_state_listener(self, listener: StateListener) -> None:
+        """Stop calling `listener` (a store of a candidate that went: kazoo would keep it)."""
+        with self._leftover_lock:
+            wrappers = self._listeners.pop(listener, [])
+        for on_state in wrappers:
+            self.client.remove_listener(on_state)
+
+    # ----- named elections (zk/elections.py) ----------------------------------------------
+
+    def election_store(self, path: str) -> ElectionZkStore:
+        """The store of the named election at `path` on this session (creates nothing)."""
+        from electd.zk.elections import ElectionZkStore
+
+        return ElectionZkStore(self, path)
+
+    def list_elections(self, root: str) -> list[tuple[str, int]]:
+        from electd.zk.elections import list_elections
+
+        return list_elections(self, root)
+
+    def delete_entry(self, path: str, name: str) -> bool:
+        from electd.zk.elections import delete_entry
+
+        return delete_entry(self, path, name)
 
     def sync(self, path: str | None = None) -> None:
         """A round trip through ZooKeeper's quorum leader (see engine/store.py's `sync`)."""

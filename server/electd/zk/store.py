@@ -102,7 +102,13 @@ class ZkStore:
             left, self._mine = sorted(self._mine), set()
         for name in left:
             companion = paths.join(self._path, paths.companion_name(name))
-            self.session.leave_behind((paths.join(self._path, name), companion))
+            extra = tuple(paths.join(self._path, n) for n in self._with_entry(name))
+            self.session.leave_behind((paths.join(self._path, name), *extra, companion))
+
+    def _with_entry(self, name: str) -> list[str]:
+        """Other znodes of ours that go with the entry `name` (besides its companion, which
+        goes last): none here; a candidate's value znode (zk/elections.py)."""
+        return []
 
     # ----- Store: the session's facts ---------------------------------------------------------
 
@@ -275,8 +281,11 @@ class ZkStore:
         from the transaction's callback. The result is that of the last request sent."""
         entry = paths.join(self._path, name)
         companion = paths.join(self._path, paths.companion_name(name))
+        extra = [paths.join(self._path, n) for n in self._with_entry(name)]
         tx = self._client.transaction()
         tx.delete(entry)
+        for path in extra:
+            tx.delete(path)
         tx.delete(companion)
         result = self._client.handler.async_result()
 
@@ -289,7 +298,8 @@ class ZkStore:
             if all(r is True for r in results):
                 result.set(True)
                 return
-            self._client.delete_async(entry)
+            for path in (entry, *extra):
+                self._client.delete_async(path)
             self._client.delete_async(companion).rawlink(
                 lambda last: result.set(self._settled(last))
             )
@@ -329,8 +339,8 @@ class ZkStore:
                 out.append(entry)
             elif (marked := paths.companion_of(name)) is not None:
                 alive.append(Entry(*marked))
-            else:
-                self._warn_foreign(name)
+            elif paths.value_of(name) is None and not paths.is_member(name):
+                self._warn_foreign(name)  # a candidate's value or member znode is ours
         out.sort(key=lambda e: e.sequence)
         return out, alive
 
