@@ -1,6 +1,11 @@
 """One electd node process: wires ZooKeeper -> election engine -> gRPC, handles signals, and
-shuts down gracefully (leave the election first so the successor takes over at once, then end
-the streams, then stop the server with a grace period).
+shuts down gracefully (the candidates of named elections leave first, C3; then the node leaves
+its own election so the successor takes over at once; then the streams end and the server
+stops with a grace period).
+
+One ZooKeeper session (`ZkSession`) and one `Lease` serve the node's own election (its engine
+on `ZkStore(session, election path)`) and the registry of named elections (`Elections`: the
+candidates' entries and the observers), so one close of the session ends them all.
 
 Runs under the supervisor (electd/supervisor), which runs the leader command: the node tells it
 over the pipe what it leads, its lease deadline after every renewal and its session; on
@@ -18,13 +23,15 @@ from typing import Any
 
 from electd import __version__
 from electd.config import ConfigError, NodeConfig
-from electd.engine import CoordinatorUnavailable, ElectionEngine, NodeRecord
+from electd.elections import Elections
+from electd.engine import CoordinatorUnavailable, ElectionEngine, Lease, NodeRecord
+from electd.engine.clock import now as lease_clock
 from electd.ops.http import HttpBindError, OpsServer
 from electd.ops.metrics import Metrics
 from electd.ops.status import CommandStatus, NodeStatus
 from electd.rpc.frontend import BindError, Frontend
 from electd.supervisor.link import SupervisorLink
-from electd.zk import ZkStore
+from electd.zk import ZkSession, ZkStore
 from electd.zk.security import client_options as zk_client_options
 
 logger = logging.getLogger(__name__)
@@ -49,15 +56,34 @@ async def run_node(cfg: NodeConfig, has_command: bool = False) -> None:
     node_id = cfg.resolved_node_id(port)
     record = NodeRecord(node_id, str(advertise), cfg.labels, __version__)
 
-    store = ZkStore.standalone(
+    session = ZkSession(
         cfg.zk.hosts,
-        cfg.zk_path,
         cfg.session_timeout,
         cfg.connect_timeout,
         client_options=zk_client_options(cfg),
+        sync_path=cfg.zk_path,
     )
-    rpc.attach(node_id, lambda: engine.members(), cfg.max_streams, lambda: engine.view())
-    engine = ElectionEngine(store, record, rpc.publish, cluster_id=cfg.cluster_id)
+    # The node's store starts the session and closes it with itself (after the registry).
+    store = ZkStore(session, cfg.zk_path, owns_session=True)
+    lease = Lease(session)
+    elections = Elections(
+        session,
+        lease,
+        cfg.elections_zk_root,
+        node_id,
+        __version__,
+        cfg.effective_candidate_lease(),
+        cfg.max_candidates,
+    )
+    rpc.attach(
+        node_id,
+        lambda: engine.members(),
+        cfg.max_streams,
+        lambda: engine.view(),
+        elections=elections,
+        candidate_timeout=cfg.candidate_timeout,
+    )
+    engine = ElectionEngine(store, record, rpc.publish, lease=lease, cluster_id=cfg.cluster_id)
     link = SupervisorLink.from_env()
     if has_command and link is None:
         raise StartupError(
@@ -79,11 +105,15 @@ async def run_node(cfg: NodeConfig, has_command: bool = False) -> None:
 
         engine.lease().add_listener(renewed)
         rpc.on_leading_change(leading)
+        # ---- C4: the supervisor's copy of the latest lease granted to a remote candidate ----
+        # (sent by the registry before the candidate hears of the grant; the supervisor closes
+        # a crashed node's session only once it has run out).
+        elections.add_grant_listener(link.grants)
     has_command = has_command and link is not None
     ops = None
     if cfg.http_listen is not None:
         status = _node_status(node_id, engine, rpc, link if has_command else None)
-        metrics = Metrics(status)
+        metrics = Metrics(status, rpc.campaign_counters)
         metrics_sink.metrics = metrics
         ops = OpsServer(status, metrics)
         try:
@@ -93,23 +123,58 @@ async def run_node(cfg: NodeConfig, has_command: bool = False) -> None:
 
     stop = asyncio.Event()
     left = asyncio.Event()
+    elections_started = False
+    leaving: asyncio.Task[None] | None = None
 
     def leave() -> None:
         def done() -> None:
-            loop.call_soon_threadsafe(left.set)
+            rpc.hub.cross(left.set)
 
         engine.leave(done)
 
+    async def close_elections() -> None:
+        """Every candidate gets Lost(SHUTDOWN) and leaves (C3: a leader's entry once it
+        acknowledged or its last grant ran out), the observers stop. Whatever the registry
+        managed, no candidate's entry may go with the session (closed after this) before the
+        last lease granted has run out."""
+        if not elections_started:
+            return
+        limit = cfg.effective_candidate_lease() + 2 * cfg.session_timeout
+        try:
+            await asyncio.wait_for(
+                loop.run_in_executor(None, elections.close, limit), limit + cfg.session_timeout
+            )
+        except TimeoutError:
+            logger.warning(
+                "node=%s candidates did not all leave within %.1fs; going on", node_id, limit
+            )
+        except Exception:
+            logger.exception("node=%s bug: closing the named elections failed", node_id)
+        while (wait := elections.granted_until() - lease_clock()) > 0:
+            await asyncio.sleep(wait)
+
+    async def candidates_then_leave() -> None:
+        try:
+            await close_elections()
+        finally:
+            leave()
+
+    def begin_leaving() -> asyncio.Task[None]:
+        nonlocal leaving
+        if leaving is None:
+            leaving = loop.create_task(candidates_then_leave())
+        return leaving
+
     def on_signal(sig: signal.Signals) -> None:
         """Runs on the loop at once: stop vouching and (with no leader command whose work must
-        end first) leave the election right here; the successor's failover time starts at
-        this signal."""
+        end first) start leaving: the candidates of named elections first, then the node's
+        own election; the successor's failover time starts at this signal."""
         if stop.is_set():
             return
         stop.set()
         rpc.retire()
         if not has_command:
-            leave()
+            begin_leaving()
         logger.info("node=%s shutting down (%s)", node_id, sig.name)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -141,6 +206,8 @@ async def run_node(cfg: NodeConfig, has_command: bool = False) -> None:
             raise StartupError(str(exc)) from None
         if link is not None:
             link.session(store.session_credentials())
+        await loop.run_in_executor(None, elections.start)
+        elections_started = True
         engine.start()
         if link is not None:
             link.ready(node_id, str(advertise))
@@ -150,18 +217,19 @@ async def run_node(cfg: NodeConfig, has_command: bool = False) -> None:
         gc.freeze()
         await stop.wait()
         # Order matters: stop vouching (the successor may lead the moment our znode goes), stop
-        # the leader's work, leave the election as early as possible (the successor's failover
-        # time starts here), and only then the rest of the shutdown. Without a leader command
-        # `on_signal` has done the first and the third already.
+        # the leader's work, let the candidates go (C3), leave the election as early as
+        # possible (the successor's failover time starts here), and only then the rest of the
+        # shutdown. Without a leader command `on_signal` has started all but the second.
         rpc.retire()
         if has_command and link is not None:
             await link.stop_command(cfg.shutdown_grace + 2.0)
-            leave()
+        await begin_leaving()
         # Idle until ZooKeeper has the delete: the loop thread's own shutdown work would
         # otherwise hold the GIL while kazoo's thread waits to send it.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(left.wait(), cfg.session_timeout)
         await loop.run_in_executor(None, engine.stop)
+        await loop.run_in_executor(None, session.close)  # closed with the store; in any case
         await rpc.drain()
     finally:
         rpc.end_streams()

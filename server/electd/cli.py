@@ -104,6 +104,29 @@ _ABOUT = {
     "leader": ("print the current leader", None),
     "nodes": ("list the members in election order", None),
     "watch": ("stream leader changes until interrupted", None),
+    "campaign": (
+        "campaign in a named election as a candidate (and run a command while leading)",
+        "Enter the named ELECTION as candidate --id through the first node in --target that "
+        "answers (failing over to the next), and print one line per event: queued "
+        "(position, whom it waits for), leading (the fencing epoch), lost (the epoch and why), "
+        "stopped. The node holds the candidate's entry on its own ZooKeeper session and grants "
+        "leases to its pings; leadership ends locally, before the lease runs out, whatever "
+        "happens to the node or the network. With -- CMD, CMD runs only while this candidate "
+        "leads, with ELECTD_EPOCH, ELECTD_ELECTION and ELECTD_CANDIDATE_ID in its "
+        "environment: when the term ends (lost, or the lease deadline is 10 % of the lease, "
+        "at least 50 ms, away without a renewal) CMD's process group gets SIGTERM, and SIGKILL "
+        "just before the deadline. A term that is lost is campaigned for again (a higher "
+        "epoch) unless --stop-on-loss. SIGTERM/SIGINT end CMD, resign, and exit 0.",
+    ),
+    "resign": (
+        "end the current term of a named election (an operator's resign)",
+        "End the current term of the named ELECTION, whose leader has the fencing epoch EPOCH "
+        "(as `electd leader --election ELECTION` prints it): its entry is deleted, its "
+        "candidate is told (lost, reason deleted) and campaigns again at the back of the "
+        "queue; the next candidate leads once the old one stopped or its lease ran out. "
+        "Prints the leader whose term was ended. Asks the first node in --target that answers.",
+    ),
+    "elections": ("list the named elections and their numbers of candidates", None),
     "identity": (
         "show or write the cluster identity of an election path",
         "Print the cluster identity the election path carries (its id, epoch base, and the "
@@ -145,6 +168,20 @@ _EXAMPLES = {
     "  128+S CMD was killed by signal S (not by electd)\n"
     "  1     runtime failure: no ZooKeeper within --connect-timeout, port in use\n"
     "  2     bad usage or configuration (also: CMD not found)",
+    "campaign": "examples:\n"
+    "  electd campaign scheduler --id host-1 --target n1:7000 --target n2:7000\n"
+    "      campaign and print the events; Ctrl-C resigns\n"
+    "  electd campaign backup --id host-1 --stop-on-loss -- ./backup.sh\n"
+    "      run ./backup.sh while leading (ELECTD_EPOCH is its fencing token); stop after a loss\n"
+    "  electd campaign web --id host-2 --value 10.0.0.2:8080 --json\n"
+    "      announce a value to watchers (electd leader --election web), JSON lines\n"
+    "\n"
+    "exit codes:\n"
+    "  0  stopped by SIGTERM/SIGINT (after resigning), after a loss with --stop-on-loss, or CMD\n"
+    "     exited 0 on its own\n"
+    "  N  CMD exited on its own with code N (128+S: killed by signal S); the candidate resigned\n"
+    "  1  no node answered, or the campaign was refused (e.g. ALREADY_EXISTS)\n"
+    "  2  bad usage (also: CMD not found)",
     "identity": "examples:\n"
     "  electd identity --zk zk1:2181,zk2:2181,zk3:2181\n"
     '      print the identity: {"cluster":"3f2a...","epoch_base":0,"previous":""}\n'
@@ -184,6 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
             else argparse.HelpFormatter,
         )
         add_arguments(cmd, *classes)
+        if name in ("campaign", "resign"):
+            cmd.add_argument("election", metavar="ELECTION", help="the named election")
+        if name == "resign":
+            cmd.add_argument("epoch", metavar="EPOCH", help="the current leader's fencing epoch")
+        if name == "campaign":
+            # `-- CMD [ARGS...]` is split off by main() before parsing, so that the flags may
+            # come before or after ELECTION.
+            cmd.usage = "electd campaign ELECTION --id ID [options] [-- CMD [ARGS...]]"
+            cmd.set_defaults(cmd=[])
         if name == "run":
             cmd.add_argument(
                 "cmd",
@@ -289,7 +335,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     with ElectionClient(cfg.target, call_timeout=cfg.timeout, **cfg.tls_options()) as client:
         try:
             if args.command == "leader":
-                leader = client.get_leader().leader
+                leader = client.get_leader(cfg.election).leader
                 if cfg.json:
                     print(_leader_json(leader))
                 else:
@@ -298,7 +344,7 @@ def cmd_query(args: argparse.Namespace) -> int:
                         f"(epoch {leader.epoch}, znode {leader.node.znode})"
                     )
             elif args.command == "nodes":
-                nodes = client.list_nodes(cfg.selector).nodes
+                nodes = client.list_nodes(cfg.selector, cfg.election).nodes
                 for n in nodes:
                     if cfg.json:
                         print(
@@ -314,11 +360,176 @@ def cmd_query(args: argparse.Namespace) -> int:
                         )
                 if not cfg.json:
                     _print_nodes(nodes)
+            elif args.command == "resign":
+                election, epoch = _election_arg(args.election), _epoch_arg(args.epoch)
+                leader = client.resign(election, epoch).leader
+                if cfg.json:
+                    print(_leader_json(leader))
+                else:
+                    print(f"resigned {leader.node.id} (epoch {leader.epoch}) in {election}")
+            elif args.command == "elections":
+                found = client.list_elections().elections
+                for e in found:
+                    if cfg.json:
+                        print(_dumps({"name": e.name, "candidates": e.candidates}))
+                if not cfg.json:
+                    width = max([len("ELECTION")] + [len(e.name) for e in found])
+                    print(f"{'ELECTION'.ljust(width)}  CANDIDATES")
+                    for e in found:
+                        print(f"{e.name.ljust(width)}  {e.candidates}")
             else:
-                return _watch(client, cfg.json)
+                return _watch(client, cfg.json, cfg.election)
         except ElectdError as exc:
             _fail(str(exc), 1)
     return 0
+
+
+def _election_arg(text: str) -> str:
+    from electd.config import ConfigError
+    from electd.config.commands import parse_election
+
+    try:
+        name = parse_election(text, "ELECTION")
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    if not name:
+        _fail("ELECTION: give the name of a named election", 2)
+    return name
+
+
+def _epoch_arg(text: str) -> int:
+    if not text.strip().isdigit() or int(text) <= 0:
+        _fail(f"EPOCH: {text!r} is not a positive whole number (the leader's fencing epoch)", 2)
+    return int(text)
+
+
+def cmd_campaign(args: argparse.Namespace) -> int:
+    """`electd campaign ELECTION --id ID [-- CMD...]`: the Python campaign helper with one
+    line per event, running CMD (if given) while leading."""
+    from electd.client import ElectdError, ElectionClient
+    from electd.config import COMMANDS
+
+    cfg: Any = _load(COMMANDS["campaign"][0], args)
+    election = _election_arg(args.election)
+    command = _campaign_command(args)
+    try:
+        client = ElectionClient(cfg.target, call_timeout=cfg.timeout, **cfg.tls_options())
+    except ElectdError as exc:
+        _fail(str(exc), 2)
+
+    def on_event(event: Any) -> None:
+        _print_campaign_event(event, cfg.json)
+
+    work = _command_work(command, election, cfg.candidate_id) if command else None
+    with client:
+        try:
+            running = client.campaign(
+                election,
+                cfg.candidate_id,
+                work,
+                value=cfg.value.encode(),
+                labels=cfg.labels,
+                priority=cfg.priority,
+                never_lead=cfg.never_lead,
+                on_loss="stop" if cfg.stop_on_loss else "recampaign",
+                on_event=on_event,
+            )
+        except ElectdError as exc:
+            _fail(str(exc), 2)
+
+        def on_signal(signum: int, frame: Any) -> None:
+            running.resign(wait=False)  # non-blocking: safe in a signal handler
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        while not running.wait(0.5):
+            pass
+        try:
+            value = running.result()
+        except ElectdError as exc:
+            _fail(str(exc), 1)
+    return value if isinstance(value, int) else 0
+
+
+KILL_SLACK = 0.02
+"""CMD gets SIGKILL this long before the lease deadline if SIGTERM did not end it."""
+
+
+def _command_work(command: list[str], election: str, candidate_id: str) -> Any:
+    """The campaign's work for `electd campaign ... -- CMD`: CMD in a session (process group)
+    of its own while the term lasts. When the term ends, the group gets SIGTERM, and SIGKILL
+    KILL_SLACK before the deadline; the work returns once CMD is gone. CMD exiting on its own
+    ends the campaign (resign) with its exit code (128+S when killed by signal S)."""
+    import contextlib
+    import subprocess
+
+    def kill(proc: subprocess.Popen[bytes], sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):  # the group is gone already
+            os.killpg(proc.pid, sig)
+
+    def work(term: Any) -> int | None:
+        env = {
+            **os.environ,
+            "ELECTD_EPOCH": str(term.epoch),
+            "ELECTD_ELECTION": election,
+            "ELECTD_CANDIDATE_ID": candidate_id,
+        }
+        proc = subprocess.Popen(command, env=env, start_new_session=True)
+        try:
+            while proc.poll() is None and not term.cancelled.is_set():
+                term.cancelled.wait(0.05)
+            code = proc.poll()
+            if code is not None and not term.cancelled.is_set():
+                return code if code >= 0 else 128 - code  # on its own: the campaign ends
+            kill(proc, signal.SIGTERM)
+            while proc.poll() is None and time.monotonic() < term.deadline - KILL_SLACK:
+                time.sleep(0.01)
+            return None
+        finally:
+            if proc.poll() is None:
+                kill(proc, signal.SIGKILL)
+                proc.wait()
+
+    return work
+
+
+def _campaign_command(args: argparse.Namespace) -> list[str]:
+    import shutil
+
+    words = list(args.cmd or [])
+    if words and shutil.which(words[0]) is None:
+        _fail(f"electd campaign: command not found or not executable: {words[0]!r}", 2)
+    return words
+
+
+def _print_campaign_event(event: Any, as_json: bool) -> None:
+    """One line per event on stdout (failovers and refusals on stderr for people)."""
+    kind = event.kind
+    doc: dict[str, Any]
+    if kind == "queued":
+        doc = {"position": event.position, "waiting_for": event.waiting_for}
+        if event.never_lead:
+            doc["never_lead"] = True
+    elif kind == "leading":
+        doc = {"epoch": event.epoch, "address": event.address}
+    elif kind == "lost":
+        doc = {"epoch": event.epoch, "reason": event.reason, "detail": event.detail}
+    elif kind == "stopped":
+        doc = {"reason": event.reason}
+    elif kind in ("failover", "refused"):
+        doc = {"address": event.address, "reason": event.reason, "detail": event.detail}
+        if not as_json:
+            detail = f" ({event.detail})" if event.detail else ""
+            print(f"({kind} {event.address}: {event.reason}{detail})", file=sys.stderr, flush=True)
+            return
+    else:
+        doc = {}
+    if as_json:
+        print(_dumps({"event": kind, **doc}), flush=True)
+    else:
+        words = " ".join(f"{k}={v}" for k, v in doc.items() if v != "" and k != "detail")
+        detail = f" ({doc['detail']})" if doc.get("detail") else ""
+        print(f"{kind} {words}".rstrip() + detail, flush=True)
 
 
 def _print_nodes(nodes: Sequence[Any]) -> None:
@@ -341,8 +552,8 @@ def _print_nodes(nodes: Sequence[Any]) -> None:
     print("(* = leader; WATCHES = sequence of the predecessor znode it watches)")
 
 
-def _watch(client: Any, as_json: bool) -> int:
-    watch = client.watch_leader()
+def _watch(client: Any, as_json: bool, election: str = "") -> int:
+    watch = client.watch_leader(election=election)
     stopped = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -428,7 +639,13 @@ def _identity_doc(ident: Any) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    words: list[str] = []
+    if argv[:1] == ["campaign"] and "--" in argv:
+        cut = argv.index("--")
+        argv, words = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
+    if args.command == "campaign":
+        args.cmd = words
     if args.command in ("serve", "run"):
         return cmd_serve(args, argv)
     if args.command == "dev":
@@ -437,6 +654,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_identity(args)
     if args.command == "top":
         return cmd_top(args)
+    if args.command == "campaign":
+        return cmd_campaign(args)
     return cmd_query(args)
 
 

@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import threading
-from pathlib import Path
 
 import pytest
 
 from electd.devcluster.cluster import wait_until
 from tests.conftest import NodeFactory
 from tests.e2e.helpers import wait_joined
+from tests.e2e.programs import LANGUAGES, ROOT, ExampleProgram, watch
 
-ROOT = Path(__file__).resolve().parents[2]
-LANGUAGES = ["python", "go", "rust", "java", "node"]
+
+def ids(w: ExampleProgram) -> list[str]:
+    return [doc["id"] for doc in w.lines]
 
 
 def run(lang: str, *args: str, timeout: float = 60) -> list[dict]:
@@ -31,34 +31,6 @@ def run(lang: str, *args: str, timeout: float = 60) -> list[dict]:
     )
     assert proc.returncode == 0, f"{lang} {args}: exit {proc.returncode}\n{proc.stderr}"
     return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-
-
-class WatchProcess:
-    def __init__(self, lang: str, addresses: list[str]) -> None:
-        self.lang = lang
-        self.lines: list[dict] = []
-        self.proc = subprocess.Popen(
-            [str(ROOT / "clients" / lang / "run"), "--json", "watch", *addresses],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.strip():
-                self.lines.append(json.loads(line))
-
-    def ids(self) -> list[str]:
-        return [doc["id"] for doc in self.lines]
-
-    def stop(self) -> tuple[int, str]:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(20)
-        assert self.proc.stderr is not None
-        return code, self.proc.stderr.read()
 
 
 @pytest.mark.timeout(300)
@@ -84,15 +56,15 @@ def test_every_client_agrees_through_failover(nodes: NodeFactory) -> None:
     for lang, out in listed.items():
         assert out == reference, f"{lang} disagrees:\n{out}\n{reference}"
 
-    watchers = [WatchProcess(lang, addresses) for lang in LANGUAGES]
+    watchers = [watch(lang, *addresses) for lang in LANGUAGES]
     try:
-        wait_until(lambda: all(w.ids() == ["n1"] for w in watchers), 60, "every watch reports n1")
+        wait_until(lambda: all(ids(w) == ["n1"] for w in watchers), 60, "every watch reports n1")
         n1.signal(signal.SIGTERM)
-        wait_until(lambda: all(w.ids() == ["n1", "n2"] for w in watchers), 30, "every watch: n2")
+        wait_until(lambda: all(ids(w) == ["n1", "n2"] for w in watchers), 30, "every watch: n2")
         assert n1.wait(15) == 0
         n2.kill()
         wait_until(
-            lambda: all(w.ids() == ["n1", "n2", "n3"] for w in watchers), 30, "every watch: n3"
+            lambda: all(ids(w) == ["n1", "n2", "n3"] for w in watchers), 30, "every watch: n3"
         )
     finally:
         results = {w.lang: w.stop() for w in watchers}

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +26,8 @@ from electd.client import probe
 from electd.devcluster.certs import CertificateAuthority, Issued
 from electd.devcluster.cluster import NodeProcess, wait_until
 from tests.conftest import NodeFactory
+from tests.e2e.programs import ROOT, watch
 
-ROOT = Path(__file__).resolve().parents[2]
 LANGUAGES = ["python", "go", "node", "java", "rust"]
 
 READER = "spiffe://electd.test/reader"
@@ -124,33 +122,6 @@ def assert_permission_denied(lang: str, what: str, proc: subprocess.CompletedPro
     assert "nodeanswered" not in squashed(proc.stderr), f"{lang} {what}: {proc.stderr}"
 
 
-class WatchProcess:
-    """`run --json watch` with its JSON lines collected by a thread."""
-
-    def __init__(self, lang: str, *args: str) -> None:
-        self.lines: list[dict[str, Any]] = []
-        self.proc = subprocess.Popen(
-            [str(ROOT / "clients" / lang / "run"), "--json", "watch", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.strip():
-                self.lines.append(json.loads(line))
-
-    def stop(self) -> tuple[int, str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(30)
-        assert self.proc.stderr is not None
-        return code, self.proc.stderr.read()
-
-
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_example_program_over_mutual_tls(lang: str, nodes: NodeFactory, pki: Pki) -> None:
@@ -170,14 +141,14 @@ def test_example_program_over_mutual_tls(lang: str, nodes: NodeFactory, pki: Pki
     assert named.returncode == 0, f"{lang} leader --tls-server-name: {named.stderr}"
     assert lines(named.stdout) == leader, named.stdout
 
-    watch = WatchProcess(lang, *tls_flags(ca, pki.reader), n1.address)
+    watcher = watch(lang, *tls_flags(ca, pki.reader), n1.address)
     try:
         wait_until(
-            lambda: watch.lines or watch.proc.poll() is not None, 120, f"{lang} watch reports"
+            lambda: watcher.lines or watcher.proc.poll() is not None, 120, f"{lang} watch reports"
         )
     finally:
-        code, err = watch.stop()
-    assert watch.lines[:1] == leader, f"{lang} watch: {watch.lines}\n{err}"
+        code, err = watcher.stop()
+    assert watcher.lines[:1] == leader, f"{lang} watch: {watcher.lines}\n{err}"
     assert code == 0, f"{lang} watch exited {code}: {err}"
 
     # Trusting another CA: the handshake fails, no node answered (UNAVAILABLE).

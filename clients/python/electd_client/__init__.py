@@ -16,11 +16,22 @@ Blocking (thread-safe; `LeaderWatch.cancel()` from any thread or a signal handle
         for leader in client.watch_leader():         # one per change of leader, epochs increasing
             ...
 
+Campaigning in a named election (run work only while leader; see ElectionClient.campaign):
+
+    def work(term):                                  # in a thread of its own, while leading
+        while not term.cancelled.wait(1.0):          # must return soon after it is set
+            write_to_store(fencing_epoch=term.epoch)
+    campaign = client.campaign("scheduler", "host-1", work)
+    ...
+    campaign.resign()                                # stop the work, step down, end
+
 asyncio: `electd_client.aio.ElectionClient`, the same API with `await` and `async for`.
 """
 
 from __future__ import annotations
 
+from electd_client._campaign import CampaignEvent
+from electd_client._campaign_sync import Campaign, CampaignHook, Term
 from electd_client._common import (
     CALL_TIMEOUT,
     CONNECT_TIMEOUT,
@@ -47,10 +58,14 @@ __all__ = [
     "KEEPALIVE_TIME",
     "KEEPALIVE_TIMEOUT",
     "Backoff",
+    "Campaign",
+    "CampaignEvent",
+    "CampaignHook",
     "ElectdError",
     "ElectionClient",
     "FailoverHook",
     "LeaderWatch",
+    "Term",
     "channel_options",
     "pb",
     "probe",

@@ -290,10 +290,12 @@ class WatchState:
         start: int,
         after_epoch: int,
         on_failover: FailoverHook | None,
+        election: str = "",
     ) -> None:
         if isinstance(after_epoch, bool) or not isinstance(after_epoch, int) or after_epoch < 0:
             raise ElectdError(f"after_epoch: want an epoch >= 0, got {after_epoch!r}")
         self.addresses = list(addresses)
+        self.election = election
         self.index = start % len(self.addresses)
         self.last_epoch = after_epoch
         self.on_failover = on_failover
@@ -311,14 +313,22 @@ class WatchState:
         # what is older, and still sends its current leader as the first message at once even
         # when that is the one already reported (which accept() drops), so the first-message
         # deadline tells a mute node from a quiet cluster.
-        return pb.WatchLeaderRequest(min_epoch=self.last_epoch)
+        return pb.WatchLeaderRequest(min_epoch=self.last_epoch, election=self.election)
 
-    def accept(self, msg: pb.WatchLeaderResponse) -> pb.Leader | None:
-        """An elected leader from the current node: the leader to report, if it is a new
-        one (never one with an epoch at or below the last reported)."""
+    def heard(self) -> None:
+        """The current node answered: the failures in a row and the backoff start again."""
         self.answered = True
         self.failures.clear()
         self.backoff.reset()
+
+    def accept(self, msg: pb.WatchLeaderResponse) -> pb.Leader | None:
+        """An elected leader (or a vacant named election) from the current node: the leader
+        to report, if it is a new one (never one with an epoch at or below the last
+        reported); None for a vacancy, which is an answer (no failover) with nobody to
+        report."""
+        self.heard()
+        if msg.state == pb.LEADER_STATE_VACANT:
+            return None
         if msg.leader.epoch > self.last_epoch:
             self.last_epoch = msg.leader.epoch
             return msg.leader
@@ -345,8 +355,11 @@ class WatchState:
 
 
 def vouch_failure(address: str, msg: pb.WatchLeaderResponse) -> Failure | None:
-    """None when the message names an elected leader, else why this node cannot vouch."""
+    """None when the message names an elected leader or vouches that a named election has
+    none (LEADER_STATE_VACANT: not a reason to fail over), else why this node cannot vouch."""
     if msg.state == pb.LEADER_STATE_ELECTED and msg.HasField("leader"):
+        return None
+    if msg.state == pb.LEADER_STATE_VACANT:
         return None
     state = pb.LeaderState.Name(msg.state) if msg.state in pb.LeaderState.values() else "?"
     return Failure(

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from electd_client._campaign import PING_INTERVAL, Spec
+from electd_client._campaign_sync import Campaign, CampaignHook, Term
 from electd_client._common import (
     CALL_TIMEOUT,
     CONNECT_TIMEOUT,
@@ -133,6 +135,7 @@ class ElectionClient:
         self._lock = threading.Lock()
         self._links: dict[str, _Link] = {}
         self._watches: weakref.WeakSet[LeaderWatch] = weakref.WeakSet()
+        self._campaigns: weakref.WeakSet[Campaign] = weakref.WeakSet()
         self._closed = False
 
     def close(self) -> None:
@@ -140,10 +143,13 @@ class ElectionClient:
             self._closed = True
             links, self._links = list(self._links.values()), {}
             watches = list(self._watches)
+            campaigns = list(self._campaigns)
             for link in links:
                 link.dropped = True
         for watch in watches:
             watch.cancel()
+        for campaign in campaigns:
+            campaign.cancel()
         for link in links:
             link.channel.close()
 
@@ -153,31 +159,111 @@ class ElectionClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def get_leader(self) -> pb.GetLeaderResponse:
-        """The current leader (`.leader`) as the first node that answers sees it."""
+    def get_leader(self, election: str = "") -> pb.GetLeaderResponse:
+        """The current leader (`.leader`) as the first node that answers sees it; of the
+        named `election` if given (NOT_FOUND when it has no leader), else of the nodes."""
+        request = pb.GetLeaderRequest(election=election)
         response: pb.GetLeaderResponse = self._unary(
-            lambda stub: stub.GetLeader(
-                pb.GetLeaderRequest(), timeout=self.call_timeout, wait_for_ready=False
-            )
+            lambda stub: stub.GetLeader(request, timeout=self.call_timeout, wait_for_ready=False)
         )
         return response
 
-    def list_nodes(self, label_selector: Mapping[str, str] | None = None) -> pb.ListNodesResponse:
-        """The members (`.nodes`) in election order, optionally only those with these labels."""
-        request = pb.ListNodesRequest(label_selector=dict(label_selector or {}))
+    def list_nodes(
+        self, label_selector: Mapping[str, str] | None = None, election: str = ""
+    ) -> pb.ListNodesResponse:
+        """The members (`.nodes`) in election order, optionally only those with these labels;
+        of the named `election` if given (its candidates), else the nodes."""
+        request = pb.ListNodesRequest(label_selector=dict(label_selector or {}), election=election)
         response: pb.ListNodesResponse = self._unary(
             lambda stub: stub.ListNodes(request, timeout=self.call_timeout, wait_for_ready=False)
         )
         return response
 
+    def resign(self, election: str, epoch: int) -> pb.ResignResponse:
+        """End the current term of the named `election` on an operator's behalf: `epoch` must
+        be its leader's (FAILED_PRECONDITION names the current one; NOT_FOUND: no leader).
+        The response names the leader whose term was ended."""
+        request = pb.ResignRequest(election=election, epoch=epoch)
+        response: pb.ResignResponse = self._unary(
+            lambda stub: stub.Resign(request, timeout=self.call_timeout, wait_for_ready=False)
+        )
+        return response
+
+    def list_elections(self) -> pb.ListElectionsResponse:
+        """The named elections (`.elections`: name, candidates), sorted by name."""
+        request = pb.ListElectionsRequest()
+        response: pb.ListElectionsResponse = self._unary(
+            lambda stub: stub.ListElections(
+                request, timeout=self.call_timeout, wait_for_ready=False
+            )
+        )
+        return response
+
+    def campaign(
+        self,
+        election: str,
+        candidate_id: str,
+        work: Callable[[Term], Any] | None,
+        value: bytes = b"",
+        labels: Mapping[str, str] | None = None,
+        priority: int = 0,
+        never_lead: bool = False,
+        on_loss: str = "recampaign",
+        ping_interval: float = PING_INTERVAL,
+        on_event: CampaignHook | None = None,
+    ) -> Campaign:
+        """Campaign in the named `election` as `candidate_id` and run `work(term)` in a thread
+        of its own while leading (clients/README.md, the campaign helper); returns the running
+        Campaign at once.
+
+        The work gets a Term: `epoch` (the fencing token), `deadline` (time.monotonic()
+        seconds, extended while the node answers pings) and `cancelled`, a threading.Event set
+        when the term ends: on loss, when the deadline comes within the safety margin (10 % of
+        the lease, at least 50 ms) unextended, or on resign()/cancel(). Blocking work cannot be
+        interrupted: it must poll (or wait on) `term.cancelled` and return; the campaign
+        treats the term as over at the deadline whatever the work does. The work returning
+        on its own resigns and ends the campaign with its value; raising resigns and ends it
+        with that error. `work=None` holds leadership doing nothing (until lost, resigned,
+        cancelled).
+
+        `on_loss`: "recampaign" (default: stay queued, or reopen the stream, and lead again
+        with a higher epoch) or "stop" (end the campaign after a term was lost). `value`,
+        `labels`, `priority`, `never_lead` are CampaignStart's. Pings go every `ping_interval`
+        seconds (at most a third of the last lease apart). `on_event(CampaignEvent)` gets
+        queued / leading / lost / failover / refused / stopped for logs. The stream fails
+        over between the addresses as a watch does; a status other than the failover ones
+        (INVALID_ARGUMENT, ALREADY_EXISTS, PERMISSION_DENIED) ends the campaign with an
+        ElectdError, as does a first round in which no node answered."""
+        spec = Spec(
+            election,
+            candidate_id,
+            value,
+            dict(labels or {}),
+            priority,
+            never_lead,
+            on_loss,
+            ping_interval,
+            has_work=work is not None,
+        )
+        spec.check()
+        with self._lock:
+            if self._closed:
+                raise ElectdError("the client is closed")
+        campaign = Campaign(self, spec, work, on_event)
+        with self._lock:
+            self._campaigns.add(campaign)
+        return campaign
+
     def watch_leader(
-        self, after_epoch: int = 0, on_failover: FailoverHook | None = None
+        self, after_epoch: int = 0, on_failover: FailoverHook | None = None, election: str = ""
     ) -> LeaderWatch:
         """Leaders from now on, one per change, with strictly increasing epochs, each greater
         than `after_epoch` (the highest epoch the caller already handled; 0: from the current
         leader on). `on_failover(address, reason)` is called each time the watch leaves an
-        address. Iterate over the returned LeaderWatch; `cancel()` ends it."""
-        watch = LeaderWatch(self, after_epoch, on_failover)
+        address. Of the named `election` if given (a vacancy is reported by nobody, and is no
+        reason to fail over), else of the nodes. Iterate over the returned LeaderWatch;
+        `cancel()` ends it."""
+        watch = LeaderWatch(self, after_epoch, on_failover, election)
         with self._lock:
             if self._closed:
                 raise ElectdError("the client is closed")
@@ -225,7 +311,7 @@ class ElectionClient:
                     result = call(link.stub)
                 except grpc.RpcError as exc:
                     if exc.code() not in FAILOVER_CODES:
-                        answered = True
+                        answered = link.ready = True  # it answered: connected
                         raise ElectdError.from_rpc(address, exc) from None
                     failures.append(Failure.from_rpc(address, exc))
                     continue
@@ -255,10 +341,16 @@ class LeaderWatch:
     backoff or a pending connection; so does leaving a `with` block."""
 
     def __init__(
-        self, client: ElectionClient, after_epoch: int, on_failover: FailoverHook | None
+        self,
+        client: ElectionClient,
+        after_epoch: int,
+        on_failover: FailoverHook | None,
+        election: str = "",
     ) -> None:
         self._client = client
-        self._state = WatchState(client.addresses, client._current, after_epoch, on_failover)
+        self._state = WatchState(
+            client.addresses, client._current, after_epoch, on_failover, election
+        )
         # RLock-based: cancel() may run in a signal handler of a thread that holds it.
         self._cond = threading.Condition(threading.RLock())
         self._cancelled = False

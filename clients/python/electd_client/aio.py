@@ -17,11 +17,14 @@ another thread use `loop.call_soon_threadsafe(watch.cancel)`), or by `await watc
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import grpc
 
+from electd_client._campaign import PING_INTERVAL, CampaignEvent, Spec
+from electd_client._campaign_aio import Campaign, CampaignHook, Term
 from electd_client._common import (
     CALL_TIMEOUT,
     CONNECT_TIMEOUT,
@@ -45,7 +48,7 @@ from electd_client._common import (
 from electd_client.v1 import election_service_pb2 as pb
 from electd_client.v1 import election_service_pb2_grpc as pb_grpc
 
-__all__ = ["ElectdError", "ElectionClient", "LeaderWatch"]
+__all__ = ["Campaign", "CampaignEvent", "ElectdError", "ElectionClient", "LeaderWatch", "Term"]
 
 _R = TypeVar("_R")
 _T = TypeVar("_T")
@@ -117,6 +120,7 @@ class ElectionClient:
         self._current = 0
         self._links: dict[str, _Link] = {}
         self._watches: set[LeaderWatch] = set()
+        self._campaigns: weakref.WeakSet[Campaign] = weakref.WeakSet()
         self._closed = False
 
     async def close(self) -> None:
@@ -124,6 +128,8 @@ class ElectionClient:
         links, self._links = list(self._links.values()), {}
         for watch in list(self._watches):
             watch.cancel()
+        for campaign in list(self._campaigns):
+            campaign.cancel()
         for link in links:
             link.dropped = True
             await link.channel.close()
@@ -134,34 +140,90 @@ class ElectionClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def get_leader(self) -> pb.GetLeaderResponse:
-        """The current leader (`.leader`) as the first node that answers sees it."""
+    async def get_leader(self, election: str = "") -> pb.GetLeaderResponse:
+        """The current leader (`.leader`) as the first node that answers sees it; of the
+        named `election` if given (NOT_FOUND when it has no leader), else of the nodes."""
+        request = pb.GetLeaderRequest(election=election)
         response: pb.GetLeaderResponse = await self._unary(
-            lambda stub: stub.GetLeader(
-                pb.GetLeaderRequest(), timeout=self.call_timeout, wait_for_ready=False
-            )
+            lambda stub: stub.GetLeader(request, timeout=self.call_timeout, wait_for_ready=False)
         )
         return response
 
     async def list_nodes(
-        self, label_selector: Mapping[str, str] | None = None
+        self, label_selector: Mapping[str, str] | None = None, election: str = ""
     ) -> pb.ListNodesResponse:
-        """The members (`.nodes`) in election order, optionally only those with these labels."""
-        request = pb.ListNodesRequest(label_selector=dict(label_selector or {}))
+        """The members (`.nodes`) in election order, optionally only those with these labels;
+        of the named `election` if given, else the nodes."""
+        request = pb.ListNodesRequest(label_selector=dict(label_selector or {}), election=election)
         response: pb.ListNodesResponse = await self._unary(
             lambda stub: stub.ListNodes(request, timeout=self.call_timeout, wait_for_ready=False)
         )
         return response
 
+    async def resign(self, election: str, epoch: int) -> pb.ResignResponse:
+        """End the current term of the named `election` (the blocking client's resign)."""
+        request = pb.ResignRequest(election=election, epoch=epoch)
+        response: pb.ResignResponse = await self._unary(
+            lambda stub: stub.Resign(request, timeout=self.call_timeout, wait_for_ready=False)
+        )
+        return response
+
+    async def list_elections(self) -> pb.ListElectionsResponse:
+        """The named elections (`.elections`: name, candidates), sorted by name."""
+        request = pb.ListElectionsRequest()
+        response: pb.ListElectionsResponse = await self._unary(
+            lambda stub: stub.ListElections(
+                request, timeout=self.call_timeout, wait_for_ready=False
+            )
+        )
+        return response
+
+    def campaign(
+        self,
+        election: str,
+        candidate_id: str,
+        work: Callable[[Term], Awaitable[Any]] | None,
+        value: bytes = b"",
+        labels: Mapping[str, str] | None = None,
+        priority: int = 0,
+        never_lead: bool = False,
+        on_loss: str = "recampaign",
+        ping_interval: float = PING_INTERVAL,
+        on_event: CampaignHook | None = None,
+    ) -> Campaign:
+        """The blocking client's campaign for asyncio (call it from a coroutine): `await
+        work(term)` runs as a task while leading, and that task is cancelled when the term
+        ends (on loss, when the deadline comes within the safety margin unextended, on
+        resign()/cancel()), before the deadline; `term.cancelled` (an asyncio.Event) is set at
+        the same moment. Returns the running Campaign at once."""
+        spec = Spec(
+            election,
+            candidate_id,
+            value,
+            dict(labels or {}),
+            priority,
+            never_lead,
+            on_loss,
+            ping_interval,
+            has_work=work is not None,
+        )
+        spec.check()
+        if self._closed:
+            raise ElectdError("the client is closed")
+        campaign = Campaign(self, spec, work, on_event)
+        self._campaigns.add(campaign)
+        return campaign
+
     def watch_leader(
-        self, after_epoch: int = 0, on_failover: FailoverHook | None = None
+        self, after_epoch: int = 0, on_failover: FailoverHook | None = None, election: str = ""
     ) -> LeaderWatch:
         """Leaders from now on as an async iterator, one per change, epochs strictly
         increasing, each greater than `after_epoch`; `on_failover(address, reason)` is called
-        each time the watch leaves an address."""
+        each time the watch leaves an address. Of the named `election` if given, else of the
+        nodes."""
         if self._closed:
             raise ElectdError("the client is closed")
-        watch = LeaderWatch(self, after_epoch, on_failover)
+        watch = LeaderWatch(self, after_epoch, on_failover, election)
         self._watches.add(watch)
         return watch
 
@@ -234,10 +296,16 @@ class LeaderWatch:
     backoff or a pending connection); `aclose()` also waits for its connection to close."""
 
     def __init__(
-        self, client: ElectionClient, after_epoch: int, on_failover: FailoverHook | None
+        self,
+        client: ElectionClient,
+        after_epoch: int,
+        on_failover: FailoverHook | None,
+        election: str = "",
     ) -> None:
         self._client = client
-        self._state = WatchState(client.addresses, client._current, after_epoch, on_failover)
+        self._state = WatchState(
+            client.addresses, client._current, after_epoch, on_failover, election
+        )
         self._cancelled = False
         self._pending: asyncio.Future[Any] | None = None
         self._leaders: AsyncGenerator[pb.Leader, None] | None = None

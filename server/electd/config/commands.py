@@ -162,6 +162,43 @@ class NodeConfig(ServerSecurityConfig, ZkConfig):
         env=True,
         help="cap on concurrent WatchLeader streams (RESOURCE_EXHAUSTED beyond)",
     )
+    elections_root: str = setting(
+        "--elections-root",
+        parse=validate_path,
+        default="/elections",
+        metavar="PATH",
+        env=True,
+        help="persistent znode under which the named elections of Campaign live (one child "
+        "per election, under the chroot of --zk); created by the first candidate",
+    )
+    candidate_lease: float | None = setting(
+        "--candidate-lease",
+        parse=optional(seconds(0.001, 600)),
+        default="",
+        metavar="SECONDS",
+        env=True,
+        shown_default="min(2, 2T/3 - T/8) for session timeout T",
+        help="the longest lease a Campaign ping is granted (CampaignLeading.lease_ms): a "
+        "candidate that stops pinging stops leading within this; at most 2T/3 - T/8, so that "
+        "a heartbeat of the node's lease can keep it",
+    )
+    candidate_timeout: float = setting(
+        "--candidate-timeout",
+        parse=seconds(0.1, 3600),
+        default="5",
+        metavar="SECONDS",
+        env=True,
+        help="end a Campaign stream that sent no request for this long (its entry goes once "
+        "its last lease ran out)",
+    )
+    max_candidates: int = setting(
+        "--max-candidates",
+        parse=integer(1, 10_000_000),
+        default="10000",
+        metavar="N",
+        env=True,
+        help="cap on the candidates campaigning through this node (RESOURCE_EXHAUSTED beyond)",
+    )
     cluster_id: str = setting(
         "--cluster-id",
         parse=parse_cluster_id,
@@ -221,7 +258,36 @@ class NodeConfig(ServerSecurityConfig, ZkConfig):
     def effective_command_grace(self) -> float:
         return self.max_command_grace() if self.command_grace is None else self.command_grace
 
+    def max_candidate_lease(self) -> float:
+        """The longest grant a heartbeat can keep: a healthy node's lease, renewed every T/8,
+        has at least 2T/3 - T/8 left after each renewal (engine/lease.py)."""
+        return self.session_timeout * (2.0 / 3.0 - 1.0 / 8.0)
+
+    def effective_candidate_lease(self) -> float:
+        """--candidate-lease, else min(2 s, 2T/3 - T/8)."""
+        if self.candidate_lease is not None:
+            return self.candidate_lease
+        return min(2.0, self.max_candidate_lease())
+
+    @property
+    def elections_zk_root(self) -> str:
+        """The elections root as seen from ZooKeeper's root (chroot included)."""
+        return self.zk.chroot + self.elections_root
+
     def check(self) -> None:
+        lease_limit = self.max_candidate_lease()
+        if self.candidate_lease is not None and self.candidate_lease > lease_limit:
+            raise ConfigError(
+                f"--candidate-lease: {self.candidate_lease:g}s is longer than the node's lease "
+                f"can keep at --session-timeout {self.session_timeout:g}: at most "
+                f"{lease_limit:.3f}s (2T/3 - T/8); raise --session-timeout for longer grants"
+            )
+        root, node = self.elections_root, self.election_path
+        if root == node or root.startswith(node + "/") or node.startswith(root + "/"):
+            raise ConfigError(
+                f"--elections-root: {root!r} must be apart from --election-path {node!r} "
+                f"(neither the same znode nor one under the other)"
+            )
         limit = self.max_command_grace()
         if self.command_grace is not None and self.command_grace > limit:
             raise ConfigError(
@@ -379,6 +445,41 @@ class QueryConfig(ClientTlsConfig):
     )
 
 
+#: A named election (CampaignStart.election): 1-128 letters, digits, '.', '_' or '-',
+#: starting with a letter or digit.
+ELECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def parse_election(value: str, what: str) -> str:
+    """A named election's name, or "" (the nodes' own election) when empty."""
+    text = value.strip()
+    if text and not ELECTION_NAME.fullmatch(text):
+        raise ConfigError(
+            f"{what}: {value[:140]!r} must be 1-128 letters, digits, '.', '_' or '-', starting "
+            "with a letter or digit"
+        )
+    return text
+
+
+def _election_setting() -> str:
+    return setting(  # type: ignore[no-any-return]
+        "--election",
+        parse=parse_election,
+        default="",
+        metavar="NAME",
+        shown_default="the nodes' own election",
+        help="a named election (one that candidates enter with `electd campaign`, under the "
+        "nodes' --elections-root)",
+    )
+
+
+@dataclass(frozen=True)
+class LeaderConfig(QueryConfig):
+    """`electd leader` and `electd watch`."""
+
+    election: str = _election_setting()
+
+
 @dataclass(frozen=True)
 class NodesConfig(QueryConfig):
     """`electd nodes`."""
@@ -391,6 +492,67 @@ class NodesConfig(QueryConfig):
         repeatable=True,
         help="only nodes with this label; repeatable",
     )
+    election: str = _election_setting()
+
+
+@dataclass(frozen=True)
+class CampaignConfig(QueryConfig):
+    """`electd campaign ELECTION --id ID [-- CMD...]`: a candidate of a named election."""
+
+    candidate_id: str = setting(
+        "--id",
+        parse=parse_node_id,
+        default="",
+        metavar="ID",
+        env="ELECTD_CANDIDATE_ID",
+        help="the candidate's id (required; the rule of node ids), shown as Node.id",
+    )
+    value: str = setting(
+        "--value",
+        parse=lambda v, w: _bounded(v, w, 16 * 1024),
+        default="",
+        metavar="TEXT",
+        help="what the candidate says about itself (Node.value, at most 16 KiB of UTF-8)",
+    )
+    labels: Mapping[str, str] = setting(
+        "--label",
+        parse=parse_labels,
+        default=(),
+        metavar="KEY=VALUE",
+        repeatable=True,
+        help="label shown with the candidate (Node.labels); repeatable",
+    )
+    priority: int = setting(
+        "--priority",
+        parse=integer(-(2**31), 2**31 - 1),
+        default="0",
+        metavar="N",
+        help="a waiting candidate of higher priority preempts the leader",
+    )
+    never_lead: bool = setting(
+        "--never-lead",
+        parse=lambda v, w: bool(v),
+        default=False,
+        switch=True,
+        help="be a member only: listed, never leads, never holds anyone back",
+    )
+    stop_on_loss: bool = setting(
+        "--stop-on-loss",
+        parse=lambda v, w: bool(v),
+        default=False,
+        switch=True,
+        help="end after the first term is lost (default: campaign again, for a higher epoch)",
+    )
+
+    def check(self) -> None:
+        if not self.candidate_id:
+            raise ConfigError("--id: the candidate's id is required (electd campaign NAME --id ID)")
+
+
+def _bounded(value: str, what: str, limit: int) -> str:
+    if len(value.encode()) > limit:
+        raise ConfigError(f"{what}: {len(value.encode())} bytes is more than {limit}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -463,9 +625,12 @@ class DevConfig:
 COMMANDS: dict[str, tuple[type, ...]] = {
     "serve": (NodeConfig, LogConfig),
     "run": (RunConfig, LogConfig),
-    "leader": (QueryConfig,),
+    "leader": (LeaderConfig,),
     "nodes": (NodesConfig,),
-    "watch": (QueryConfig,),
+    "watch": (LeaderConfig,),
+    "campaign": (CampaignConfig,),
+    "resign": (QueryConfig,),
+    "elections": (QueryConfig,),
     "top": (TopConfig,),
     "dev": (DevConfig,),
     "identity": (IdentityConfig,),

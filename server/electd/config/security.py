@@ -91,7 +91,8 @@ class ServerSecurityConfig:
         repeatable=True,
         shown_default="every client the transport admits",
         help="client identity (or pattern, '*' for any characters) that may read: GetLeader, "
-        "ListNodes, WatchLeader, health, reflection; needs --tls-client-ca; repeatable",
+        "ListNodes, WatchLeader, ListElections, health, reflection; needs --tls-client-ca; "
+        "repeatable",
     )
     allow_write: tuple[str, ...] = setting(
         "--allow-write",

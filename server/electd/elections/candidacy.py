@@ -4,9 +4,10 @@ the end of its terms (RELIABILITY.md, C1-C3), its priority, its proclamations, a
 never_lead variant (a `member-<token>` znode instead of an entry: listed, never leads).
 
 Owns the candidacy's state machine. A term begins when the engine's view says LEADER with our
-own entry: first the election's latest reading (observer.py) is checked (one that has our entry;
-else the election is read again), and if a waiting valid entry has a strictly higher priority the candidacy yields at once, with
-nothing granted (graceful leave, registered again at the back); else `Leading` is sent. While
+own entry: first the election's latest reading (observer.py) is checked (one that has our
+entry; else the election is read again), and if a waiting valid entry has a strictly higher
+priority the candidacy yields at once, with nothing granted (graceful leave, registered again
+at the back); else `Leading` is sent. While
 leading, every reading of the observer is checked for a higher-priority arrival (`Lost`
 PREEMPTED). A term ends once (disconnect, expiry, lease run out, our entry deleted or rewritten
 by another client, preemption, shutdown): `Lost`, no further grant for that epoch, and the

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -26,10 +27,25 @@ logger = logging.getLogger(__name__)
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
+class CampaignFigures(Protocol):
+    """The Campaign servicer's counters (rpc/campaign.py's `CampaignCounters`), read at
+    scrape time from the scraping thread (plain numbers, replaced on the loop thread)."""
+
+    @property
+    def candidates(self) -> int: ...
+
+    @property
+    def grants(self) -> int: ...
+
+    def losses(self) -> Mapping[str, int]: ...
+
+
 class Metrics:
-    def __init__(self, status: NodeStatus) -> None:
+    def __init__(self, status: NodeStatus, campaigns: CampaignFigures | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_NodeCollector(status))
+        if campaigns is not None:
+            self.registry.register(_CampaignCollector(campaigns))
         self._requests = Counter(
             "electd_grpc_requests",
             "gRPC calls answered by this node, by method and status code (streams count when "
@@ -157,6 +173,35 @@ class _NodeCollector(Collector):
             "Failed starts of the --leader-command (retried with backoff).",
             value=cmd.spawn_failures,
         )
+
+
+class _CampaignCollector(Collector):
+    """Candidates of named elections held through this node (no label per election: there
+    may be thousands)."""
+
+    def __init__(self, figures: CampaignFigures) -> None:
+        self._figures = figures
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        figures = self._figures
+        yield GaugeMetricFamily(
+            "electd_candidates",
+            "Candidates campaigning through this node now (open Campaign streams with an entry).",
+            value=figures.candidates,
+        )
+        yield CounterMetricFamily(
+            "electd_candidate_grants",
+            "Leases granted to leading candidates (CampaignLeading answers to pings).",
+            value=figures.grants,
+        )
+        losses = CounterMetricFamily(
+            "electd_candidate_losses",
+            "Terms of candidates that ended (CampaignLost sent), by reason.",
+            labels=["reason"],
+        )
+        for reason, count in sorted(figures.losses().items()):
+            losses.add_metric([reason], float(count))
+        yield losses
 
 
 def _finite(value: float) -> float:

@@ -5,14 +5,14 @@ authorization policy and per-peer stream cap, as one grpc.aio server interceptor
   and DNS subject alternative name, or, when the certificate has none of those, its common
   name. Without a verified certificate (plaintext, or TLS without --tls-client-ca) a peer has
   no identity and is known by its IP address only.
-* Every method needs a **right**: `read` for GetLeader, ListNodes, WatchLeader, health and
-  reflection; `write` for every other method of electd's services, so that the mutating RPCs
-  to come (Campaign, Resign, Proclaim) are covered the day they are added, without a change
-  here. A right with no patterns is open to every peer the transport admits; write with no
+* Every method needs a **right**: `read` for GetLeader, ListNodes, WatchLeader,
+  ListElections, health and reflection; `write` for every other method of electd's services
+  (Campaign and Resign today), so that a method added later is a write until it is listed
+  here as a read. A right with no patterns is open to every peer the transport admits; write with no
   patterns follows read's patterns (restricting readers never leaves writes open).
 * A denied call: UNAUTHENTICATED when the right needs an identity and the peer has none,
   PERMISSION_DENIED naming the identity and the missing right otherwise.
-* Streaming calls (WatchLeader, health Watch, reflection) count against the peer's cap
+* Streaming calls (WatchLeader, Campaign, health Watch, reflection) count against the peer's cap
   (its identity, else its IP): RESOURCE_EXHAUSTED beyond, so that one client cannot take every
   slot of the node's global --max-streams from the others.
 
@@ -45,6 +45,7 @@ READ_METHODS = frozenset(
         "/electd.v1.ElectionService/GetLeader",
         "/electd.v1.ElectionService/ListNodes",
         "/electd.v1.ElectionService/WatchLeader",
+        "/electd.v1.ElectionService/ListElections",
     }
 )
 #: Services whose every method only reads.

@@ -6,13 +6,21 @@ answered with INTERNAL (never the UNKNOWN that grpc would send by itself).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
 
+from electd.elections import (
+    AlreadyCampaigning,
+    BadName,
+    NoLeader,
+    StaleEpoch,
+    TooManyCandidates,
+)
 from electd.engine import CoordinatorUnavailable
 
 logger = logging.getLogger(__name__)
@@ -30,11 +38,38 @@ class TooManyStreams(Exception):
     """The node's cap on concurrent WatchLeader streams is reached."""
 
 
+class NoSuchLeader(Exception):
+    """A named election has no leader now (GetLeader of a vacant election)."""
+
+
+class ShuttingDown(Exception):
+    """The node is shutting down: campaign (or ask) through another node."""
+
+
+class CandidateTimeout(Exception):
+    """A candidate sent no request for --candidate-timeout."""
+
+
+class CandidateNotReading(Exception):
+    """A candidate leaves its responses unread while more keep coming."""
+
+
 STATUS_CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (BadName, grpc.StatusCode.INVALID_ARGUMENT),
     (NotVouching, grpc.StatusCode.UNAVAILABLE),
+    (ShuttingDown, grpc.StatusCode.UNAVAILABLE),
     (CoordinatorUnavailable, grpc.StatusCode.UNAVAILABLE),
     (TooManyStreams, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (TooManyCandidates, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (CandidateNotReading, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (AlreadyCampaigning, grpc.StatusCode.ALREADY_EXISTS),
+    (NoLeader, grpc.StatusCode.NOT_FOUND),
+    (NoSuchLeader, grpc.StatusCode.NOT_FOUND),
+    (StaleEpoch, grpc.StatusCode.FAILED_PRECONDITION),
+    (CandidateTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
+    # A ZooKeeper read on a worker thread that did not finish in time (asyncio.wait_for).
+    (TimeoutError, grpc.StatusCode.UNAVAILABLE),
 ]
 
 
@@ -75,13 +110,15 @@ def unary_boundary(
 
 
 def stream_boundary(
-    fn: Callable[[_Self, _Req, Any], AsyncIterator[_Resp]],
-) -> Callable[[_Self, _Req, Any], AsyncIterator[_Resp]]:
+    fn: Callable[[_Self, _Req, Any], AsyncGenerator[_Resp]],
+) -> Callable[[_Self, _Req, Any], AsyncGenerator[_Resp]]:
     @functools.wraps(fn)
-    async def wrapper(self: _Self, request: _Req, context: Any) -> AsyncIterator[_Resp]:
+    async def wrapper(self: _Self, request: _Req, context: Any) -> AsyncGenerator[_Resp]:
         try:
-            async for item in fn(self, request, context):
-                yield item
+            # Closed with the wrapper (a cancelled call): the stream's own cleanup runs now.
+            async with contextlib.aclosing(fn(self, request, context)) as items:
+                async for item in items:
+                    yield item
         except Exception as exc:  # noqa: BLE001 - the servicer boundary: every error gets its code
             await _abort(context, exc, fn.__name__)
 

@@ -17,10 +17,11 @@ from grpc_health.v1._async import HealthServicer
 
 from electd.engine import MemberView, Role, View
 from electd.rpc.auth import GuardInterceptor, Policy
+from electd.rpc.campaign import CampaignCounters
 from electd.rpc.hub import ViewHub
 from electd.rpc.interceptor import Observer, ObservingInterceptor
 from electd.rpc.server import BindError, Limits, add_services, create_server
-from electd.rpc.servicer import ElectionServicer
+from electd.rpc.servicer import ElectionsApi, ElectionServicer
 from electd.rpc.tls import CertificateFiles, server_credentials
 from electd.tlsfiles import PemError
 
@@ -101,6 +102,8 @@ class Frontend:
         self._server, self.port = create_server(listen, interceptors, credentials, limits)
         self._hub: ViewHub | None = None
         self._health: HealthServicer | None = None
+        #: The Campaign streams' counters (ops/metrics.py reads them).
+        self.campaign_counters = CampaignCounters()
 
     def attach(
         self,
@@ -108,19 +111,32 @@ class Frontend:
         members: Callable[[], list[MemberView]],
         max_streams: int,
         current: Callable[[], View] | None = None,
+        elections: ElectionsApi | None = None,
+        candidate_timeout: float = 5.0,
     ) -> None:
         """Add ElectionService, health (NOT_SERVING until the engine vouches) and reflection.
         `members` is called on a worker thread per ListNodes; `current` (the engine's latest
         view, any thread, never blocking for long) confirms every answer that names this node
-        (ViewHub.current)."""
+        (ViewHub.current). `elections`: the registry of named elections (Campaign, Resign,
+        ListElections and the `election` field); `candidate_timeout`: --candidate-timeout."""
         loop = asyncio.get_running_loop()
         self._hub = ViewHub(
             loop,
             View(0, node_id, Role.JOINING, None, "connecting to ZooKeeper", "", "", 0),
             current,
         )
-        self._servicer = ElectionServicer(self._hub, members, node_id, max_streams)
+        self._servicer = ElectionServicer(
+            self._hub,
+            members,
+            node_id,
+            max_streams,
+            elections=elections,
+            candidate_timeout=candidate_timeout,
+            counters=self.campaign_counters,
+        )
         self._health = add_services(self._server, self._servicer, self._hub, self._reflect)
+        if elections is not None:
+            self.campaign_counters.count = elections.candidates
 
     @property
     def open_streams(self) -> int:
@@ -153,7 +169,8 @@ class Frontend:
             await self._health.enter_graceful_shutdown()
 
     def end_streams(self) -> None:
-        """End every WatchLeader stream (they get the hub's final state)."""
+        """End every WatchLeader stream (they get the hub's final state) and every Campaign
+        stream still open (Lost SHUTDOWN, then UNAVAILABLE)."""
         if self._hub is not None:
             self._hub.close()
 

@@ -25,6 +25,8 @@ from electd.supervisor import protocol
 
 logger = logging.getLogger(__name__)
 
+_GRANTS_PAD = 0.25  # seconds added to a reported candidate lease (see `grants`)
+
 
 class SupervisorLink:
     def __init__(self, sock: socket.socket) -> None:
@@ -65,7 +67,10 @@ class SupervisorLink:
         with self._lock:
             if until <= self._state.get("grants_until", 0.0):
                 return
-            self._state["grants_until"] = until
+            # Padded: later grants within the pad need no message (thousands of candidates
+            # pinging would flood the pipe and make the supervisor drop messages); a copy
+            # that is too late is safe, the supervisor only waits a little longer (C4).
+            self._state["grants_until"] = until + _GRANTS_PAD
             self._send_state()
 
     def session(self, credentials: tuple[int, bytes] | None) -> None:

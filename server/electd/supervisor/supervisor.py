@@ -153,12 +153,9 @@ class Supervisor:
             if cmd.exited_code is not None and not self._stepping_down:
                 self._on_command_done(cmd.exited_code)
         command_dead = cmd is None or not cmd.active
-        if (
-            self._node is None
-            and self._pending_close is not None
-            and command_dead
-            and now >= self._close_after
-        ):
+        # (the node may have been restarted already while the close waits for candidates'
+        # leases: the new node has a session of its own)
+        if self._pending_close is not None and command_dead and now >= self._close_after:
             self._close_dead_session()
         if command_dead and self._node_asked_stop and not self._stopped_sent:
             self._stopped_sent = True
