@@ -472,11 +472,13 @@ func (c *ElectionClient) unary(ctx context.Context, call func(context.Context, e
 }
 
 // GetLeader returns the current leader, asking each address at most once. It
-// fails with an [*Error].
-func (c *ElectionClient) GetLeader(ctx context.Context) (*electdpb.GetLeaderResponse, error) {
+// fails with an [*Error]. With [InElection] it asks for the leader of that
+// named election (NOT_FOUND when it has none).
+func (c *ElectionClient) GetLeader(ctx context.Context, opts ...ReadOption) (*electdpb.GetLeaderResponse, error) {
+	o := readOpts(opts)
 	var resp *electdpb.GetLeaderResponse
 	err := c.unary(ctx, func(ctx context.Context, s electdpb.ElectionServiceClient) (err error) {
-		resp, err = s.GetLeader(ctx, &electdpb.GetLeaderRequest{})
+		resp, err = s.GetLeader(ctx, &electdpb.GetLeaderRequest{Election: o.election})
 		return err
 	})
 	return resp, err
@@ -484,11 +486,14 @@ func (c *ElectionClient) GetLeader(ctx context.Context) (*electdpb.GetLeaderResp
 
 // ListNodes returns the live members in election order (leader first). A nil
 // or empty selector returns every node; otherwise only nodes carrying every
-// KEY=VALUE label of the selector. It fails with an [*Error].
-func (c *ElectionClient) ListNodes(ctx context.Context, selector map[string]string) (*electdpb.ListNodesResponse, error) {
+// KEY=VALUE label of the selector. It fails with an [*Error]. With
+// [InElection] it lists the candidates of that named election (never-lead
+// members included).
+func (c *ElectionClient) ListNodes(ctx context.Context, selector map[string]string, opts ...ReadOption) (*electdpb.ListNodesResponse, error) {
+	o := readOpts(opts)
 	var resp *electdpb.ListNodesResponse
 	err := c.unary(ctx, func(ctx context.Context, s electdpb.ElectionServiceClient) (err error) {
-		resp, err = s.ListNodes(ctx, &electdpb.ListNodesRequest{LabelSelector: selector})
+		resp, err = s.ListNodes(ctx, &electdpb.ListNodesRequest{LabelSelector: selector, Election: o.election})
 		return err
 	})
 	return resp, err

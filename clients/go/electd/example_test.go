@@ -100,3 +100,28 @@ func ExampleAfterEpoch() {
 		log.Fatal(err)
 	}
 }
+
+// Run work only while this process leads the named election "orders"; on
+// Ctrl-C it stops the work and resigns.
+func ExampleElectionClient_Campaign() {
+	c, err := electd.New([]string{"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	err = c.Campaign(ctx, "orders", "worker-1", func(ctx context.Context, t electd.Term) error {
+		// ctx is cancelled before the lease deadline passes, when the term
+		// is lost and on Ctrl-C; return promptly then.
+		doLeaderWork(ctx, t.Epoch)
+		return ctx.Err()
+	},
+		electd.WithValue([]byte("10.0.0.5:8080")),
+		electd.WithCampaignHook(func(ev electd.CampaignEvent) { log.Printf("%v epoch=%d %s", ev.Kind, ev.Epoch, ev.Reason) }),
+	)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Fatal(err)
+	}
+}

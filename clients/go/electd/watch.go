@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -13,12 +14,19 @@ import (
 	"github.com/electd/electd/clients/go/electdpb"
 )
 
-// WatchOption configures one WatchLeader call.
-type WatchOption func(*watchOptions)
+// WatchOption configures one WatchLeader call: [AfterEpoch],
+// [WithFailoverHook], [InElection].
+type WatchOption interface{ applyWatch(*watchOptions) }
+
+// watchOption is a WatchOption made of a function.
+type watchOption func(*watchOptions)
+
+func (f watchOption) applyWatch(o *watchOptions) { f(o) }
 
 type watchOptions struct {
 	afterEpoch int64
 	hook       func(addr, reason string)
+	election   string
 }
 
 // AfterEpoch starts a watch from a saved epoch: epoch is the highest one the
@@ -28,8 +36,11 @@ type watchOptions struct {
 // A typical use is a process that saves the epoch of each leader it acted on
 // and, after a restart, resumes with AfterEpoch(saved): the current leader is
 // reported again only if it changed meanwhile.
+//
+// In a named election ([InElection]) the leader of that epoch is not
+// reported again either, whatever value it proclaims later in that term.
 func AfterEpoch(epoch int64) WatchOption {
-	return func(o *watchOptions) { o.afterEpoch = epoch }
+	return watchOption(func(o *watchOptions) { o.afterEpoch = epoch })
 }
 
 // WithFailoverHook has WatchLeader call hook each time the watch leaves an
@@ -40,7 +51,7 @@ func AfterEpoch(epoch int64) WatchOption {
 // before it moves on, so it should return quickly. It is not called when the
 // watch ends (ctx cancelled, the callback failed, an error returned).
 func WithFailoverHook(hook func(addr, reason string)) WatchOption {
-	return func(o *watchOptions) { o.hook = hook }
+	return watchOption(func(o *watchOptions) { o.hook = hook })
 }
 
 // errStreamEnded: the node closed the stream with OK, which it does when it
@@ -79,6 +90,13 @@ func (e callbackError) Error() string { return e.err.Error() }
 // twice, even across failover. After each full round of addresses without an
 // elected leader it backs off (50 ms doubling up to 2 s, full jitter).
 //
+// With [InElection] it watches a named election instead of the electd nodes'
+// own: a leader is then reported also when it proclaims a new value (same
+// epoch, higher Node.value_revision; still never twice, never going back),
+// and LEADER_STATE_VACANT (the node vouches that the election has no leader)
+// is a healthy answer: the watch stays on that node and reports nothing until
+// a leader is elected.
+//
 // WatchLeader returns ctx.Err() as soon as ctx is cancelled (the open stream
 // is cancelled on the server at once; a backoff pause or a pending connection
 // attempt is not waited out), ErrClosed when the client is closed, and fn's
@@ -90,23 +108,26 @@ func (e callbackError) Error() string { return e.err.Error() }
 func (c *ElectionClient) WatchLeader(ctx context.Context, fn func(*electdpb.Leader) error, opts ...WatchOption) error {
 	var o watchOptions
 	for _, opt := range opts {
-		opt(&o)
+		opt.applyWatch(&o)
 	}
 	if o.afterEpoch < 0 {
 		return &Error{Err: fmt.Errorf("AfterEpoch: must not be negative, got %d", o.afterEpoch)}
 	}
+	last := reported{epoch: o.afterEpoch} // the last leader reported to fn (or handled before)
+	if o.afterEpoch > 0 {
+		last.revision = math.MaxInt64 // that term is handled, whatever it proclaims
+	}
 	var (
-		last     = o.afterEpoch // highest epoch reported to fn (or handled before)
-		answered bool           // some node has sent at least one message
-		failed   int            // consecutive attempts that gave no elected leader
-		rounds   int            // consecutive full rounds of such attempts
+		answered bool // some node has sent at least one message
+		failed   int  // consecutive attempts that gave no elected leader
+		rounds   int  // consecutive full rounds of such attempts
 		lastErr  error
 		lastAddr string
 	)
 	n := len(c.addrs)
 	i := c.start()
 	for {
-		gotAnswer, gotLeader, err := c.watchOne(ctx, i, &last, fn)
+		gotAnswer, gotLeader, err := c.watchOne(ctx, i, o.election, &last, fn)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -167,10 +188,20 @@ func failoverReason(err error) string {
 	return err.Error()
 }
 
+// reported is the last leader a watch reported: its epoch and, in a named
+// election, its value revision (a proclamation is a change of the same term).
+type reported struct{ epoch, revision int64 }
+
+// newer reports whether leader l is a change after r.
+func (r reported) newer(l *electdpb.Leader) bool {
+	e, v := l.GetEpoch(), l.GetNode().GetValueRevision()
+	return e > r.epoch || (e == r.epoch && v > r.revision)
+}
+
 // watchOne streams from address i until the stream fails or the node cannot
 // vouch for a leader. gotAnswer says whether any message arrived, gotLeader
-// whether an elected leader did.
-func (c *ElectionClient) watchOne(ctx context.Context, i int, last *int64, fn func(*electdpb.Leader) error) (gotAnswer, gotLeader bool, err error) {
+// whether an elected leader (or, in a named election, a vouched vacancy) did.
+func (c *ElectionClient) watchOne(ctx context.Context, i int, election string, last *reported, fn func(*electdpb.Leader) error) (gotAnswer, gotLeader bool, err error) {
 	if err := c.connect(ctx, i); err != nil {
 		return false, false, err
 	}
@@ -196,7 +227,7 @@ func (c *ElectionClient) watchOne(ctx context.Context, i int, last *int64, fn fu
 	// would send nothing, and the first-message deadline would take that
 	// healthy node for a stuck one.
 	stream, err := electdpb.NewElectionServiceClient(c.conns[i]).
-		WatchLeader(sctx, &electdpb.WatchLeaderRequest{MinEpoch: *last})
+		WatchLeader(sctx, &electdpb.WatchLeaderRequest{MinEpoch: last.epoch, Election: election})
 	if err != nil {
 		return false, false, noFirstMessage(err)
 	}
@@ -213,6 +244,12 @@ func (c *ElectionClient) watchOne(ctx context.Context, i int, last *int64, fn fu
 			firstMessage.Stop()
 		}
 		leader := msg.GetLeader()
+		if msg.GetState() == electdpb.LeaderState_LEADER_STATE_VACANT && election != "" {
+			// The node vouches that the election has no leader: a healthy
+			// answer, not a reason to fail over. Nothing to report.
+			gotLeader = true
+			continue
+		}
 		if msg.GetState() != electdpb.LeaderState_LEADER_STATE_ELECTED || leader == nil {
 			reason := msg.GetReason()
 			if reason == "" {
@@ -221,10 +258,10 @@ func (c *ElectionClient) watchOne(ctx context.Context, i int, last *int64, fn fu
 			return gotAnswer, gotLeader, fmt.Errorf("%w: %s: %s", errNoLeader, msg.GetState(), reason)
 		}
 		gotLeader = true
-		if leader.GetEpoch() <= *last {
+		if !last.newer(leader) {
 			continue // already reported (or older): never report it again
 		}
-		*last = leader.GetEpoch()
+		*last = reported{epoch: leader.GetEpoch(), revision: leader.GetNode().GetValueRevision()}
 		if err := fn(leader); err != nil {
 			return gotAnswer, gotLeader, callbackError{err}
 		}

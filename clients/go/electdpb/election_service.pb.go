@@ -38,6 +38,11 @@ const (
 	// ran out, or it has not joined yet. The leader field is unset and the
 	// reason field says why. Clients should ask another node.
 	LeaderState_LEADER_STATE_UNKNOWN LeaderState = 2
+	// LEADER_STATE_VACANT means the node vouches that the named election has no
+	// leader right now: no candidate campaigns, or none may lead (never_lead),
+	// or the next one has not taken over yet. Only sent for named elections;
+	// clients should not fail over on it.
+	LeaderState_LEADER_STATE_VACANT LeaderState = 3
 )
 
 // Enum value maps for LeaderState.
@@ -46,11 +51,13 @@ var (
 		0: "LEADER_STATE_UNSPECIFIED",
 		1: "LEADER_STATE_ELECTED",
 		2: "LEADER_STATE_UNKNOWN",
+		3: "LEADER_STATE_VACANT",
 	}
 	LeaderState_value = map[string]int32{
 		"LEADER_STATE_UNSPECIFIED": 0,
 		"LEADER_STATE_ELECTED":     1,
 		"LEADER_STATE_UNKNOWN":     2,
+		"LEADER_STATE_VACANT":      3,
 	}
 )
 
@@ -79,6 +86,74 @@ func (x LeaderState) Number() protoreflect.EnumNumber {
 // Deprecated: Use LeaderState.Descriptor instead.
 func (LeaderState) EnumDescriptor() ([]byte, []int) {
 	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{0}
+}
+
+// LossReason says why a term ended.
+type LossReason int32
+
+const (
+	// LOSS_REASON_UNSPECIFIED is never sent.
+	LossReason_LOSS_REASON_UNSPECIFIED LossReason = 0
+	// LOSS_REASON_RESIGNED: the candidate resigned (the stream ends).
+	LossReason_LOSS_REASON_RESIGNED LossReason = 1
+	// LOSS_REASON_DELETED: the entry was deleted by another client (an
+	// operator's Resign, for example); the candidate is queued again.
+	LossReason_LOSS_REASON_DELETED LossReason = 2
+	// LOSS_REASON_PREEMPTED: a candidate of higher priority waits.
+	LossReason_LOSS_REASON_PREEMPTED LossReason = 3
+	// LOSS_REASON_ZOOKEEPER: the node lost (or cannot prove) its ZooKeeper
+	// session; the candidate is queued again when it is back.
+	LossReason_LOSS_REASON_ZOOKEEPER LossReason = 4
+	// LOSS_REASON_SHUTDOWN: the node is shutting down (the stream ends with
+	// UNAVAILABLE; campaign through another node).
+	LossReason_LOSS_REASON_SHUTDOWN LossReason = 5
+)
+
+// Enum value maps for LossReason.
+var (
+	LossReason_name = map[int32]string{
+		0: "LOSS_REASON_UNSPECIFIED",
+		1: "LOSS_REASON_RESIGNED",
+		2: "LOSS_REASON_DELETED",
+		3: "LOSS_REASON_PREEMPTED",
+		4: "LOSS_REASON_ZOOKEEPER",
+		5: "LOSS_REASON_SHUTDOWN",
+	}
+	LossReason_value = map[string]int32{
+		"LOSS_REASON_UNSPECIFIED": 0,
+		"LOSS_REASON_RESIGNED":    1,
+		"LOSS_REASON_DELETED":     2,
+		"LOSS_REASON_PREEMPTED":   3,
+		"LOSS_REASON_ZOOKEEPER":   4,
+		"LOSS_REASON_SHUTDOWN":    5,
+	}
+)
+
+func (x LossReason) Enum() *LossReason {
+	p := new(LossReason)
+	*p = x
+	return p
+}
+
+func (x LossReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LossReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_electd_v1_election_service_proto_enumTypes[1].Descriptor()
+}
+
+func (LossReason) Type() protoreflect.EnumType {
+	return &file_electd_v1_election_service_proto_enumTypes[1]
+}
+
+func (x LossReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LossReason.Descriptor instead.
+func (LossReason) EnumDescriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{1}
 }
 
 // Node is one member of the election: one electd process with one ephemeral
@@ -122,7 +197,22 @@ type Node struct {
 	// record (a newer record format, corruption, a foreign writer): id, address,
 	// labels and version are then empty. The member still counts in the
 	// election exactly as any other; only what it says about itself is unknown.
-	RecordError   string `protobuf:"bytes,11,opt,name=record_error,json=recordError,proto3" json:"record_error,omitempty"`
+	RecordError string `protobuf:"bytes,11,opt,name=record_error,json=recordError,proto3" json:"record_error,omitempty"`
+	// value is what a candidate of a named election says about itself (opaque
+	// bytes, at most 16 KiB): set by CampaignStart and changed by
+	// CampaignProclaim. Empty for electd nodes.
+	Value []byte `protobuf:"bytes,12,opt,name=value,proto3" json:"value,omitempty"`
+	// value_revision counts the candidate's proclamations: 0 for the value it
+	// started with, one more for every CampaignProclaim.
+	ValueRevision int64 `protobuf:"varint,13,opt,name=value_revision,json=valueRevision,proto3" json:"value_revision,omitempty"`
+	// priority is the candidate's declared priority (higher leads first).
+	Priority int32 `protobuf:"varint,14,opt,name=priority,proto3" json:"priority,omitempty"`
+	// never_lead marks a member that takes part for membership only: it is
+	// listed but never leads and never holds anyone back.
+	NeverLead bool `protobuf:"varint,15,opt,name=never_lead,json=neverLead,proto3" json:"never_lead,omitempty"`
+	// host_id is the id of the electd node whose ZooKeeper session holds the
+	// candidate's entry (empty for electd nodes themselves).
+	HostId        string `protobuf:"bytes,16,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -234,6 +324,41 @@ func (x *Node) GetRecordError() string {
 	return ""
 }
 
+func (x *Node) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *Node) GetValueRevision() int64 {
+	if x != nil {
+		return x.ValueRevision
+	}
+	return 0
+}
+
+func (x *Node) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *Node) GetNeverLead() bool {
+	if x != nil {
+		return x.NeverLead
+	}
+	return false
+}
+
+func (x *Node) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
 // Leader is the elected node together with its fencing epoch.
 type Leader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -307,9 +432,13 @@ func (x *Leader) GetElectedAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// GetLeaderRequest asks for the current leader. It has no fields.
+// GetLeaderRequest asks for the current leader.
 type GetLeaderRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// election names a named election (see CampaignStart.election); empty asks
+	// for the election of the electd nodes themselves. A named election without
+	// a leader answers NOT_FOUND; a malformed name INVALID_ARGUMENT.
+	Election      string `protobuf:"bytes,1,opt,name=election,proto3" json:"election,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -342,6 +471,13 @@ func (x *GetLeaderRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetLeaderRequest.ProtoReflect.Descriptor instead.
 func (*GetLeaderRequest) Descriptor() ([]byte, []int) {
 	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GetLeaderRequest) GetElection() string {
+	if x != nil {
+		return x.Election
+	}
+	return ""
 }
 
 // GetLeaderResponse carries the current leader.
@@ -405,6 +541,10 @@ type ListNodesRequest struct {
 	// label_selector keeps only nodes whose labels contain every KEY=VALUE pair
 	// given here. Keys must be non-empty. An empty selector returns every node.
 	LabelSelector map[string]string `protobuf:"bytes,1,rep,name=label_selector,json=labelSelector,proto3" json:"label_selector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// election names a named election; empty lists the electd nodes. Members
+	// of a named election are its candidates (never_lead ones included), in
+	// election order.
+	Election      string `protobuf:"bytes,2,opt,name=election,proto3" json:"election,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -444,6 +584,13 @@ func (x *ListNodesRequest) GetLabelSelector() map[string]string {
 		return x.LabelSelector
 	}
 	return nil
+}
+
+func (x *ListNodesRequest) GetElection() string {
+	if x != nil {
+		return x.Election
+	}
+	return ""
 }
 
 // ListNodesResponse lists the live members in election order.
@@ -517,7 +664,12 @@ type WatchLeaderRequest struct {
 	// epoch is lower than it. A client that fails over from one node to another
 	// passes the highest epoch it has seen so that a node that is behind never
 	// makes it go back in time. Must not be negative.
-	MinEpoch      int64 `protobuf:"varint,1,opt,name=min_epoch,json=minEpoch,proto3" json:"min_epoch,omitempty"`
+	MinEpoch int64 `protobuf:"varint,1,opt,name=min_epoch,json=minEpoch,proto3" json:"min_epoch,omitempty"`
+	// election names a named election; empty watches the electd nodes. For a
+	// named election a message is also sent when the leader proclaims a new
+	// value (same epoch, higher value_revision), and LEADER_STATE_VACANT when
+	// it has no leader.
+	Election      string `protobuf:"bytes,2,opt,name=election,proto3" json:"election,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -557,6 +709,13 @@ func (x *WatchLeaderRequest) GetMinEpoch() int64 {
 		return x.MinEpoch
 	}
 	return 0
+}
+
+func (x *WatchLeaderRequest) GetElection() string {
+	if x != nil {
+		return x.Election
+	}
+	return ""
 }
 
 // WatchLeaderResponse is one state of the leader as seen by the answering
@@ -635,11 +794,1197 @@ func (x *WatchLeaderResponse) GetResponderId() string {
 	return ""
 }
 
+// CampaignRequest is one message from a candidate. The first must be start;
+// after that any of the others, in any number.
+type CampaignRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// request is what the candidate asks for.
+	//
+	// Types that are valid to be assigned to Request:
+	//
+	//	*CampaignRequest_Start
+	//	*CampaignRequest_Ping
+	//	*CampaignRequest_Proclaim
+	//	*CampaignRequest_Resign
+	//	*CampaignRequest_Ack
+	Request       isCampaignRequest_Request `protobuf_oneof:"request"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignRequest) Reset() {
+	*x = CampaignRequest{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignRequest) ProtoMessage() {}
+
+func (x *CampaignRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignRequest.ProtoReflect.Descriptor instead.
+func (*CampaignRequest) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CampaignRequest) GetRequest() isCampaignRequest_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *CampaignRequest) GetStart() *CampaignStart {
+	if x != nil {
+		if x, ok := x.Request.(*CampaignRequest_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
+func (x *CampaignRequest) GetPing() *CampaignPing {
+	if x != nil {
+		if x, ok := x.Request.(*CampaignRequest_Ping); ok {
+			return x.Ping
+		}
+	}
+	return nil
+}
+
+func (x *CampaignRequest) GetProclaim() *CampaignProclaim {
+	if x != nil {
+		if x, ok := x.Request.(*CampaignRequest_Proclaim); ok {
+			return x.Proclaim
+		}
+	}
+	return nil
+}
+
+func (x *CampaignRequest) GetResign() *CampaignResign {
+	if x != nil {
+		if x, ok := x.Request.(*CampaignRequest_Resign); ok {
+			return x.Resign
+		}
+	}
+	return nil
+}
+
+func (x *CampaignRequest) GetAck() *CampaignAck {
+	if x != nil {
+		if x, ok := x.Request.(*CampaignRequest_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
+type isCampaignRequest_Request interface {
+	isCampaignRequest_Request()
+}
+
+type CampaignRequest_Start struct {
+	// start enters the election (first message only).
+	Start *CampaignStart `protobuf:"bytes,1,opt,name=start,proto3,oneof"`
+}
+
+type CampaignRequest_Ping struct {
+	// ping keeps the candidacy alive and asks for a fresh lease.
+	Ping *CampaignPing `protobuf:"bytes,2,opt,name=ping,proto3,oneof"`
+}
+
+type CampaignRequest_Proclaim struct {
+	// proclaim changes the leader's value without changing its epoch.
+	Proclaim *CampaignProclaim `protobuf:"bytes,3,opt,name=proclaim,proto3,oneof"`
+}
+
+type CampaignRequest_Resign struct {
+	// resign ends the candidacy: a leader's term ends at once (the candidate
+	// must have stopped acting as leader before it sends this), the stream
+	// ends with Lost (reason RESIGNED) and status OK.
+	Resign *CampaignResign `protobuf:"bytes,4,opt,name=resign,proto3,oneof"`
+}
+
+type CampaignRequest_Ack struct {
+	// ack acknowledges a Lost: the candidate has stopped acting as leader.
+	Ack *CampaignAck `protobuf:"bytes,5,opt,name=ack,proto3,oneof"`
+}
+
+func (*CampaignRequest_Start) isCampaignRequest_Request() {}
+
+func (*CampaignRequest_Ping) isCampaignRequest_Request() {}
+
+func (*CampaignRequest_Proclaim) isCampaignRequest_Request() {}
+
+func (*CampaignRequest_Resign) isCampaignRequest_Request() {}
+
+func (*CampaignRequest_Ack) isCampaignRequest_Request() {}
+
+// CampaignStart names the election and the candidate.
+type CampaignStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// election is the election's name: 1-128 letters, digits, '.', '_' or '-',
+	// starting with a letter or digit ("." and ".." are not names). It is
+	// created under --elections-root by the first candidate.
+	Election string `protobuf:"bytes,1,opt,name=election,proto3" json:"election,omitempty"`
+	// candidate_id identifies the candidate, with the rule of node ids (1-128
+	// letters, digits, '.', '_', ':', '@' or '-', starting with a letter or
+	// digit).
+	CandidateId string `protobuf:"bytes,2,opt,name=candidate_id,json=candidateId,proto3" json:"candidate_id,omitempty"`
+	// value is what the candidate says about itself (opaque, at most 16 KiB),
+	// shown to watchers as Node.value.
+	Value []byte `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// labels are KEY=VALUE pairs shown as Node.labels (the rule of --label).
+	Labels map[string]string `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// priority: when a waiting candidate has a higher priority than the
+	// leader, the leader is told Lost (reason PREEMPTED) at once and the
+	// higher candidate leads once the leader acknowledged (or its lease ran
+	// out). Among equal priorities the oldest entry leads. Default 0.
+	Priority int32 `protobuf:"varint,5,opt,name=priority,proto3" json:"priority,omitempty"`
+	// never_lead makes the candidate a member only: it is listed but never
+	// leads and never holds another candidate back.
+	NeverLead     bool `protobuf:"varint,6,opt,name=never_lead,json=neverLead,proto3" json:"never_lead,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignStart) Reset() {
+	*x = CampaignStart{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignStart) ProtoMessage() {}
+
+func (x *CampaignStart) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignStart.ProtoReflect.Descriptor instead.
+func (*CampaignStart) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CampaignStart) GetElection() string {
+	if x != nil {
+		return x.Election
+	}
+	return ""
+}
+
+func (x *CampaignStart) GetCandidateId() string {
+	if x != nil {
+		return x.CandidateId
+	}
+	return ""
+}
+
+func (x *CampaignStart) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *CampaignStart) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *CampaignStart) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *CampaignStart) GetNeverLead() bool {
+	if x != nil {
+		return x.NeverLead
+	}
+	return false
+}
+
+// CampaignPing asks for a fresh lease. The candidate picks the nonce
+// (for example a counter) and remembers when it sent it.
+type CampaignPing struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// nonce identifies the ping; the CampaignLeading or CampaignQueued that
+	// answers it carries it back.
+	Nonce         uint64 `protobuf:"varint,1,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignPing) Reset() {
+	*x = CampaignPing{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignPing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignPing) ProtoMessage() {}
+
+func (x *CampaignPing) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignPing.ProtoReflect.Descriptor instead.
+func (*CampaignPing) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CampaignPing) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
+// CampaignProclaim sets the leader's value. Refused (CampaignRefused) when
+// epoch is not the candidate's current term.
+type CampaignProclaim struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// epoch is the term the candidate believes it leads.
+	Epoch int64 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// value replaces the candidate's value (at most 16 KiB).
+	Value         []byte `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignProclaim) Reset() {
+	*x = CampaignProclaim{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignProclaim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignProclaim) ProtoMessage() {}
+
+func (x *CampaignProclaim) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignProclaim.ProtoReflect.Descriptor instead.
+func (*CampaignProclaim) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CampaignProclaim) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *CampaignProclaim) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+// CampaignResign ends the candidacy (see CampaignRequest.resign).
+type CampaignResign struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignResign) Reset() {
+	*x = CampaignResign{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignResign) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignResign) ProtoMessage() {}
+
+func (x *CampaignResign) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignResign.ProtoReflect.Descriptor instead.
+func (*CampaignResign) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{12}
+}
+
+// CampaignAck acknowledges the Lost of the term with this epoch.
+type CampaignAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// epoch is the term whose end the candidate acknowledges.
+	Epoch         int64 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignAck) Reset() {
+	*x = CampaignAck{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignAck) ProtoMessage() {}
+
+func (x *CampaignAck) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignAck.ProtoReflect.Descriptor instead.
+func (*CampaignAck) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CampaignAck) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+// CampaignResponse is one message to a candidate.
+type CampaignResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// response is what happened.
+	//
+	// Types that are valid to be assigned to Response:
+	//
+	//	*CampaignResponse_Queued
+	//	*CampaignResponse_Leading
+	//	*CampaignResponse_Lost
+	//	*CampaignResponse_Proclaimed
+	//	*CampaignResponse_Refused
+	Response isCampaignResponse_Response `protobuf_oneof:"response"`
+	// responder_id is the id of the node that holds the candidacy.
+	ResponderId   string `protobuf:"bytes,6,opt,name=responder_id,json=responderId,proto3" json:"responder_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignResponse) Reset() {
+	*x = CampaignResponse{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignResponse) ProtoMessage() {}
+
+func (x *CampaignResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignResponse.ProtoReflect.Descriptor instead.
+func (*CampaignResponse) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CampaignResponse) GetResponse() isCampaignResponse_Response {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *CampaignResponse) GetQueued() *CampaignQueued {
+	if x != nil {
+		if x, ok := x.Response.(*CampaignResponse_Queued); ok {
+			return x.Queued
+		}
+	}
+	return nil
+}
+
+func (x *CampaignResponse) GetLeading() *CampaignLeading {
+	if x != nil {
+		if x, ok := x.Response.(*CampaignResponse_Leading); ok {
+			return x.Leading
+		}
+	}
+	return nil
+}
+
+func (x *CampaignResponse) GetLost() *CampaignLost {
+	if x != nil {
+		if x, ok := x.Response.(*CampaignResponse_Lost); ok {
+			return x.Lost
+		}
+	}
+	return nil
+}
+
+func (x *CampaignResponse) GetProclaimed() *CampaignProclaimed {
+	if x != nil {
+		if x, ok := x.Response.(*CampaignResponse_Proclaimed); ok {
+			return x.Proclaimed
+		}
+	}
+	return nil
+}
+
+func (x *CampaignResponse) GetRefused() *CampaignRefused {
+	if x != nil {
+		if x, ok := x.Response.(*CampaignResponse_Refused); ok {
+			return x.Refused
+		}
+	}
+	return nil
+}
+
+func (x *CampaignResponse) GetResponderId() string {
+	if x != nil {
+		return x.ResponderId
+	}
+	return ""
+}
+
+type isCampaignResponse_Response interface {
+	isCampaignResponse_Response()
+}
+
+type CampaignResponse_Queued struct {
+	// queued: the candidate waits. Sent on entry, whenever its place
+	// changes, and as the answer to a ping while it waits.
+	Queued *CampaignQueued `protobuf:"bytes,1,opt,name=queued,proto3,oneof"`
+}
+
+type CampaignResponse_Leading struct {
+	// leading: the candidate leads. Sent when it starts to lead and as the
+	// answer to every ping while it leads.
+	Leading *CampaignLeading `protobuf:"bytes,2,opt,name=leading,proto3,oneof"`
+}
+
+type CampaignResponse_Lost struct {
+	// lost: the term ended; stop acting as leader and send CampaignAck.
+	Lost *CampaignLost `protobuf:"bytes,3,opt,name=lost,proto3,oneof"`
+}
+
+type CampaignResponse_Proclaimed struct {
+	// proclaimed: a CampaignProclaim was stored.
+	Proclaimed *CampaignProclaimed `protobuf:"bytes,4,opt,name=proclaimed,proto3,oneof"`
+}
+
+type CampaignResponse_Refused struct {
+	// refused: a request that did not end the stream was refused.
+	Refused *CampaignRefused `protobuf:"bytes,5,opt,name=refused,proto3,oneof"`
+}
+
+func (*CampaignResponse_Queued) isCampaignResponse_Response() {}
+
+func (*CampaignResponse_Leading) isCampaignResponse_Response() {}
+
+func (*CampaignResponse_Lost) isCampaignResponse_Response() {}
+
+func (*CampaignResponse_Proclaimed) isCampaignResponse_Response() {}
+
+func (*CampaignResponse_Refused) isCampaignResponse_Response() {}
+
+// CampaignQueued: where the candidate waits.
+type CampaignQueued struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// znode is the candidate's entry under the election path.
+	Znode string `protobuf:"bytes,1,opt,name=znode,proto3" json:"znode,omitempty"`
+	// position is the number of entries ahead of the candidate (0 once it is
+	// first but not leading yet: the old leader has not acknowledged).
+	Position int32 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	// waiting_for is the candidate id of the entry it waits for (the one just
+	// ahead of it); empty when not known.
+	WaitingFor string `protobuf:"bytes,3,opt,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
+	// leader is the election's leader as this node sees it, if there is one.
+	Leader *Leader `protobuf:"bytes,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	// nonce is the ping this answers (0 when it answers none).
+	Nonce uint64 `protobuf:"varint,5,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// never_lead is true for a member that never leads (CampaignStart).
+	NeverLead     bool `protobuf:"varint,6,opt,name=never_lead,json=neverLead,proto3" json:"never_lead,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignQueued) Reset() {
+	*x = CampaignQueued{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignQueued) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignQueued) ProtoMessage() {}
+
+func (x *CampaignQueued) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignQueued.ProtoReflect.Descriptor instead.
+func (*CampaignQueued) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CampaignQueued) GetZnode() string {
+	if x != nil {
+		return x.Znode
+	}
+	return ""
+}
+
+func (x *CampaignQueued) GetPosition() int32 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *CampaignQueued) GetWaitingFor() string {
+	if x != nil {
+		return x.WaitingFor
+	}
+	return ""
+}
+
+func (x *CampaignQueued) GetLeader() *Leader {
+	if x != nil {
+		return x.Leader
+	}
+	return nil
+}
+
+func (x *CampaignQueued) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
+func (x *CampaignQueued) GetNeverLead() bool {
+	if x != nil {
+		return x.NeverLead
+	}
+	return false
+}
+
+// CampaignLeading: the candidate leads.
+type CampaignLeading struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// epoch is the fencing token of the term (see Leader.epoch): pass it to
+	// every resource the leader writes to.
+	Epoch int64 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// nonce is the ping this answers (0 when no ping arrived yet; then
+	// lease_ms is 0 and the candidate must ping before it acts).
+	Nonce uint64 `protobuf:"varint,2,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// lease_ms: the candidate may act as leader until the time it sent ping
+	// `nonce` plus lease_ms (on its own monotonic clock).
+	LeaseMs int64 `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	// znode is the candidate's entry.
+	Znode string `protobuf:"bytes,4,opt,name=znode,proto3" json:"znode,omitempty"`
+	// value_revision is the revision of the value watchers see.
+	ValueRevision int64 `protobuf:"varint,5,opt,name=value_revision,json=valueRevision,proto3" json:"value_revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignLeading) Reset() {
+	*x = CampaignLeading{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignLeading) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignLeading) ProtoMessage() {}
+
+func (x *CampaignLeading) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignLeading.ProtoReflect.Descriptor instead.
+func (*CampaignLeading) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CampaignLeading) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *CampaignLeading) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
+func (x *CampaignLeading) GetLeaseMs() int64 {
+	if x != nil {
+		return x.LeaseMs
+	}
+	return 0
+}
+
+func (x *CampaignLeading) GetZnode() string {
+	if x != nil {
+		return x.Znode
+	}
+	return ""
+}
+
+func (x *CampaignLeading) GetValueRevision() int64 {
+	if x != nil {
+		return x.ValueRevision
+	}
+	return 0
+}
+
+// CampaignLost: the term with this epoch ended.
+type CampaignLost struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// epoch is the term that ended.
+	Epoch int64 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// reason says why it ended.
+	Reason LossReason `protobuf:"varint,2,opt,name=reason,proto3,enum=electd.v1.LossReason" json:"reason,omitempty"`
+	// detail says, for people, what happened.
+	Detail        string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignLost) Reset() {
+	*x = CampaignLost{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignLost) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignLost) ProtoMessage() {}
+
+func (x *CampaignLost) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignLost.ProtoReflect.Descriptor instead.
+func (*CampaignLost) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CampaignLost) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *CampaignLost) GetReason() LossReason {
+	if x != nil {
+		return x.Reason
+	}
+	return LossReason_LOSS_REASON_UNSPECIFIED
+}
+
+func (x *CampaignLost) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// CampaignProclaimed: the value is stored; watchers see this revision.
+type CampaignProclaimed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// epoch is the term the value was proclaimed in.
+	Epoch int64 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// value_revision is the value's new revision (see Node.value_revision).
+	ValueRevision int64 `protobuf:"varint,2,opt,name=value_revision,json=valueRevision,proto3" json:"value_revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignProclaimed) Reset() {
+	*x = CampaignProclaimed{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignProclaimed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignProclaimed) ProtoMessage() {}
+
+func (x *CampaignProclaimed) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignProclaimed.ProtoReflect.Descriptor instead.
+func (*CampaignProclaimed) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CampaignProclaimed) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *CampaignProclaimed) GetValueRevision() int64 {
+	if x != nil {
+		return x.ValueRevision
+	}
+	return 0
+}
+
+// CampaignRefused: a request was refused without ending the stream.
+type CampaignRefused struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// request names the refused request ("proclaim", "ack").
+	Request string `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	// reason says why, for example "epoch 7 is not the current term".
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignRefused) Reset() {
+	*x = CampaignRefused{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignRefused) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignRefused) ProtoMessage() {}
+
+func (x *CampaignRefused) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignRefused.ProtoReflect.Descriptor instead.
+func (*CampaignRefused) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CampaignRefused) GetRequest() string {
+	if x != nil {
+		return x.Request
+	}
+	return ""
+}
+
+func (x *CampaignRefused) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// ResignRequest ends the current term of a named election.
+type ResignRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// election is the election's name (not empty).
+	Election string `protobuf:"bytes,1,opt,name=election,proto3" json:"election,omitempty"`
+	// epoch must be the current leader's epoch.
+	Epoch         int64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResignRequest) Reset() {
+	*x = ResignRequest{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResignRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResignRequest) ProtoMessage() {}
+
+func (x *ResignRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResignRequest.ProtoReflect.Descriptor instead.
+func (*ResignRequest) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ResignRequest) GetElection() string {
+	if x != nil {
+		return x.Election
+	}
+	return ""
+}
+
+func (x *ResignRequest) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+// ResignResponse: the leader's entry was deleted.
+type ResignResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// leader is the leader whose term was ended.
+	Leader *Leader `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"`
+	// responder_id is the id of the node that answered.
+	ResponderId   string `protobuf:"bytes,2,opt,name=responder_id,json=responderId,proto3" json:"responder_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResignResponse) Reset() {
+	*x = ResignResponse{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResignResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResignResponse) ProtoMessage() {}
+
+func (x *ResignResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResignResponse.ProtoReflect.Descriptor instead.
+func (*ResignResponse) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ResignResponse) GetLeader() *Leader {
+	if x != nil {
+		return x.Leader
+	}
+	return nil
+}
+
+func (x *ResignResponse) GetResponderId() string {
+	if x != nil {
+		return x.ResponderId
+	}
+	return ""
+}
+
+// ListElectionsRequest asks for the named elections.
+type ListElectionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListElectionsRequest) Reset() {
+	*x = ListElectionsRequest{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListElectionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListElectionsRequest) ProtoMessage() {}
+
+func (x *ListElectionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListElectionsRequest.ProtoReflect.Descriptor instead.
+func (*ListElectionsRequest) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{22}
+}
+
+// ListElectionsResponse lists the named elections, by name.
+type ListElectionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// elections are the named elections, sorted by name.
+	Elections []*ElectionSummary `protobuf:"bytes,1,rep,name=elections,proto3" json:"elections,omitempty"`
+	// responder_id is the id of the node that answered.
+	ResponderId   string `protobuf:"bytes,2,opt,name=responder_id,json=responderId,proto3" json:"responder_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListElectionsResponse) Reset() {
+	*x = ListElectionsResponse{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListElectionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListElectionsResponse) ProtoMessage() {}
+
+func (x *ListElectionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListElectionsResponse.ProtoReflect.Descriptor instead.
+func (*ListElectionsResponse) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListElectionsResponse) GetElections() []*ElectionSummary {
+	if x != nil {
+		return x.Elections
+	}
+	return nil
+}
+
+func (x *ListElectionsResponse) GetResponderId() string {
+	if x != nil {
+		return x.ResponderId
+	}
+	return ""
+}
+
+// ElectionSummary is one named election.
+type ElectionSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the election's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// candidates counts its entries (never_lead members included).
+	Candidates    int32 `protobuf:"varint,2,opt,name=candidates,proto3" json:"candidates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ElectionSummary) Reset() {
+	*x = ElectionSummary{}
+	mi := &file_electd_v1_election_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ElectionSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ElectionSummary) ProtoMessage() {}
+
+func (x *ElectionSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_electd_v1_election_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ElectionSummary.ProtoReflect.Descriptor instead.
+func (*ElectionSummary) Descriptor() ([]byte, []int) {
+	return file_electd_v1_election_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ElectionSummary) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ElectionSummary) GetCandidates() int32 {
+	if x != nil {
+		return x.Candidates
+	}
+	return 0
+}
+
 var File_electd_v1_election_service_proto protoreflect.FileDescriptor
 
 const file_electd_v1_election_service_proto_rawDesc = "" +
 	"\n" +
-	" electd/v1/election_service.proto\x12\telectd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x03\n" +
+	" electd/v1/election_service.proto\x12\telectd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x04\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
@@ -653,7 +1998,13 @@ const file_electd_v1_election_service_proto_rawDesc = "" +
 	"session_id\x18\t \x01(\x03R\tsessionId\x12\x18\n" +
 	"\aversion\x18\n" +
 	" \x01(\tR\aversion\x12!\n" +
-	"\frecord_error\x18\v \x01(\tR\vrecordError\x1a9\n" +
+	"\frecord_error\x18\v \x01(\tR\vrecordError\x12\x14\n" +
+	"\x05value\x18\f \x01(\fR\x05value\x12%\n" +
+	"\x0evalue_revision\x18\r \x01(\x03R\rvalueRevision\x12\x1a\n" +
+	"\bpriority\x18\x0e \x01(\x05R\bpriority\x12\x1d\n" +
+	"\n" +
+	"never_lead\x18\x0f \x01(\bR\tneverLead\x12\x17\n" +
+	"\ahost_id\x18\x10 \x01(\tR\x06hostId\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"~\n" +
@@ -661,35 +2012,127 @@ const file_electd_v1_election_service_proto_rawDesc = "" +
 	"\x04node\x18\x01 \x01(\v2\x0f.electd.v1.NodeR\x04node\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x03R\x05epoch\x129\n" +
 	"\n" +
-	"elected_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\telectedAt\"\x12\n" +
-	"\x10GetLeaderRequest\"a\n" +
+	"elected_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\telectedAt\".\n" +
+	"\x10GetLeaderRequest\x12\x1a\n" +
+	"\belection\x18\x01 \x01(\tR\belection\"a\n" +
 	"\x11GetLeaderResponse\x12)\n" +
 	"\x06leader\x18\x01 \x01(\v2\x11.electd.v1.LeaderR\x06leader\x12!\n" +
-	"\fresponder_id\x18\x02 \x01(\tR\vresponderId\"\xab\x01\n" +
+	"\fresponder_id\x18\x02 \x01(\tR\vresponderId\"\xc7\x01\n" +
 	"\x10ListNodesRequest\x12U\n" +
-	"\x0elabel_selector\x18\x01 \x03(\v2..electd.v1.ListNodesRequest.LabelSelectorEntryR\rlabelSelector\x1a@\n" +
+	"\x0elabel_selector\x18\x01 \x03(\v2..electd.v1.ListNodesRequest.LabelSelectorEntryR\rlabelSelector\x12\x1a\n" +
+	"\belection\x18\x02 \x01(\tR\belection\x1a@\n" +
 	"\x12LabelSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"s\n" +
 	"\x11ListNodesResponse\x12%\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x0f.electd.v1.NodeR\x05nodes\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x03R\x05epoch\x12!\n" +
-	"\fresponder_id\x18\x03 \x01(\tR\vresponderId\"1\n" +
+	"\fresponder_id\x18\x03 \x01(\tR\vresponderId\"M\n" +
 	"\x12WatchLeaderRequest\x12\x1b\n" +
-	"\tmin_epoch\x18\x01 \x01(\x03R\bminEpoch\"\xa9\x01\n" +
+	"\tmin_epoch\x18\x01 \x01(\x03R\bminEpoch\x12\x1a\n" +
+	"\belection\x18\x02 \x01(\tR\belection\"\xa9\x01\n" +
 	"\x13WatchLeaderResponse\x12,\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x16.electd.v1.LeaderStateR\x05state\x12)\n" +
 	"\x06leader\x18\x02 \x01(\v2\x11.electd.v1.LeaderR\x06leader\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12!\n" +
-	"\fresponder_id\x18\x04 \x01(\tR\vresponderId*_\n" +
+	"\fresponder_id\x18\x04 \x01(\tR\vresponderId\"\x99\x02\n" +
+	"\x0fCampaignRequest\x120\n" +
+	"\x05start\x18\x01 \x01(\v2\x18.electd.v1.CampaignStartH\x00R\x05start\x12-\n" +
+	"\x04ping\x18\x02 \x01(\v2\x17.electd.v1.CampaignPingH\x00R\x04ping\x129\n" +
+	"\bproclaim\x18\x03 \x01(\v2\x1b.electd.v1.CampaignProclaimH\x00R\bproclaim\x123\n" +
+	"\x06resign\x18\x04 \x01(\v2\x19.electd.v1.CampaignResignH\x00R\x06resign\x12*\n" +
+	"\x03ack\x18\x05 \x01(\v2\x16.electd.v1.CampaignAckH\x00R\x03ackB\t\n" +
+	"\arequest\"\x98\x02\n" +
+	"\rCampaignStart\x12\x1a\n" +
+	"\belection\x18\x01 \x01(\tR\belection\x12!\n" +
+	"\fcandidate_id\x18\x02 \x01(\tR\vcandidateId\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12<\n" +
+	"\x06labels\x18\x04 \x03(\v2$.electd.v1.CampaignStart.LabelsEntryR\x06labels\x12\x1a\n" +
+	"\bpriority\x18\x05 \x01(\x05R\bpriority\x12\x1d\n" +
+	"\n" +
+	"never_lead\x18\x06 \x01(\bR\tneverLead\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"$\n" +
+	"\fCampaignPing\x12\x14\n" +
+	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\">\n" +
+	"\x10CampaignProclaim\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x03R\x05epoch\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\x10\n" +
+	"\x0eCampaignResign\"#\n" +
+	"\vCampaignAck\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x03R\x05epoch\"\xd6\x02\n" +
+	"\x10CampaignResponse\x123\n" +
+	"\x06queued\x18\x01 \x01(\v2\x19.electd.v1.CampaignQueuedH\x00R\x06queued\x126\n" +
+	"\aleading\x18\x02 \x01(\v2\x1a.electd.v1.CampaignLeadingH\x00R\aleading\x12-\n" +
+	"\x04lost\x18\x03 \x01(\v2\x17.electd.v1.CampaignLostH\x00R\x04lost\x12?\n" +
+	"\n" +
+	"proclaimed\x18\x04 \x01(\v2\x1d.electd.v1.CampaignProclaimedH\x00R\n" +
+	"proclaimed\x126\n" +
+	"\arefused\x18\x05 \x01(\v2\x1a.electd.v1.CampaignRefusedH\x00R\arefused\x12!\n" +
+	"\fresponder_id\x18\x06 \x01(\tR\vresponderIdB\n" +
+	"\n" +
+	"\bresponse\"\xc3\x01\n" +
+	"\x0eCampaignQueued\x12\x14\n" +
+	"\x05znode\x18\x01 \x01(\tR\x05znode\x12\x1a\n" +
+	"\bposition\x18\x02 \x01(\x05R\bposition\x12\x1f\n" +
+	"\vwaiting_for\x18\x03 \x01(\tR\n" +
+	"waitingFor\x12)\n" +
+	"\x06leader\x18\x04 \x01(\v2\x11.electd.v1.LeaderR\x06leader\x12\x14\n" +
+	"\x05nonce\x18\x05 \x01(\x04R\x05nonce\x12\x1d\n" +
+	"\n" +
+	"never_lead\x18\x06 \x01(\bR\tneverLead\"\x95\x01\n" +
+	"\x0fCampaignLeading\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x03R\x05epoch\x12\x14\n" +
+	"\x05nonce\x18\x02 \x01(\x04R\x05nonce\x12\x19\n" +
+	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\x12\x14\n" +
+	"\x05znode\x18\x04 \x01(\tR\x05znode\x12%\n" +
+	"\x0evalue_revision\x18\x05 \x01(\x03R\rvalueRevision\"k\n" +
+	"\fCampaignLost\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x03R\x05epoch\x12-\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x15.electd.v1.LossReasonR\x06reason\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"Q\n" +
+	"\x12CampaignProclaimed\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x03R\x05epoch\x12%\n" +
+	"\x0evalue_revision\x18\x02 \x01(\x03R\rvalueRevision\"C\n" +
+	"\x0fCampaignRefused\x12\x18\n" +
+	"\arequest\x18\x01 \x01(\tR\arequest\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"A\n" +
+	"\rResignRequest\x12\x1a\n" +
+	"\belection\x18\x01 \x01(\tR\belection\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x03R\x05epoch\"^\n" +
+	"\x0eResignResponse\x12)\n" +
+	"\x06leader\x18\x01 \x01(\v2\x11.electd.v1.LeaderR\x06leader\x12!\n" +
+	"\fresponder_id\x18\x02 \x01(\tR\vresponderId\"\x16\n" +
+	"\x14ListElectionsRequest\"t\n" +
+	"\x15ListElectionsResponse\x128\n" +
+	"\telections\x18\x01 \x03(\v2\x1a.electd.v1.ElectionSummaryR\telections\x12!\n" +
+	"\fresponder_id\x18\x02 \x01(\tR\vresponderId\"E\n" +
+	"\x0fElectionSummary\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"candidates\x18\x02 \x01(\x05R\n" +
+	"candidates*x\n" +
 	"\vLeaderState\x12\x1c\n" +
 	"\x18LEADER_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14LEADER_STATE_ELECTED\x10\x01\x12\x18\n" +
-	"\x14LEADER_STATE_UNKNOWN\x10\x022\xf1\x01\n" +
+	"\x14LEADER_STATE_UNKNOWN\x10\x02\x12\x17\n" +
+	"\x13LEADER_STATE_VACANT\x10\x03*\xac\x01\n" +
+	"\n" +
+	"LossReason\x12\x1b\n" +
+	"\x17LOSS_REASON_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14LOSS_REASON_RESIGNED\x10\x01\x12\x17\n" +
+	"\x13LOSS_REASON_DELETED\x10\x02\x12\x19\n" +
+	"\x15LOSS_REASON_PREEMPTED\x10\x03\x12\x19\n" +
+	"\x15LOSS_REASON_ZOOKEEPER\x10\x04\x12\x18\n" +
+	"\x14LOSS_REASON_SHUTDOWN\x10\x052\xcd\x03\n" +
 	"\x0fElectionService\x12F\n" +
 	"\tGetLeader\x12\x1b.electd.v1.GetLeaderRequest\x1a\x1c.electd.v1.GetLeaderResponse\x12F\n" +
 	"\tListNodes\x12\x1b.electd.v1.ListNodesRequest\x1a\x1c.electd.v1.ListNodesResponse\x12N\n" +
-	"\vWatchLeader\x12\x1d.electd.v1.WatchLeaderRequest\x1a\x1e.electd.v1.WatchLeaderResponse0\x01B]\n" +
+	"\vWatchLeader\x12\x1d.electd.v1.WatchLeaderRequest\x1a\x1e.electd.v1.WatchLeaderResponse0\x01\x12G\n" +
+	"\bCampaign\x12\x1a.electd.v1.CampaignRequest\x1a\x1b.electd.v1.CampaignResponse(\x010\x01\x12=\n" +
+	"\x06Resign\x12\x18.electd.v1.ResignRequest\x1a\x19.electd.v1.ResignResponse\x12R\n" +
+	"\rListElections\x12\x1f.electd.v1.ListElectionsRequest\x1a .electd.v1.ListElectionsResponseB]\n" +
 	"\fio.electd.v1B\x14ElectionServiceProtoP\x01Z5github.com/electd/electd/clients/go/electdpb;electdpbb\x06proto3"
 
 var (
@@ -704,43 +2147,83 @@ func file_electd_v1_election_service_proto_rawDescGZIP() []byte {
 	return file_electd_v1_election_service_proto_rawDescData
 }
 
-var file_electd_v1_election_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_electd_v1_election_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_electd_v1_election_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_electd_v1_election_service_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_electd_v1_election_service_proto_goTypes = []any{
 	(LeaderState)(0),              // 0: electd.v1.LeaderState
-	(*Node)(nil),                  // 1: electd.v1.Node
-	(*Leader)(nil),                // 2: electd.v1.Leader
-	(*GetLeaderRequest)(nil),      // 3: electd.v1.GetLeaderRequest
-	(*GetLeaderResponse)(nil),     // 4: electd.v1.GetLeaderResponse
-	(*ListNodesRequest)(nil),      // 5: electd.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 6: electd.v1.ListNodesResponse
-	(*WatchLeaderRequest)(nil),    // 7: electd.v1.WatchLeaderRequest
-	(*WatchLeaderResponse)(nil),   // 8: electd.v1.WatchLeaderResponse
-	nil,                           // 9: electd.v1.Node.LabelsEntry
-	nil,                           // 10: electd.v1.ListNodesRequest.LabelSelectorEntry
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(LossReason)(0),               // 1: electd.v1.LossReason
+	(*Node)(nil),                  // 2: electd.v1.Node
+	(*Leader)(nil),                // 3: electd.v1.Leader
+	(*GetLeaderRequest)(nil),      // 4: electd.v1.GetLeaderRequest
+	(*GetLeaderResponse)(nil),     // 5: electd.v1.GetLeaderResponse
+	(*ListNodesRequest)(nil),      // 6: electd.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),     // 7: electd.v1.ListNodesResponse
+	(*WatchLeaderRequest)(nil),    // 8: electd.v1.WatchLeaderRequest
+	(*WatchLeaderResponse)(nil),   // 9: electd.v1.WatchLeaderResponse
+	(*CampaignRequest)(nil),       // 10: electd.v1.CampaignRequest
+	(*CampaignStart)(nil),         // 11: electd.v1.CampaignStart
+	(*CampaignPing)(nil),          // 12: electd.v1.CampaignPing
+	(*CampaignProclaim)(nil),      // 13: electd.v1.CampaignProclaim
+	(*CampaignResign)(nil),        // 14: electd.v1.CampaignResign
+	(*CampaignAck)(nil),           // 15: electd.v1.CampaignAck
+	(*CampaignResponse)(nil),      // 16: electd.v1.CampaignResponse
+	(*CampaignQueued)(nil),        // 17: electd.v1.CampaignQueued
+	(*CampaignLeading)(nil),       // 18: electd.v1.CampaignLeading
+	(*CampaignLost)(nil),          // 19: electd.v1.CampaignLost
+	(*CampaignProclaimed)(nil),    // 20: electd.v1.CampaignProclaimed
+	(*CampaignRefused)(nil),       // 21: electd.v1.CampaignRefused
+	(*ResignRequest)(nil),         // 22: electd.v1.ResignRequest
+	(*ResignResponse)(nil),        // 23: electd.v1.ResignResponse
+	(*ListElectionsRequest)(nil),  // 24: electd.v1.ListElectionsRequest
+	(*ListElectionsResponse)(nil), // 25: electd.v1.ListElectionsResponse
+	(*ElectionSummary)(nil),       // 26: electd.v1.ElectionSummary
+	nil,                           // 27: electd.v1.Node.LabelsEntry
+	nil,                           // 28: electd.v1.ListNodesRequest.LabelSelectorEntry
+	nil,                           // 29: electd.v1.CampaignStart.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
 }
 var file_electd_v1_election_service_proto_depIdxs = []int32{
-	11, // 0: electd.v1.Node.joined_at:type_name -> google.protobuf.Timestamp
-	9,  // 1: electd.v1.Node.labels:type_name -> electd.v1.Node.LabelsEntry
-	1,  // 2: electd.v1.Leader.node:type_name -> electd.v1.Node
-	11, // 3: electd.v1.Leader.elected_at:type_name -> google.protobuf.Timestamp
-	2,  // 4: electd.v1.GetLeaderResponse.leader:type_name -> electd.v1.Leader
-	10, // 5: electd.v1.ListNodesRequest.label_selector:type_name -> electd.v1.ListNodesRequest.LabelSelectorEntry
-	1,  // 6: electd.v1.ListNodesResponse.nodes:type_name -> electd.v1.Node
+	30, // 0: electd.v1.Node.joined_at:type_name -> google.protobuf.Timestamp
+	27, // 1: electd.v1.Node.labels:type_name -> electd.v1.Node.LabelsEntry
+	2,  // 2: electd.v1.Leader.node:type_name -> electd.v1.Node
+	30, // 3: electd.v1.Leader.elected_at:type_name -> google.protobuf.Timestamp
+	3,  // 4: electd.v1.GetLeaderResponse.leader:type_name -> electd.v1.Leader
+	28, // 5: electd.v1.ListNodesRequest.label_selector:type_name -> electd.v1.ListNodesRequest.LabelSelectorEntry
+	2,  // 6: electd.v1.ListNodesResponse.nodes:type_name -> electd.v1.Node
 	0,  // 7: electd.v1.WatchLeaderResponse.state:type_name -> electd.v1.LeaderState
-	2,  // 8: electd.v1.WatchLeaderResponse.leader:type_name -> electd.v1.Leader
-	3,  // 9: electd.v1.ElectionService.GetLeader:input_type -> electd.v1.GetLeaderRequest
-	5,  // 10: electd.v1.ElectionService.ListNodes:input_type -> electd.v1.ListNodesRequest
-	7,  // 11: electd.v1.ElectionService.WatchLeader:input_type -> electd.v1.WatchLeaderRequest
-	4,  // 12: electd.v1.ElectionService.GetLeader:output_type -> electd.v1.GetLeaderResponse
-	6,  // 13: electd.v1.ElectionService.ListNodes:output_type -> electd.v1.ListNodesResponse
-	8,  // 14: electd.v1.ElectionService.WatchLeader:output_type -> electd.v1.WatchLeaderResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	3,  // 8: electd.v1.WatchLeaderResponse.leader:type_name -> electd.v1.Leader
+	11, // 9: electd.v1.CampaignRequest.start:type_name -> electd.v1.CampaignStart
+	12, // 10: electd.v1.CampaignRequest.ping:type_name -> electd.v1.CampaignPing
+	13, // 11: electd.v1.CampaignRequest.proclaim:type_name -> electd.v1.CampaignProclaim
+	14, // 12: electd.v1.CampaignRequest.resign:type_name -> electd.v1.CampaignResign
+	15, // 13: electd.v1.CampaignRequest.ack:type_name -> electd.v1.CampaignAck
+	29, // 14: electd.v1.CampaignStart.labels:type_name -> electd.v1.CampaignStart.LabelsEntry
+	17, // 15: electd.v1.CampaignResponse.queued:type_name -> electd.v1.CampaignQueued
+	18, // 16: electd.v1.CampaignResponse.leading:type_name -> electd.v1.CampaignLeading
+	19, // 17: electd.v1.CampaignResponse.lost:type_name -> electd.v1.CampaignLost
+	20, // 18: electd.v1.CampaignResponse.proclaimed:type_name -> electd.v1.CampaignProclaimed
+	21, // 19: electd.v1.CampaignResponse.refused:type_name -> electd.v1.CampaignRefused
+	3,  // 20: electd.v1.CampaignQueued.leader:type_name -> electd.v1.Leader
+	1,  // 21: electd.v1.CampaignLost.reason:type_name -> electd.v1.LossReason
+	3,  // 22: electd.v1.ResignResponse.leader:type_name -> electd.v1.Leader
+	26, // 23: electd.v1.ListElectionsResponse.elections:type_name -> electd.v1.ElectionSummary
+	4,  // 24: electd.v1.ElectionService.GetLeader:input_type -> electd.v1.GetLeaderRequest
+	6,  // 25: electd.v1.ElectionService.ListNodes:input_type -> electd.v1.ListNodesRequest
+	8,  // 26: electd.v1.ElectionService.WatchLeader:input_type -> electd.v1.WatchLeaderRequest
+	10, // 27: electd.v1.ElectionService.Campaign:input_type -> electd.v1.CampaignRequest
+	22, // 28: electd.v1.ElectionService.Resign:input_type -> electd.v1.ResignRequest
+	24, // 29: electd.v1.ElectionService.ListElections:input_type -> electd.v1.ListElectionsRequest
+	5,  // 30: electd.v1.ElectionService.GetLeader:output_type -> electd.v1.GetLeaderResponse
+	7,  // 31: electd.v1.ElectionService.ListNodes:output_type -> electd.v1.ListNodesResponse
+	9,  // 32: electd.v1.ElectionService.WatchLeader:output_type -> electd.v1.WatchLeaderResponse
+	16, // 33: electd.v1.ElectionService.Campaign:output_type -> electd.v1.CampaignResponse
+	23, // 34: electd.v1.ElectionService.Resign:output_type -> electd.v1.ResignResponse
+	25, // 35: electd.v1.ElectionService.ListElections:output_type -> electd.v1.ListElectionsResponse
+	30, // [30:36] is the sub-list for method output_type
+	24, // [24:30] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_electd_v1_election_service_proto_init() }
@@ -748,13 +2231,27 @@ func file_electd_v1_election_service_proto_init() {
 	if File_electd_v1_election_service_proto != nil {
 		return
 	}
+	file_electd_v1_election_service_proto_msgTypes[8].OneofWrappers = []any{
+		(*CampaignRequest_Start)(nil),
+		(*CampaignRequest_Ping)(nil),
+		(*CampaignRequest_Proclaim)(nil),
+		(*CampaignRequest_Resign)(nil),
+		(*CampaignRequest_Ack)(nil),
+	}
+	file_electd_v1_election_service_proto_msgTypes[14].OneofWrappers = []any{
+		(*CampaignResponse_Queued)(nil),
+		(*CampaignResponse_Leading)(nil),
+		(*CampaignResponse_Lost)(nil),
+		(*CampaignResponse_Proclaimed)(nil),
+		(*CampaignResponse_Refused)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_electd_v1_election_service_proto_rawDesc), len(file_electd_v1_election_service_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   10,
+			NumEnums:      2,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,9 +22,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ElectionService_GetLeader_FullMethodName   = "/electd.v1.ElectionService/GetLeader"
-	ElectionService_ListNodes_FullMethodName   = "/electd.v1.ElectionService/ListNodes"
-	ElectionService_WatchLeader_FullMethodName = "/electd.v1.ElectionService/WatchLeader"
+	ElectionService_GetLeader_FullMethodName     = "/electd.v1.ElectionService/GetLeader"
+	ElectionService_ListNodes_FullMethodName     = "/electd.v1.ElectionService/ListNodes"
+	ElectionService_WatchLeader_FullMethodName   = "/electd.v1.ElectionService/WatchLeader"
+	ElectionService_Campaign_FullMethodName      = "/electd.v1.ElectionService/Campaign"
+	ElectionService_Resign_FullMethodName        = "/electd.v1.ElectionService/Resign"
+	ElectionService_ListElections_FullMethodName = "/electd.v1.ElectionService/ListElections"
 )
 
 // ElectionServiceClient is the client API for ElectionService service.
@@ -58,6 +61,59 @@ type ElectionServiceClient interface {
 	// down; clients then reconnect to another node. Cancelling the call ends
 	// the stream on the server at once.
 	WatchLeader(ctx context.Context, in *WatchLeaderRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchLeaderResponse], error)
+	// Campaign makes the caller a candidate in a named election for as long as
+	// it holds the stream open. The first request must be a CampaignStart; the
+	// node then creates an entry (an ephemeral sequential znode) in the
+	// election on the caller's behalf, on its own ZooKeeper session, and answers
+	// with CampaignQueued (the place in the queue and whom the candidate waits
+	// for) or CampaignLeading.
+	//
+	// Leadership is a lease the candidate turns into a local deadline without
+	// synchronised clocks: it sends CampaignPing{nonce} and remembers when it
+	// sent each nonce on its own monotonic clock; every CampaignLeading answers
+	// one ping and carries lease_ms, and the candidate may act as leader until
+	// (send time of that nonce) + lease_ms, and not a moment longer. The node
+	// computes lease_ms after the ping arrived, so the deadline is safe whatever
+	// the network delays were. A leader that keeps pinging keeps its deadline
+	// ahead; one that stops simply runs out.
+	//
+	// Ordering: responses are sent in the order things happened: Queued ...
+	// Leading (epoch E) ... Lost (epoch E) ... Queued ... Leading (epoch F > E).
+	// After a Lost the candidate must stop acting as leader and send
+	// CampaignAck{epoch}; the node keeps the next candidate from leading until
+	// the ack arrives or the last lease it granted ran out, whichever is first.
+	// After a Lost the node keeps the candidate queued (its entry moves to the
+	// back) unless the reason ends the campaign (RESIGNED, SHUTDOWN).
+	//
+	// Ending: the candidate half-closes the stream or cancels the call, or
+	// sends no request for longer than the node's --candidate-timeout; the node
+	// then deletes the entry (a leader's entry once its last lease ran out, or at
+	// once if it had acknowledged). If the node loses its ZooKeeper session the
+	// candidate gets Lost (reason ZOOKEEPER) and stays queued; it re-registers
+	// when the session is back.
+	//
+	// Status codes: INVALID_ARGUMENT for a first request that is not a
+	// CampaignStart, a second CampaignStart, a malformed election name or
+	// candidate id, labels or a value over their limits; ALREADY_EXISTS when the
+	// same candidate id already campaigns in that election through this node;
+	// PERMISSION_DENIED without the write right (--allow-write); UNAVAILABLE
+	// when the node is shutting down (reconnect to another node); OK after a
+	// resignation.
+	Campaign(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CampaignRequest, CampaignResponse], error)
+	// Resign ends the current term of a named election on an operator's
+	// behalf: the leader's entry is deleted first, the node that holds it tells
+	// its candidate (Lost, reason DELETED) and the next candidate leads as soon
+	// as the old one acknowledged or its lease ran out. The epoch must be the
+	// current leader's (as GetLeader reports it): FAILED_PRECONDITION names the
+	// current epoch when it is not, NOT_FOUND when the election has no leader,
+	// INVALID_ARGUMENT for a malformed election name, an empty name (the node
+	// election is left by stopping a node) or an epoch that is not positive,
+	// UNAVAILABLE while the node cannot reach ZooKeeper. Needs the write right.
+	Resign(ctx context.Context, in *ResignRequest, opts ...grpc.CallOption) (*ResignResponse, error)
+	// ListElections lists the named elections under the node's
+	// --elections-root with how many candidates each has, read from ZooKeeper
+	// when the call is made. UNAVAILABLE while the node has no live session.
+	ListElections(ctx context.Context, in *ListElectionsRequest, opts ...grpc.CallOption) (*ListElectionsResponse, error)
 }
 
 type electionServiceClient struct {
@@ -107,6 +163,39 @@ func (c *electionServiceClient) WatchLeader(ctx context.Context, in *WatchLeader
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ElectionService_WatchLeaderClient = grpc.ServerStreamingClient[WatchLeaderResponse]
 
+func (c *electionServiceClient) Campaign(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CampaignRequest, CampaignResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ElectionService_ServiceDesc.Streams[1], ElectionService_Campaign_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CampaignRequest, CampaignResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ElectionService_CampaignClient = grpc.BidiStreamingClient[CampaignRequest, CampaignResponse]
+
+func (c *electionServiceClient) Resign(ctx context.Context, in *ResignRequest, opts ...grpc.CallOption) (*ResignResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResignResponse)
+	err := c.cc.Invoke(ctx, ElectionService_Resign_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *electionServiceClient) ListElections(ctx context.Context, in *ListElectionsRequest, opts ...grpc.CallOption) (*ListElectionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListElectionsResponse)
+	err := c.cc.Invoke(ctx, ElectionService_ListElections_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ElectionServiceServer is the server API for ElectionService service.
 // All implementations must embed UnimplementedElectionServiceServer
 // for forward compatibility.
@@ -138,6 +227,59 @@ type ElectionServiceServer interface {
 	// down; clients then reconnect to another node. Cancelling the call ends
 	// the stream on the server at once.
 	WatchLeader(*WatchLeaderRequest, grpc.ServerStreamingServer[WatchLeaderResponse]) error
+	// Campaign makes the caller a candidate in a named election for as long as
+	// it holds the stream open. The first request must be a CampaignStart; the
+	// node then creates an entry (an ephemeral sequential znode) in the
+	// election on the caller's behalf, on its own ZooKeeper session, and answers
+	// with CampaignQueued (the place in the queue and whom the candidate waits
+	// for) or CampaignLeading.
+	//
+	// Leadership is a lease the candidate turns into a local deadline without
+	// synchronised clocks: it sends CampaignPing{nonce} and remembers when it
+	// sent each nonce on its own monotonic clock; every CampaignLeading answers
+	// one ping and carries lease_ms, and the candidate may act as leader until
+	// (send time of that nonce) + lease_ms, and not a moment longer. The node
+	// computes lease_ms after the ping arrived, so the deadline is safe whatever
+	// the network delays were. A leader that keeps pinging keeps its deadline
+	// ahead; one that stops simply runs out.
+	//
+	// Ordering: responses are sent in the order things happened: Queued ...
+	// Leading (epoch E) ... Lost (epoch E) ... Queued ... Leading (epoch F > E).
+	// After a Lost the candidate must stop acting as leader and send
+	// CampaignAck{epoch}; the node keeps the next candidate from leading until
+	// the ack arrives or the last lease it granted ran out, whichever is first.
+	// After a Lost the node keeps the candidate queued (its entry moves to the
+	// back) unless the reason ends the campaign (RESIGNED, SHUTDOWN).
+	//
+	// Ending: the candidate half-closes the stream or cancels the call, or
+	// sends no request for longer than the node's --candidate-timeout; the node
+	// then deletes the entry (a leader's entry once its last lease ran out, or at
+	// once if it had acknowledged). If the node loses its ZooKeeper session the
+	// candidate gets Lost (reason ZOOKEEPER) and stays queued; it re-registers
+	// when the session is back.
+	//
+	// Status codes: INVALID_ARGUMENT for a first request that is not a
+	// CampaignStart, a second CampaignStart, a malformed election name or
+	// candidate id, labels or a value over their limits; ALREADY_EXISTS when the
+	// same candidate id already campaigns in that election through this node;
+	// PERMISSION_DENIED without the write right (--allow-write); UNAVAILABLE
+	// when the node is shutting down (reconnect to another node); OK after a
+	// resignation.
+	Campaign(grpc.BidiStreamingServer[CampaignRequest, CampaignResponse]) error
+	// Resign ends the current term of a named election on an operator's
+	// behalf: the leader's entry is deleted first, the node that holds it tells
+	// its candidate (Lost, reason DELETED) and the next candidate leads as soon
+	// as the old one acknowledged or its lease ran out. The epoch must be the
+	// current leader's (as GetLeader reports it): FAILED_PRECONDITION names the
+	// current epoch when it is not, NOT_FOUND when the election has no leader,
+	// INVALID_ARGUMENT for a malformed election name, an empty name (the node
+	// election is left by stopping a node) or an epoch that is not positive,
+	// UNAVAILABLE while the node cannot reach ZooKeeper. Needs the write right.
+	Resign(context.Context, *ResignRequest) (*ResignResponse, error)
+	// ListElections lists the named elections under the node's
+	// --elections-root with how many candidates each has, read from ZooKeeper
+	// when the call is made. UNAVAILABLE while the node has no live session.
+	ListElections(context.Context, *ListElectionsRequest) (*ListElectionsResponse, error)
 	mustEmbedUnimplementedElectionServiceServer()
 }
 
@@ -156,6 +298,15 @@ func (UnimplementedElectionServiceServer) ListNodes(context.Context, *ListNodesR
 }
 func (UnimplementedElectionServiceServer) WatchLeader(*WatchLeaderRequest, grpc.ServerStreamingServer[WatchLeaderResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchLeader not implemented")
+}
+func (UnimplementedElectionServiceServer) Campaign(grpc.BidiStreamingServer[CampaignRequest, CampaignResponse]) error {
+	return status.Error(codes.Unimplemented, "method Campaign not implemented")
+}
+func (UnimplementedElectionServiceServer) Resign(context.Context, *ResignRequest) (*ResignResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Resign not implemented")
+}
+func (UnimplementedElectionServiceServer) ListElections(context.Context, *ListElectionsRequest) (*ListElectionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListElections not implemented")
 }
 func (UnimplementedElectionServiceServer) mustEmbedUnimplementedElectionServiceServer() {}
 func (UnimplementedElectionServiceServer) testEmbeddedByValue()                         {}
@@ -225,6 +376,49 @@ func _ElectionService_WatchLeader_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ElectionService_WatchLeaderServer = grpc.ServerStreamingServer[WatchLeaderResponse]
 
+func _ElectionService_Campaign_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ElectionServiceServer).Campaign(&grpc.GenericServerStream[CampaignRequest, CampaignResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ElectionService_CampaignServer = grpc.BidiStreamingServer[CampaignRequest, CampaignResponse]
+
+func _ElectionService_Resign_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResignRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServiceServer).Resign(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ElectionService_Resign_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServiceServer).Resign(ctx, req.(*ResignRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ElectionService_ListElections_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListElectionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServiceServer).ListElections(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ElectionService_ListElections_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServiceServer).ListElections(ctx, req.(*ListElectionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ElectionService_ServiceDesc is the grpc.ServiceDesc for ElectionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -240,12 +434,26 @@ var ElectionService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListNodes",
 			Handler:    _ElectionService_ListNodes_Handler,
 		},
+		{
+			MethodName: "Resign",
+			Handler:    _ElectionService_Resign_Handler,
+		},
+		{
+			MethodName: "ListElections",
+			Handler:    _ElectionService_ListElections_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "WatchLeader",
 			Handler:       _ElectionService_WatchLeader_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Campaign",
+			Handler:       _ElectionService_Campaign_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "electd/v1/election_service.proto",

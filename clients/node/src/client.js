@@ -1,11 +1,14 @@
-// ElectionClient: failover across electd nodes for GetLeader, ListNodes and WatchLeader, with
-// the bounds of the client contract (clients/README.md, "The client contract").
+// ElectionClient: failover across electd nodes for GetLeader, ListNodes, WatchLeader, Resign
+// and ListElections, with the bounds of the client contract (clients/README.md, "The client
+// contract"), for the node election and for named elections; campaign() (src/campaign.js)
+// runs on the same channels.
 import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadElectdV1 } from './proto.js';
 import { Backoff } from './backoff.js';
 import { AddressGuard } from './connect.js';
 import { TLS_OPTIONS, TlsFiles, TlsOptionError } from './tls.js';
+import { Campaign, DEFAULT_PING_INTERVAL_MS, toBytes } from './campaign.js';
 
 const { status: Status } = grpc;
 
@@ -123,6 +126,11 @@ function toNode(n) {
     sessionId: BigInt(n.sessionId),
     version: n.version,
     recordError: n.recordError,
+    value: Buffer.from(n.value ?? []),
+    valueRevision: BigInt(n.valueRevision ?? 0),
+    priority: n.priority ?? 0,
+    neverLead: n.neverLead ?? false,
+    hostId: n.hostId ?? '',
   };
 }
 
@@ -167,6 +175,16 @@ function isAbortSignal(signal) {
 
 const closedError = () => new Error('ElectionClient is closed');
 
+/** The `election` option: a string ('' or absent: the node election); the node checks the name. */
+function toElection(what, value) {
+  if (value === undefined) return '';
+  if (typeof value !== 'string') throw new TypeError(`${what}: election must be a string, got ${typeof value}`);
+  return value;
+}
+
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
 /**
  * A client for a cluster of electd nodes. Any node answers for the whole cluster, so the
  * client keeps one channel per address and moves on to the next address when the node in use
@@ -188,6 +206,7 @@ export class ElectionClient {
   #closed = false;
   #stops = new Set(); // one AbortController per running watch, aborted by close()
   #unaryCalls = new Set(); // unary calls in flight, cancelled by close()
+  #campaigns = new Set(); // running campaigns, closed by close()
 
   /**
    * @param {string[]} addresses HOST:PORT of one or more nodes
@@ -256,22 +275,131 @@ export class ElectionClient {
   /**
    * The current leader: { leader: {node, epoch, electedAt}, responderId }. Tries each address
    * once, starting with the one that answered last, each attempt with the call timeout.
+   * `election` names a named election (default '': the electd nodes' own); one without a
+   * leader is an ElectdError with code NOT_FOUND.
+   * @param {{election?: string}} [options]
    * @throws {ElectdError}
    */
-  async getLeader() {
-    const r = await this.#unary('GetLeader', {});
+  async getLeader(options = {}) {
+    checkKeys('getLeader', options, ['election']);
+    const election = toElection('getLeader', options.election);
+    const r = await this.#unary('GetLeader', { election });
     return { leader: toLeader(r.leader ?? {}), responderId: r.responderId };
   }
 
   /**
    * The live members whose labels contain every pair of labelSelector, in election order
-   * (the leader first): { nodes, epoch: bigint, responderId }.
+   * (the leader first): { nodes, epoch: bigint, responderId }. `election` names a named
+   * election (its candidates, never_lead members included); default '': the electd nodes.
    * @param {Record<string, string>} [labelSelector]
+   * @param {{election?: string}} [options]
    * @throws {ElectdError}
    */
-  async listNodes(labelSelector = {}) {
-    const r = await this.#unary('ListNodes', { labelSelector });
+  async listNodes(labelSelector = {}, options = {}) {
+    checkKeys('listNodes', options, ['election']);
+    const election = toElection('listNodes', options.election);
+    const r = await this.#unary('ListNodes', { labelSelector, election });
     return { nodes: r.nodes.map(toNode), epoch: BigInt(r.epoch), responderId: r.responderId };
+  }
+
+  /**
+   * Ends the current term of a named election on an operator's behalf (the leader's entry is
+   * deleted; its candidate is told Lost, reason DELETED). `epoch` must be the current leader's:
+   * else ElectdError FAILED_PRECONDITION (the details name the current epoch), NOT_FOUND when
+   * there is no leader. Resolves with { leader (the one whose term ended), responderId }.
+   * @param {string} election
+   * @param {bigint|number|string} epoch
+   * @throws {ElectdError}
+   */
+  async resign(election, epoch) {
+    if (typeof election !== 'string' || election === '') throw new TypeError('resign: election must be a non-empty string');
+    let e;
+    try {
+      e = toAfterEpoch(epoch);
+    } catch (err) {
+      throw new err.constructor(err.message.replace('afterEpoch', 'resign: epoch'));
+    }
+    if (e === 0n) throw new RangeError('resign: epoch must be positive');
+    const r = await this.#unary('Resign', { election, epoch: e.toString() });
+    return { leader: toLeader(r.leader ?? {}), responderId: r.responderId };
+  }
+
+  /**
+   * The named elections, sorted by name: { elections: [{ name, candidates }], responderId }.
+   * @throws {ElectdError}
+   */
+  async listElections() {
+    const r = await this.#unary('ListElections', {});
+    return {
+      elections: r.elections.map((e) => ({ name: e.name, candidates: e.candidates })),
+      responderId: r.responderId,
+    };
+  }
+
+  /**
+   * Campaigns in a named election and runs `work(term, signal)` while this candidate leads
+   * (see src/campaign.js and the README's "Campaigning"). Returns the running Campaign at once.
+   *
+   * @param {{election: string, candidateId: string,
+   *          work?: (term: {epoch: bigint, deadline: number}, signal: AbortSignal) => unknown,
+   *          value?: string|Uint8Array, labels?: Record<string, string>, priority?: number,
+   *          neverLead?: boolean, onLoss?: 'recampaign'|'stop', pingIntervalMs?: number,
+   *          onEvent?: (event: object) => void, signal?: AbortSignal}} options
+   * @returns {Campaign}
+   * @throws {TypeError|RangeError} a missing or bad option
+   */
+  campaign(options) {
+    checkKeys('campaign', options ?? null, ['election', 'candidateId', 'work', 'value', 'labels', 'priority',
+      'neverLead', 'onLoss', 'pingIntervalMs', 'onEvent', 'signal']);
+    const {
+      election, candidateId, work, value = '', labels = {}, priority = 0, neverLead = false,
+      onLoss = 'recampaign', pingIntervalMs = DEFAULT_PING_INTERVAL_MS, onEvent, signal,
+    } = options;
+    if (typeof election !== 'string' || election === '') throw new TypeError('campaign: election must be a non-empty string');
+    if (typeof candidateId !== 'string' || candidateId === '') throw new TypeError('campaign: candidateId must be a non-empty string');
+    if (work !== undefined && typeof work !== 'function') throw new TypeError('campaign: work must be a function');
+    if (work === undefined && !neverLead) throw new TypeError('campaign: work is needed (unless neverLead)');
+    const bytes = toBytes(value, 'campaign: value');
+    if (labels === null || typeof labels !== 'object' || Object.values(labels).some((v) => typeof v !== 'string')) {
+      throw new TypeError('campaign: labels must be an object of strings');
+    }
+    if (!Number.isInteger(priority) || priority < INT32_MIN || priority > INT32_MAX) {
+      throw new RangeError(`campaign: priority must be a 32-bit integer, got ${priority}`);
+    }
+    if (typeof neverLead !== 'boolean') throw new TypeError('campaign: neverLead must be a boolean');
+    if (onLoss !== 'recampaign' && onLoss !== 'stop') throw new TypeError(`campaign: onLoss must be 'recampaign' or 'stop', got ${onLoss}`);
+    checkMs('campaign: pingIntervalMs', pingIntervalMs);
+    if (onEvent !== undefined && typeof onEvent !== 'function') throw new TypeError('campaign: onEvent must be a function');
+    if (signal !== undefined && !isAbortSignal(signal)) throw new TypeError('campaign: signal must be an AbortSignal');
+    if (this.#closed) throw closedError();
+    const campaign = new Campaign(this.#transport(), {
+      election, candidateId, work: work ?? (() => new Promise(() => {})), value: bytes, labels: { ...labels },
+      priority, neverLead, onLoss, pingIntervalMs, onEvent, signal,
+    });
+    return campaign;
+  }
+
+  /** What a Campaign needs of this client: its channels, deadlines, backoff and errors. */
+  #transport() {
+    const client = this;
+    const self = {
+      addresses: [...this.#addresses],
+      stub: (i) => this.#stubs[i],
+      guard: (i) => this.#guards[i],
+      firstMessageTimeoutMs: this.#firstMessageTimeoutMs,
+      callTimeoutMs: this.#callTimeoutMs,
+      backoff: { ...this.#backoff },
+      get preferred() { return client.#preferred; },
+      set preferred(i) { client.#preferred = i; },
+      closed: () => this.#closed,
+      failure: (i, err) => this.#failure(i, err),
+      rejected: (i, what, err) => this.#rejected(i, what, err),
+      noNodeAnswered: (last) => this.#noNodeAnswered(last),
+      error: (message, info) => new ElectdError(message, { addresses: [], noNodeAnswered: false, ...info }),
+      release: (c) => this.#campaigns.delete(c),
+      register: (c) => this.#campaigns.add(c),
+    };
+    return self;
   }
 
   /**
@@ -297,18 +425,19 @@ export class ElectionClient {
    * @returns {AsyncGenerator<{node: object, epoch: bigint, electedAt: Date|null}, void, undefined>}
    */
   watchLeader(options = {}) {
-    checkKeys('watchLeader', options, ['afterEpoch', 'signal', 'onFailover'], {
+    checkKeys('watchLeader', options, ['afterEpoch', 'signal', 'onFailover', 'election'], {
       minEpoch: 'renamed: afterEpoch is the highest epoch already handled, only higher ones are reported',
     });
     const { afterEpoch = 0n, signal, onFailover } = options;
+    const election = toElection('watchLeader', options.election);
     const after = toAfterEpoch(afterEpoch);
     if (signal !== undefined && !isAbortSignal(signal)) throw new TypeError('signal must be an AbortSignal');
     if (onFailover !== undefined && typeof onFailover !== 'function') throw new TypeError('onFailover must be a function');
     if (this.#closed) throw closedError();
-    return this.#watch(after, signal, onFailover);
+    return this.#watch(after, signal, onFailover, election);
   }
 
-  async *#watch(afterEpoch, signal, onFailover) {
+  async *#watch(afterEpoch, signal, onFailover, election) {
     // One controller ends everything of this watch: the caller's signal, close(), return().
     const stop = new AbortController();
     const onAbort = () => stop.abort();
@@ -318,7 +447,9 @@ export class ElectionClient {
     try {
       const n = this.#addresses.length;
       const backoff = new Backoff(this.#backoff);
-      const state = { last: afterEpoch };
+      // last: the highest epoch reported; revision: the value revision of that epoch reported
+      // (undefined until one was seen: the first state of afterEpoch itself sets it unreported).
+      const state = { last: afterEpoch, revision: undefined, election };
       let index = this.#preferred;
       let fruitless = 0; // attempts in a row that were not healthy
       let anyAnswered = false;
@@ -364,7 +495,7 @@ export class ElectionClient {
     try {
       // The last reported epoch itself, not one more: the node then sends its current state at
       // once (the first-message deadline relies on it) and the filter below drops the repeat.
-      call = this.#stubs[index].WatchLeader({ minEpoch: state.last.toString() });
+      call = this.#stubs[index].WatchLeader({ minEpoch: state.last.toString(), election: state.election });
     } catch (err) {
       if (this.#closed) return result; // the channel was closed under us: stopped
       throw err;
@@ -399,15 +530,26 @@ export class ElectionClient {
           clearTimeout(firstTimer);
           clearTimeout(backstop);
         }
+        // A named election without a leader: the node vouches for that; stay on the stream.
+        if (msg.state === 'LEADER_STATE_VACANT') continue;
         if (msg.state !== 'LEADER_STATE_ELECTED' || !msg.leader) {
           result.reason = `${msg.responderId || this.#addresses[index]} cannot vouch for a leader: ${msg.reason || msg.state}`;
           break;
         }
         const leader = toLeader(msg.leader);
         // A node may repeat what another node already told us (or, if it lags, hold it
-        // back); only a strictly newer epoch is news.
-        if (leader.epoch > state.last && !stopSignal.aborted) {
+        // back); only a strictly newer epoch is news, or in the epoch last reported a newer
+        // value revision (a named election's leader proclaimed; always 0 in the node election).
+        const revision = leader.node.valueRevision;
+        let news = false;
+        if (leader.epoch > state.last) news = true;
+        else if (leader.epoch === state.last) {
+          if (state.revision === undefined) state.revision = revision; // afterEpoch's own: a baseline
+          else news = revision > state.revision;
+        }
+        if (news && !stopSignal.aborted) {
           state.last = leader.epoch;
+          state.revision = revision;
           this.#preferred = index;
           yieldedNew = true;
           yield leader;
@@ -443,6 +585,7 @@ export class ElectionClient {
   close() {
     if (this.#closed) return;
     this.#closed = true;
+    for (const campaign of this.#campaigns) campaign.close();
     for (const stop of this.#stops) stop.abort();
     for (const call of this.#unaryCalls) call.cancel();
     for (const stub of this.#stubs) stub.close();

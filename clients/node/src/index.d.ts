@@ -34,6 +34,16 @@ export interface Node {
   version: string;
   /** Set when the znode's data cannot be read as a node record (id, address, labels, version are then empty). */
   recordError: string;
+  /** A named election's candidate: what it says about itself (at most 16 KiB); empty for electd nodes. */
+  value: Buffer;
+  /** 0 for the value the candidate started with, one more per proclamation. */
+  valueRevision: bigint;
+  /** The candidate's priority (higher leads first); 0 for electd nodes. */
+  priority: number;
+  /** A member that never leads (membership only). */
+  neverLead: boolean;
+  /** The id of the electd node whose session holds the candidate's entry; empty for electd nodes. */
+  hostId: string;
 }
 
 /** The elected node and its fencing epoch (the proto's electd.v1.Leader). */
@@ -58,6 +68,114 @@ export interface ListNodesResponse {
   epoch: bigint;
   /** The id of the node that answered. */
   responderId: string;
+}
+
+/** The `election` option of getLeader, listNodes and watchLeader. */
+export interface ElectionOption {
+  /** A named election (1-128 letters, digits, '.', '_' or '-'); '' or absent: the electd nodes' own. */
+  election?: string;
+}
+
+export interface ResignResponse {
+  /** The leader whose term was ended. */
+  leader: Leader;
+  /** The id of the node that answered. */
+  responderId: string;
+}
+
+export interface ElectionSummary {
+  name: string;
+  /** Its entries, never_lead members included. */
+  candidates: number;
+}
+
+export interface ListElectionsResponse {
+  /** Sorted by name. */
+  elections: ElectionSummary[];
+  responderId: string;
+}
+
+/** Default time between two campaign pings, in ms (500; never more than a third of the last lease). */
+export declare const DEFAULT_PING_INTERVAL_MS: number;
+/** The work is stopped at least this long before its deadline, in ms (50) ... */
+export declare const MIN_SAFETY_MARGIN_MS: number;
+/** ... and at least this fraction of the lease that set the deadline (0.1). */
+export declare const SAFETY_MARGIN_FRACTION: number;
+
+/** A term this candidate leads, as handed to the work. */
+export interface Term {
+  /** The fencing epoch of the term: pass it to whatever the work writes to. */
+  readonly epoch: bigint;
+  /**
+   * Until when (performance.now() milliseconds) the node vouches for this term; it moves on with
+   * every ping answered. The work's signal is aborted a safety margin before it.
+   */
+  readonly deadline: number;
+}
+
+/** Why a term ended: the node's LossReason without its prefix, or what the client saw. */
+export type LossReason =
+  | 'RESIGNED' | 'DELETED' | 'PREEMPTED' | 'ZOOKEEPER' | 'SHUTDOWN'
+  | 'EXPIRED' | 'DISCONNECTED' | 'SUPERSEDED' | 'CLOSED' | (string & {});
+
+/** What a campaign tells its onEvent hook (for logs and metrics). */
+export type CampaignEvent =
+  | { type: 'queued'; position: number; waitingFor: string; neverLead: boolean; znode: string; address: string; responderId: string }
+  | { type: 'leading'; epoch: bigint; deadline: number; leaseMs: number; address: string; responderId: string; znode: string }
+  | { type: 'lost'; epoch: bigint; reason: LossReason; detail: string; address: string }
+  | { type: 'refused'; request: string; reason: string; address: string }
+  | { type: 'failover'; address: string; reason: string };
+
+export interface CampaignOptions {
+  /** The named election (not empty). */
+  election: string;
+  /** This candidate's id (the rule of node ids). */
+  candidateId: string;
+  /**
+   * Runs while this candidate leads; its signal is aborted before the deadline passes, on
+   * Lost, on a stream failure, on resign() or close(). Returning on its own resigns and ends the
+   * campaign; throwing resigns and rejects `done` with the error. Needed unless neverLead.
+   */
+  work?: (term: Term, signal: AbortSignal) => unknown;
+  /** What the candidate says about itself (a string is UTF-8), at most 16 KiB. */
+  value?: string | Uint8Array;
+  labels?: Record<string, string>;
+  /** Higher leads first (a 32-bit integer). Default 0. */
+  priority?: number;
+  /** A member only: listed, never leads. */
+  neverLead?: boolean;
+  /** After a lost term: campaign again (default) or end the campaign. */
+  onLoss?: 'recampaign' | 'stop';
+  /** Time between pings in ms (500), at most a third of the last lease granted. */
+  pingIntervalMs?: number;
+  /** Called with each event; an exception thrown by it ends the campaign with that error. */
+  onEvent?: (event: CampaignEvent) => void;
+  /** Aborting it resigns (as resign()). */
+  signal?: AbortSignal;
+}
+
+export interface CampaignResult {
+  /** resign() or the signal; the work returned; a term was lost with onLoss 'stop'; close(). */
+  reason: 'resigned' | 'returned' | 'lost' | 'closed';
+  /** The highest epoch whose work ran (0n: none). */
+  lastEpoch: bigint;
+}
+
+/** A running campaign (ElectionClient.campaign()). */
+export declare class Campaign {
+  private constructor();
+  readonly election: string;
+  readonly candidateId: string;
+  /** The term whose work runs now, or null. */
+  readonly term: Term | null;
+  /** Resolves when the campaign ended; rejects with ElectdError (a refusal, no node answered) or the work's error. */
+  readonly done: Promise<CampaignResult>;
+  /** Aborts the work, waits for it, tells the node, and resolves as `done` does. */
+  resign(): Promise<CampaignResult>;
+  /** Sets the leader's value; resolves with its new value revision. @throws {ElectdError} not leading, refused */
+  proclaim(value: string | Uint8Array): Promise<bigint>;
+  /** Aborts the work and cancels the stream at once; `done` resolves once the work finished. Idempotent. */
+  close(): void;
 }
 
 export interface BackoffOptions {
@@ -107,7 +225,7 @@ export interface ElectionClientOptions {
  */
 export type FailoverHook = (address: string, reason: string) => void;
 
-export interface WatchLeaderOptions {
+export interface WatchLeaderOptions extends ElectionOption {
   /**
    * The highest epoch already handled: only leaders with a higher epoch are reported
    * (each stream asks its node for min_epoch = the last epoch reported, so the node answers at once). Default 0: from the
@@ -134,10 +252,19 @@ export declare class ElectionClient {
   constructor(addresses: readonly string[], options?: ElectionClientOptions);
   /** The addresses this client uses, in order. */
   readonly addresses: string[];
-  /** The current leader. @throws {ElectdError} */
-  getLeader(): Promise<GetLeaderResponse>;
+  /** The current leader (of a named election: NOT_FOUND when it has none). @throws {ElectdError} */
+  getLeader(options?: ElectionOption): Promise<GetLeaderResponse>;
   /** The live members whose labels contain every pair of labelSelector, in election order. @throws {ElectdError} */
-  listNodes(labelSelector?: Record<string, string>): Promise<ListNodesResponse>;
+  listNodes(labelSelector?: Record<string, string>, options?: ElectionOption): Promise<ListNodesResponse>;
+  /**
+   * Ends the current term of a named election; epoch must be the current leader's.
+   * @throws {ElectdError} FAILED_PRECONDITION (another epoch leads), NOT_FOUND (no leader)
+   */
+  resign(election: string, epoch: bigint | number | string): Promise<ResignResponse>;
+  /** The named elections, sorted by name. @throws {ElectdError} */
+  listElections(): Promise<ListElectionsResponse>;
+  /** Campaigns in a named election and runs the work while leading. @throws {TypeError|RangeError} bad options */
+  campaign(options: CampaignOptions): Campaign;
   /**
    * The leader each time it changes, epochs strictly increasing, across node failures. End it
    * with `signal`, by leaving the `for await` loop (`return()`), or with close().

@@ -219,9 +219,13 @@ test('the constructor validates every address and its options', () => {
 
 test('the package exports the contract names', () => {
   assert.deepEqual(Object.keys(electd).sort(), [
-    'DEFAULT_CALL_TIMEOUT_MS', 'DEFAULT_CONNECT_TIMEOUT_MS', 'DEFAULT_FIRST_MESSAGE_TIMEOUT_MS',
-    'ElectdError', 'ElectionClient', 'loadElectdV1', 'protoDir', 'validateAddress',
+    'Campaign', 'DEFAULT_CALL_TIMEOUT_MS', 'DEFAULT_CONNECT_TIMEOUT_MS', 'DEFAULT_FIRST_MESSAGE_TIMEOUT_MS',
+    'DEFAULT_PING_INTERVAL_MS', 'ElectdError', 'ElectionClient', 'MIN_SAFETY_MARGIN_MS', 'SAFETY_MARGIN_FRACTION',
+    'loadElectdV1', 'protoDir', 'validateAddress',
   ]);
+  assert.equal(electd.DEFAULT_PING_INTERVAL_MS, 500);
+  assert.equal(electd.MIN_SAFETY_MARGIN_MS, 50);
+  assert.equal(electd.SAFETY_MARGIN_FRACTION, 0.1);
   assert.equal(electd.DEFAULT_CALL_TIMEOUT_MS, 2000);
   assert.equal(electd.DEFAULT_CONNECT_TIMEOUT_MS, 2000);
   assert.equal(electd.DEFAULT_FIRST_MESSAGE_TIMEOUT_MS, 2000);

@@ -36,7 +36,20 @@ export async function serve(handlers = {}) {
     WatchLeader: (call) => {
       node.calls++;
       node.minEpochs.push(call.request.minEpoch);
+      node.watchElections = [...(node.watchElections ?? []), call.request.election];
       (handlers.WatchLeader ?? ((c) => c.end()))(call);
+    },
+    Campaign: (call) => {
+      node.calls++;
+      (handlers.Campaign ?? ((c) => c.emit('error', { code: grpc.status.UNAVAILABLE, details: 'no session' })))(call);
+    },
+    Resign: (call, cb) => {
+      node.calls++;
+      (handlers.Resign ?? ((c, k) => unavailable(k)))(call, cb);
+    },
+    ListElections: (call, cb) => {
+      node.calls++;
+      (handlers.ListElections ?? ((c, k) => unavailable(k)))(call, cb);
     },
   });
   const port = await new Promise((resolve, reject) =>

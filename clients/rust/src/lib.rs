@@ -64,11 +64,17 @@ use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
+mod campaign;
 mod connect;
 #[cfg(test)]
 mod testing;
 mod tls;
 mod watch;
+pub use campaign::{
+    BoxError, Campaign, CampaignEvent, CampaignOptions, Ended, Loss, LossReason, OnLoss, Term,
+};
+/// The cancellation signal handed to campaign work (tokio-util's).
+pub use tokio_util::sync::CancellationToken;
 pub use watch::LeaderWatch;
 
 /// The code generated from `proto/electd/v1/election_service.proto` by build.rs.
@@ -198,6 +204,18 @@ pub enum Error {
     /// without `tls_key` (or the other way round), or a file that cannot be
     /// read or holds no usable PEM. The text names the option and the path.
     Tls(String),
+    /// A campaign request was refused without ending the campaign
+    /// (`CampaignRefused`, for example a proclaim whose epoch is no longer
+    /// the term), or refused by the client itself (a proclaim while not
+    /// leading: `addr` is then `None`). Its code is `FAILED_PRECONDITION`.
+    Refused {
+        addr: Option<String>,
+        request: String,
+        reason: String,
+    },
+    /// The campaign's work failed (returned an error or panicked); the
+    /// candidate resigned. Code `UNKNOWN`, no addresses.
+    Work(Arc<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {
@@ -208,7 +226,10 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::NoNode { status, .. } | Error::Status { status, .. } => status.code(),
-            Error::NoAddresses | Error::BadAddress(_) | Error::Tls(_) => Code::Unknown,
+            Error::Refused { .. } => Code::FailedPrecondition,
+            Error::NoAddresses | Error::BadAddress(_) | Error::Tls(_) | Error::Work(_) => {
+                Code::Unknown
+            }
         }
     }
 
@@ -221,7 +242,10 @@ impl Error {
             Error::NoNode { status, .. } | Error::Status { status, .. } => {
                 with_sources(status.message().to_string(), status)
             }
-            Error::NoAddresses | Error::BadAddress(_) | Error::Tls(_) => self.to_string(),
+            Error::Refused { reason, .. } => reason.clone(),
+            Error::NoAddresses | Error::BadAddress(_) | Error::Tls(_) | Error::Work(_) => {
+                self.to_string()
+            }
         }
     }
 
@@ -238,8 +262,15 @@ impl Error {
     pub fn addresses(&self) -> &[String] {
         match self {
             Error::NoNode { addrs, .. } => addrs,
-            Error::Status { addr, .. } => std::slice::from_ref(addr),
-            Error::NoAddresses | Error::BadAddress(_) | Error::Tls(_) => &[],
+            Error::Status { addr, .. }
+            | Error::Refused {
+                addr: Some(addr), ..
+            } => std::slice::from_ref(addr),
+            Error::NoAddresses
+            | Error::BadAddress(_)
+            | Error::Tls(_)
+            | Error::Work(_)
+            | Error::Refused { addr: None, .. } => &[],
         }
     }
 }
@@ -256,11 +287,27 @@ impl fmt::Display for Error {
             ),
             Error::Status { addr, status } => write!(f, "{addr}: {}", describe(status)),
             Error::Tls(message) => f.write_str(message),
+            Error::Refused {
+                addr,
+                request,
+                reason,
+            } => match addr {
+                Some(addr) => write!(f, "{addr}: {request} refused: {reason}"),
+                None => write!(f, "{request} refused: {reason}"),
+            },
+            Error::Work(e) => write!(f, "the campaign's work failed: {e}"),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Work(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
 
 /// A readable one-line form of a status, including its underlying cause (for
 /// example "Connection refused"), which `Status`'s own Display leaves out.
@@ -455,8 +502,14 @@ impl ElectionClient {
     /// with [`Error::NoNode`] when no address answered, and with
     /// [`Error::Status`] when a node answered with an error.
     pub async fn get_leader(&self) -> Result<pb::GetLeaderResponse, Error> {
+        self.get_leader_of("").await
+    }
+
+    async fn get_leader_of(&self, election: &str) -> Result<pb::GetLeaderResponse, Error> {
         self.unary(|mut stub, timeout| async move {
-            let mut req = Request::new(pb::GetLeaderRequest {});
+            let mut req = Request::new(pb::GetLeaderRequest {
+                election: election.to_string(),
+            });
             req.set_timeout(timeout);
             stub.get_leader(req).await
         })
@@ -471,10 +524,21 @@ impl ElectionClient {
         &self,
         label_selector: HashMap<String, String>,
     ) -> Result<pb::ListNodesResponse, Error> {
+        self.list_nodes_of("", label_selector).await
+    }
+
+    async fn list_nodes_of(
+        &self,
+        election: &str,
+        label_selector: HashMap<String, String>,
+    ) -> Result<pb::ListNodesResponse, Error> {
         self.unary(|mut stub, timeout| {
             let label_selector = label_selector.clone();
             async move {
-                let mut req = Request::new(pb::ListNodesRequest { label_selector });
+                let mut req = Request::new(pb::ListNodesRequest {
+                    label_selector,
+                    election: election.to_string(),
+                });
                 req.set_timeout(timeout);
                 stub.list_nodes(req).await
             }
@@ -494,7 +558,114 @@ impl ElectionClient {
     /// epoch counts as 0). The server is asked for `min_epoch = epoch + 1`.
     /// Nothing is sent until the watch is first polled; see [`LeaderWatch`].
     pub fn watch_leader_after(&self, epoch: i64) -> LeaderWatch {
-        LeaderWatch::new(self.clone(), epoch.max(0))
+        LeaderWatch::new(self.clone(), String::new(), epoch.max(0))
+    }
+
+    /// The named election `name` (the `election` field of the reads): its
+    /// leader, members and leader changes. Cheap; checks nothing (a
+    /// malformed name is the node's `INVALID_ARGUMENT`).
+    pub fn election(&self, name: impl Into<String>) -> Election {
+        Election {
+            client: self.clone(),
+            name: name.into(),
+        }
+    }
+
+    /// Ends the current term of the named election `election` on an
+    /// operator's behalf (the `Resign` RPC); `epoch` must be the current
+    /// leader's. Returns the leader whose term ended. `FAILED_PRECONDITION`
+    /// (the details name the current epoch), `NOT_FOUND` (no leader) and
+    /// `INVALID_ARGUMENT` are [`Error::Status`].
+    pub async fn resign(&self, election: &str, epoch: i64) -> Result<pb::ResignResponse, Error> {
+        self.unary(|mut stub, timeout| async move {
+            let mut req = Request::new(pb::ResignRequest {
+                election: election.to_string(),
+                epoch,
+            });
+            req.set_timeout(timeout);
+            stub.resign(req).await
+        })
+        .await
+    }
+
+    /// The named elections, sorted by name, with their candidate counts
+    /// (the `ListElections` RPC).
+    pub async fn list_elections(&self) -> Result<pb::ListElectionsResponse, Error> {
+        self.unary(|mut stub, timeout| async move {
+            let mut req = Request::new(pb::ListElectionsRequest {});
+            req.set_timeout(timeout);
+            stub.list_elections(req).await
+        })
+        .await
+    }
+}
+
+/// A named election seen through an [`ElectionClient`], made by
+/// [`ElectionClient::election`]: the reads with `election` set. Cloning is
+/// cheap.
+///
+/// ```no_run
+/// # async fn demo(client: electd_client::ElectionClient) -> Result<(), electd_client::Error> {
+/// let jobs = client.election("jobs");
+/// let leader = jobs.get_leader().await?.leader.unwrap_or_default(); // NOT_FOUND: no leader
+/// let members = jobs.list_nodes(Default::default()).await?;
+/// let mut watch = jobs.watch_leader_after(leader.epoch);
+/// let next = watch.next().await?; // a new term, or a new value of the same term
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Election {
+    client: ElectionClient,
+    name: String,
+}
+
+impl Election {
+    /// The election's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its leader, as [`ElectionClient::get_leader`]; a named election
+    /// without a leader is `NOT_FOUND` ([`Error::Status`]).
+    pub async fn get_leader(&self) -> Result<pb::GetLeaderResponse, Error> {
+        self.client.get_leader_of(&self.name).await
+    }
+
+    /// Its members (never_lead ones included), in election order, as
+    /// [`ElectionClient::list_nodes`].
+    pub async fn list_nodes(
+        &self,
+        label_selector: HashMap<String, String>,
+    ) -> Result<pb::ListNodesResponse, Error> {
+        self.client.list_nodes_of(&self.name, label_selector).await
+    }
+
+    /// Watches its leader from the current one on; see
+    /// [`watch_leader_after`](Election::watch_leader_after).
+    pub fn watch_leader(&self) -> LeaderWatch {
+        self.watch_leader_after(0)
+    }
+
+    /// Watches its leader, as [`ElectionClient::watch_leader_after`], with
+    /// two differences: a new value proclaimed by the leader (same epoch,
+    /// higher `node.value_revision`) is reported too, and
+    /// `LEADER_STATE_VACANT` (no leader) is a healthy answer: nothing is
+    /// reported and the watch stays on the node.
+    pub fn watch_leader_after(&self, epoch: i64) -> LeaderWatch {
+        LeaderWatch::new(self.client.clone(), self.name.clone(), epoch.max(0))
+    }
+
+    /// Resigns its current term (see [`ElectionClient::resign`]).
+    pub async fn resign(&self, epoch: i64) -> Result<pb::ResignResponse, Error> {
+        self.client.resign(&self.name, epoch).await
+    }
+}
+
+impl fmt::Debug for Election {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Election")
+            .field("name", &self.name)
+            .finish()
     }
 }
 

@@ -3,6 +3,7 @@
 //! proxy that can freeze like a SIGSTOPped node.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,9 +21,21 @@ use tonic::{Request, Response, Status};
 
 use crate::pb::election_service_server::{ElectionService, ElectionServiceServer};
 use crate::pb::{
-    GetLeaderRequest, GetLeaderResponse, Leader, LeaderState, ListNodesRequest, ListNodesResponse,
-    Node, WatchLeaderRequest, WatchLeaderResponse,
+    CampaignRequest, CampaignResponse, GetLeaderRequest, GetLeaderResponse, Leader, LeaderState,
+    ListNodesRequest, ListNodesResponse, Node, WatchLeaderRequest, WatchLeaderResponse,
 };
+
+/// One `Campaign` call as a scripted node sees it: the candidate's requests
+/// and the sender of the responses (send an `Err` to fail the stream, drop
+/// it to end the stream with OK).
+pub(crate) struct CampaignCall {
+    pub requests: tonic::Streaming<CampaignRequest>,
+    pub responses: mpsc::Sender<Result<CampaignResponse, Status>>,
+}
+
+/// Plays one `Campaign` call.
+pub(crate) type CampaignScript =
+    Arc<dyn Fn(CampaignCall) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// One step of a scripted `WatchLeader` stream.
 #[derive(Clone, Debug)]
@@ -83,6 +96,7 @@ struct Shared {
     finished: AtomicUsize,
     finished_changed: Notify,
     get_leader: Mutex<Option<Result<GetLeaderResponse, Status>>>,
+    campaign: Mutex<Option<CampaignScript>>,
 }
 
 /// A scripted electd node served by tonic on 127.0.0.1. Stops when dropped.
@@ -133,6 +147,17 @@ impl FakeNode {
         self
     }
 
+    /// What every `Campaign` call plays (by default it is `UNAVAILABLE`).
+    pub fn campaign<F, Fut>(self, script: F) -> FakeNode
+    where
+        F: Fn(CampaignCall) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let script: CampaignScript = Arc::new(move |call| Box::pin(script(call)));
+        *self.shared.campaign.lock().unwrap() = Some(script);
+        self
+    }
+
     /// The `min_epoch` of every `WatchLeader` call so far.
     pub fn min_epochs(&self) -> Vec<i64> {
         self.shared.min_epochs.lock().unwrap().clone()
@@ -160,6 +185,7 @@ pub(crate) fn leader_answer(id: &str, epoch: i64) -> Result<GetLeaderResponse, S
 struct Service(Arc<Shared>);
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchLeaderResponse, Status>> + Send>>;
+type CampaignStream = Pin<Box<dyn Stream<Item = Result<CampaignResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ElectionService for Service {
@@ -180,7 +206,19 @@ impl ElectionService for Service {
         Err(Status::unimplemented("fake node"))
     }
 
-    type WatchLeaderStream = WatchStream;
+    async fn campaign(
+        &self,
+        request: Request<tonic::Streaming<CampaignRequest>>,
+    ) -> Result<Response<CampaignStream>, Status> {
+        let script = self.0.campaign.lock().unwrap().clone();
+        let script = script.ok_or_else(|| Status::unavailable("fake node: no campaign"))?;
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(script(CampaignCall {
+            requests: request.into_inner(),
+            responses: tx,
+        }));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
 
     async fn watch_leader(
         &self,

@@ -78,12 +78,14 @@ enum State {
 }
 
 impl LeaderWatch {
-    pub(crate) fn new(client: ElectionClient, after_epoch: i64) -> LeaderWatch {
+    pub(crate) fn new(client: ElectionClient, election: String, after_epoch: i64) -> LeaderWatch {
         let hook = SharedHook::default();
         let reported = Arc::new(AtomicI64::new(after_epoch));
         let idx = client.start();
         let core = Core {
             client,
+            election,
+            last_revision: 0,
             hook: hook.clone(),
             reported: reported.clone(),
             stream: None,
@@ -217,6 +219,10 @@ enum Event {
 /// the next leader and back.
 struct Core {
     client: ElectionClient,
+    /// The named election watched ("" for the electd nodes' own).
+    election: String,
+    /// For a named election: the value revision of the last reported leader.
+    last_revision: i64,
     hook: SharedHook,
     reported: Arc<AtomicI64>,
     /// The open stream, from the node at `idx`.
@@ -256,12 +262,26 @@ impl Core {
                             // A healthy node: the next failure starts afresh.
                             self.failures = 0;
                             self.rounds = 0;
-                            if leader.epoch > self.last_epoch {
+                            let revision = leader.node.as_ref().map_or(0, |n| n.value_revision);
+                            // A named election's leader may proclaim a new
+                            // value within its term: reported once too.
+                            let new_value = !self.election.is_empty()
+                                && leader.epoch == self.last_epoch
+                                && revision > self.last_revision;
+                            if leader.epoch > self.last_epoch || new_value {
                                 self.last_epoch = leader.epoch;
+                                self.last_revision = revision;
                                 self.reported.store(leader.epoch, Ordering::Relaxed);
                                 return Ok(leader);
                             }
                             continue; // already reported (or older): never again
+                        }
+                        // A named election without a leader: the node
+                        // vouches for that, so stay.
+                        (LeaderState::Vacant, _) if !self.election.is_empty() => {
+                            self.failures = 0;
+                            self.rounds = 0;
+                            continue;
                         }
                         (state, _) => {
                             let name = match state {
@@ -322,8 +342,17 @@ impl Core {
         let mut stub = self.client.stub(self.idx);
         let mut probe_stub = stub.clone();
         let last_epoch = self.last_epoch;
+        let named = !self.election.is_empty();
+        // A named election's node sends its current state at once with
+        // min_epoch = the last epoch (a new value of that term included), so
+        // it needs no probe; the nodes' own election holds that one back.
         let request = WatchLeaderRequest {
-            min_epoch: last_epoch.saturating_add(1),
+            min_epoch: if named {
+                last_epoch
+            } else {
+                last_epoch.saturating_add(1)
+            },
+            election: self.election.clone(),
         };
         let mut first = pin!(async move {
             let mut stream = stub.watch_leader(request).await?.into_inner();
@@ -331,11 +360,13 @@ impl Core {
             Ok::<_, Status>((stream, msg))
         });
         let mut probe = pin!(async move {
-            let mut req = Request::new(GetLeaderRequest {});
+            let mut req = Request::new(GetLeaderRequest {
+                election: String::new(),
+            });
             req.set_timeout(timeout);
             probe_stub.get_leader(req).await
         });
-        let (mut probing, mut holds_back) = (last_epoch > 0, false);
+        let (mut probing, mut holds_back) = (last_epoch > 0 && !named, false);
         loop {
             tokio::select! {
                 first = &mut first => {

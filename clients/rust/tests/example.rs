@@ -31,6 +31,8 @@ fn bad_usage_exits_2() {
         &["leader"],
         &["bogus", "127.0.0.1:1"],
         &["nodes", "no-port"],
+        &["campaign", "jobs", "127.0.0.1:1"],
+        &["resign", "jobs", "-1", "127.0.0.1:1"],
     ] {
         let out = run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -48,15 +50,22 @@ fn no_node_answered_exits_1_naming_the_addresses() {
         l.local_addr().unwrap().to_string() // closed again: refused
     };
     let (a, b) = (free(), free());
-    for command in ["leader", "nodes", "watch"] {
-        let out = run(&["--json", command, &a, &b]);
+    for command in [
+        &["leader"][..],
+        &["nodes"],
+        &["watch"],
+        &["elections"],
+        &["resign", "jobs", "7"],
+        &["campaign", "jobs", "c1"],
+    ] {
+        let out = run(&[&["--json"][..], command, &[&a, &b]].concat());
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        assert_eq!(out.status.code(), Some(1), "{command:?}: {stderr}");
         assert!(
             stderr.contains(&a) && stderr.contains(&b),
-            "{command}: {stderr}"
+            "{command:?}: {stderr}"
         );
-        assert!(out.stdout.is_empty(), "{command}");
+        assert!(out.stdout.is_empty(), "{command:?}");
     }
 }
 

@@ -10,6 +10,10 @@ import {
   DEFAULT_FIRST_MESSAGE_TIMEOUT_MS,
   loadElectdV1,
   protoDir,
+  Campaign,
+  DEFAULT_PING_INTERVAL_MS,
+  MIN_SAFETY_MARGIN_MS,
+  SAFETY_MARGIN_FRACTION,
 } from '@electd/client';
 import type {
   ElectionClientOptions,
@@ -19,6 +23,12 @@ import type {
   ListNodesResponse,
   Node,
   WatchLeaderOptions,
+  CampaignEvent,
+  CampaignOptions,
+  CampaignResult,
+  ListElectionsResponse,
+  ResignResponse,
+  Term,
 } from '@electd/client';
 import { status } from '@grpc/grpc-js';
 
@@ -76,6 +86,42 @@ async function main(): Promise<bigint> {
       if (code === status.INVALID_ARGUMENT && !none) console.error(tried, details, err.message);
     }
   }
+  // Named elections.
+  const named: GetLeaderResponse = await client.getLeader({ election: 'jobs' });
+  const members: ListNodesResponse = await client.listNodes({}, { election: 'jobs' });
+  const rev: bigint = named.leader.node.valueRevision;
+  const value: Buffer = named.leader.node.value;
+  const resigned: ResignResponse = await client.resign('jobs', named.leader.epoch);
+  const elections: ListElectionsResponse = await client.listElections();
+  const count: number | undefined = elections.elections[0]?.candidates;
+  client.watchLeader({ election: 'jobs', afterEpoch: 3n });
+  const campaignOptions: CampaignOptions = {
+    election: 'jobs',
+    candidateId: 'worker-1',
+    value: 'http://10.0.0.1:8080',
+    labels: { zone: 'a' },
+    priority: 1,
+    onLoss: 'stop',
+    pingIntervalMs: DEFAULT_PING_INTERVAL_MS,
+    signal: stop.signal,
+    onEvent: (e: CampaignEvent) => {
+      if (e.type === 'leading') console.log(e.epoch + 1n, e.deadline - MIN_SAFETY_MARGIN_MS * SAFETY_MARGIN_FRACTION);
+      if (e.type === 'lost') console.log(e.reason, e.detail);
+      if (e.type === 'queued') console.log(e.position, e.waitingFor);
+    },
+    work: async (term: Term, signal: AbortSignal) => {
+      const left: number = term.deadline - performance.now();
+      const fence: bigint = term.epoch;
+      if (!signal.aborted) console.log(left, fence);
+    },
+  };
+  const c: Campaign = client.campaign(campaignOptions);
+  const newRev: bigint = await c.proclaim(new Uint8Array([1]));
+  const current: Term | null = c.term;
+  const result: CampaignResult = await c.resign();
+  const lastEpoch: bigint = (await c.done).lastEpoch;
+  c.close();
+  void [members, rev, value, resigned, count, newRev, current, result.reason, lastEpoch];
   void [addresses, who, seq, when, loadElectdV1().electd, protoDir().length];
   client.close();
   return last;
@@ -96,3 +142,13 @@ client.close().then(() => {});
 // @ts-expect-error ElectdError.code is a grpc status, not a string
 const c: string = new ElectdError('x', { addresses: [] }).code;
 void [n, c];
+// @ts-expect-error a campaign needs an election and a candidate id
+client.campaign({ work: async () => {} });
+// @ts-expect-error onLoss is 'recampaign' or 'stop'
+client.campaign({ election: 'e', candidateId: 'c', work: async () => {}, onLoss: 'retry' });
+// @ts-expect-error the term's epoch is a bigint
+client.campaign({ election: 'e', candidateId: 'c', work: async (t: Term) => { const x: number = t.epoch; return x; } });
+// @ts-expect-error a Campaign is made by client.campaign()
+new Campaign();
+// @ts-expect-error the election option goes in the options, not as the label selector
+client.listNodes('jobs');

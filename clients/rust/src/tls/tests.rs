@@ -153,12 +153,21 @@ impl ElectionService for Who {
         Err(Status::unimplemented("not here"))
     }
 
-    type WatchLeaderStream = ReceiverStream<Result<WatchLeaderResponse, Status>>;
-
     async fn watch_leader(
         &self,
         request: Request<WatchLeaderRequest>,
-    ) -> Result<Response<Self::WatchLeaderStream>, Status> {
+    ) -> Result<
+        Response<
+            std::pin::Pin<
+                Box<
+                    dyn tonic::codegen::tokio_stream::Stream<
+                            Item = Result<WatchLeaderResponse, Status>,
+                        > + Send,
+                >,
+            >,
+        >,
+        Status,
+    > {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let msg = WatchLeaderResponse {
             state: LeaderState::Elected as i32,
@@ -170,7 +179,7 @@ impl ElectionService for Who {
             let _ = tx.send(Ok(msg)).await;
             tx.closed().await; // hold the stream open until the client goes
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
 

@@ -478,3 +478,58 @@ fn watch_is_send_and_unpin() {
     fn sync<T: Send + Sync>() {}
     sync::<Error>();
 }
+
+/// A named election's leader message with this value revision.
+fn elected_rev(id: &str, epoch: i64, revision: i64) -> Step {
+    let mut leader = crate::testing::leader(id, epoch);
+    leader.node.as_mut().unwrap().value_revision = revision;
+    Step::Send(Box::new(crate::pb::WatchLeaderResponse {
+        state: crate::pb::LeaderState::Elected as i32,
+        leader: Some(leader),
+        reason: String::new(),
+        responder_id: "fake".into(),
+    }))
+}
+
+fn vacant() -> Step {
+    Step::Send(Box::new(crate::pb::WatchLeaderResponse {
+        state: crate::pb::LeaderState::Vacant as i32,
+        leader: None,
+        reason: String::new(),
+        responder_id: "fake".into(),
+    }))
+}
+
+#[tokio::test]
+async fn a_named_election_reports_new_values_and_stays_on_vacant() {
+    let a = FakeNode::start(vec![vec![
+        vacant(),
+        elected_rev("c1", 5, 0),
+        elected_rev("c1", 5, 0),
+        elected_rev("c1", 5, 2),
+        vacant(),
+        elected_rev("c1", 5, 1), // older value of a reported term: never
+        elected_rev("c2", 7, 0),
+        Step::End,
+    ]])
+    .await
+    .otherwise(vec![
+        elected_rev("c2", 7, 0),
+        elected_rev("c2", 7, 3),
+        Step::Hang,
+    ]);
+    let left = Left::default();
+    let mut watch = left.watch(client(&[&a.addr]).election("jobs").watch_leader());
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let l = timeout(Duration::from_secs(20), watch.next())
+            .await
+            .expect("no leader within 20 s")
+            .unwrap();
+        got.push((l.epoch, l.node.unwrap().value_revision));
+    }
+    assert_eq!(got, [(5, 0), (5, 2), (7, 0), (7, 3)]);
+    // VACANT left nothing; the stream's end did. Resumed with the last epoch.
+    assert_eq!(left.addrs(), [a.addr.as_str()]);
+    assert_eq!(a.min_epochs(), [0, 7]);
+}

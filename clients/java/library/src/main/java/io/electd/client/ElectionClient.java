@@ -4,7 +4,11 @@ import io.electd.v1.ElectionServiceGrpc;
 import io.electd.v1.GetLeaderRequest;
 import io.electd.v1.GetLeaderResponse;
 import io.electd.v1.ListNodesRequest;
+import io.electd.v1.ListElectionsRequest;
+import io.electd.v1.ListElectionsResponse;
 import io.electd.v1.ListNodesResponse;
+import io.electd.v1.ResignRequest;
+import io.electd.v1.ResignResponse;
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.ConnectivityState;
@@ -100,6 +104,7 @@ public final class ElectionClient implements AutoCloseable {
   // address, so a dead first node costs one failed attempt, not one per call.
   private final AtomicInteger preferred = new AtomicInteger();
   private final Set<LeaderWatch> watches = ConcurrentHashMap.newKeySet();
+  private final Set<Campaign> campaigns = ConcurrentHashMap.newKeySet();
   private final Set<UnaryCall<?, ?>> calls = ConcurrentHashMap.newKeySet();
   private volatile boolean closed;
 
@@ -228,6 +233,23 @@ public final class ElectionClient implements AutoCloseable {
     return callUnary(ElectionServiceGrpc.getGetLeaderMethod(), GetLeaderRequest.getDefaultInstance());
   }
 
+  /**
+   * Returns the current leader of the named election {@code election} ({@code ""}: the
+   * election of the electd nodes, as {@link #getLeader()}).
+   *
+   * @throws ElectdException {@code NOT_FOUND} when the named election has no leader, {@code
+   *     INVALID_ARGUMENT} for a malformed name, or as {@link #getLeader()}
+   */
+  public GetLeaderResponse getLeader(String election) {
+    return join(getLeaderAsync(election));
+  }
+
+  /** {@link #getLeader(String)} without blocking; see {@link #getLeaderAsync()}. */
+  public CompletableFuture<GetLeaderResponse> getLeaderAsync(String election) {
+    return callUnary(ElectionServiceGrpc.getGetLeaderMethod(),
+        GetLeaderRequest.newBuilder().setElection(Objects.requireNonNull(election, "election")).build());
+  }
+
   /** Returns every live member, in election order (the leader first). */
   public ListNodesResponse listNodes() {
     return listNodes(Map.of());
@@ -251,8 +273,94 @@ public final class ElectionClient implements AutoCloseable {
 
   /** {@link #listNodes(Map)} without blocking; see {@link #getLeaderAsync()}. */
   public CompletableFuture<ListNodesResponse> listNodesAsync(Map<String, String> labelSelector) {
-    ListNodesRequest request = ListNodesRequest.newBuilder().putAllLabelSelector(labelSelector).build();
+    return listNodesAsync("", labelSelector);
+  }
+
+  /**
+   * Returns the members of the named election {@code election} (its candidates, never_lead ones
+   * included) whose labels contain every pair of {@code labelSelector}, in election order;
+   * {@code ""}: the electd nodes, as {@link #listNodes(Map)}.
+   */
+  public ListNodesResponse listNodes(String election, Map<String, String> labelSelector) {
+    return join(listNodesAsync(election, labelSelector));
+  }
+
+  /** {@link #listNodes(String, Map)} without blocking; see {@link #getLeaderAsync()}. */
+  public CompletableFuture<ListNodesResponse> listNodesAsync(String election, Map<String, String> labelSelector) {
+    ListNodesRequest request = ListNodesRequest.newBuilder()
+        .setElection(Objects.requireNonNull(election, "election"))
+        .putAllLabelSelector(labelSelector)
+        .build();
     return callUnary(ElectionServiceGrpc.getListNodesMethod(), request);
+  }
+
+  /**
+   * Ends the current term of the named election {@code election} on an operator's behalf: the
+   * leader's entry is deleted, its candidate is told (Lost, reason DELETED) and the next one
+   * leads once it acknowledged or its lease ran out.
+   *
+   * @param epoch the current leader's epoch (as {@link #getLeader(String)} reports it)
+   * @throws ElectdException {@code FAILED_PRECONDITION} (the message names the current epoch)
+   *     when {@code epoch} is not the current leader's, {@code NOT_FOUND} when the election has
+   *     no leader, {@code INVALID_ARGUMENT} for a malformed or empty name or an epoch that is not
+   *     positive, {@code PERMISSION_DENIED} without the write right, or no node answered
+   */
+  public ResignResponse resign(String election, long epoch) {
+    return join(resignAsync(election, epoch));
+  }
+
+  /** {@link #resign(String, long)} without blocking; see {@link #getLeaderAsync()}. */
+  public CompletableFuture<ResignResponse> resignAsync(String election, long epoch) {
+    ResignRequest request = ResignRequest.newBuilder()
+        .setElection(Objects.requireNonNull(election, "election"))
+        .setEpoch(epoch)
+        .build();
+    return callUnary(ElectionServiceGrpc.getResignMethod(), request);
+  }
+
+  /** Lists the named elections (sorted by name, with their number of candidates). */
+  public ListElectionsResponse listElections() {
+    return join(listElectionsAsync());
+  }
+
+  /** {@link #listElections()} without blocking; see {@link #getLeaderAsync()}. */
+  public CompletableFuture<ListElectionsResponse> listElectionsAsync() {
+    return callUnary(ElectionServiceGrpc.getListElectionsMethod(), ListElectionsRequest.getDefaultInstance());
+  }
+
+  /**
+   * Campaigns in a named election: runs {@code work} on its own thread for each term this
+   * candidate leads, cancels it before the lease deadline passes, and on a loss campaigns again
+   * or stops as {@link CampaignOptions#onLoss()} says. Returns at once; see {@link Campaign}.
+   *
+   * <pre>{@code
+   * try (Campaign campaign = client.campaign(
+   *     CampaignOptions.newBuilder("billing-cron", "host-a").build(),
+   *     term -> {
+   *       while (term.isValid()) {
+   *         runOneJob(term.epoch()); // the epoch fences every write
+   *       }
+   *     })) {
+   *   campaign.await();
+   * }
+   * }</pre>
+   *
+   * @throws IllegalStateException if this client is closed
+   */
+  public Campaign campaign(CampaignOptions options, LeaderWork work) {
+    Objects.requireNonNull(options, "options");
+    Objects.requireNonNull(work, "work");
+    if (closed) {
+      throw new IllegalStateException("the electd client is closed");
+    }
+    Campaign campaign = new Campaign(this, options, work);
+    campaigns.add(campaign);
+    if (closed) {
+      campaigns.remove(campaign);
+      throw new IllegalStateException("the electd client is closed");
+    }
+    campaign.start();
+    return campaign;
   }
 
   /** {@code watchLeader(0, listener)}: every leader from the current one on. */
@@ -271,6 +379,17 @@ public final class ElectionClient implements AutoCloseable {
    * @throws IllegalStateException if this client is closed
    */
   public LeaderWatch watchLeader(long afterEpoch, LeaderListener listener) {
+    return watchLeader("", afterEpoch, listener);
+  }
+
+  /**
+   * {@link #watchLeader(long, LeaderListener)} for the named election {@code election} ({@code
+   * ""}: the electd nodes). For a named election the listener also hears of a new value the
+   * leader proclaimed (same epoch, higher {@code Node.value_revision}); a node that says the
+   * election has no leader ({@code LEADER_STATE_VACANT}) is not left.
+   */
+  public LeaderWatch watchLeader(String election, long afterEpoch, LeaderListener listener) {
+    Objects.requireNonNull(election, "election");
     if (afterEpoch < 0) {
       throw new IllegalArgumentException("afterEpoch must not be negative: " + afterEpoch);
     }
@@ -278,7 +397,7 @@ public final class ElectionClient implements AutoCloseable {
     if (closed) {
       throw new IllegalStateException("the electd client is closed");
     }
-    LeaderWatch watch = new LeaderWatch(this, afterEpoch, listener, listenerExecutor);
+    LeaderWatch watch = new LeaderWatch(this, election, afterEpoch, listener, listenerExecutor);
     watches.add(watch);
     if (closed) { // close() ran meanwhile and may not have seen it
       watches.remove(watch);
@@ -289,8 +408,10 @@ public final class ElectionClient implements AutoCloseable {
   }
 
   /**
-   * Ends every call and watch of this client at once (calls fail with {@code CANCELLED},
-   * watches end as if closed) and shuts the channels down. Returns within about a second.
+   * Ends every call, watch and campaign of this client at once (calls fail with {@code
+   * CANCELLED}, watches end as if closed, campaigns cancel their work and their stream without
+   * resigning: resign them first for a prompt hand-over) and shuts the channels down. Returns
+   * within about a second.
    * Idempotent.
    */
   @Override
@@ -298,6 +419,9 @@ public final class ElectionClient implements AutoCloseable {
     closed = true;
     for (LeaderWatch watch : watches) {
       watch.cancel();
+    }
+    for (Campaign campaign : campaigns) {
+      campaign.cancel();
     }
     for (UnaryCall<?, ?> call : calls) {
       call.fail(closedError(null));
@@ -310,6 +434,9 @@ public final class ElectionClient implements AutoCloseable {
     try {
       for (LeaderWatch watch : watches) {
         watch.awaitStopped(deadline);
+      }
+      for (Campaign campaign : campaigns) {
+        campaign.awaitStopped(deadline);
       }
       for (ManagedChannel channel : channels) {
         long left = deadline - System.nanoTime();
@@ -540,6 +667,14 @@ public final class ElectionClient implements AutoCloseable {
 
   void unregister(LeaderWatch watch) {
     watches.remove(watch);
+  }
+
+  void unregister(Campaign campaign) {
+    campaigns.remove(campaign);
+  }
+
+  Duration callTimeout() {
+    return callTimeout;
   }
 
   /** The state of an address's channel, for tests; does not start a connection. */

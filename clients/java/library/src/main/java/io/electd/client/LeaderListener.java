@@ -12,7 +12,9 @@ public interface LeaderListener {
   /**
    * A new leader, or a new term of the same node. Epochs strictly increase from one call to
    * the next, across failovers, and are greater than the watch's {@code afterEpoch}; a change
-   * is never reported twice.
+   * is never reported twice. In a named election (watchLeader(election, ...)) also a new value
+   * the leader proclaimed: the same epoch again, with a higher {@code
+   * getNode().getValueRevision()} (never for the {@code afterEpoch} term).
    */
   void onLeader(Leader leader);
 

@@ -48,6 +48,7 @@ public final class LeaderWatch implements AutoCloseable {
   private static final Event CLOSE = new Event(-1, null, null, false);
 
   private final ElectionClient client;
+  private final String election; // "" for the electd nodes' own election
   private final LeaderListener listener;
   private final SerialDispatcher dispatcher;
   private final Thread thread;
@@ -60,14 +61,19 @@ public final class LeaderWatch implements AutoCloseable {
   private volatile boolean closed;
   private volatile ClientCall<?, ?> current;
   private volatile long lastEpoch;
+  // A named election: the value_revision last reported for lastEpoch (MAX_VALUE: none; the
+  // afterEpoch term's values count as handled).
+  private long lastRevision = Long.MAX_VALUE;
   private volatile RuntimeException failure;
   private long attempts; // watch thread only
 
   /** A message, the end of a stream (status), or the stream being open on a ready connection. */
   private record Event(long attempt, WatchLeaderResponse message, Status status, boolean ready) {}
 
-  LeaderWatch(ElectionClient client, long afterEpoch, LeaderListener listener, Executor executor) {
+  LeaderWatch(ElectionClient client, String election, long afterEpoch, LeaderListener listener,
+      Executor executor) {
     this.client = client;
+    this.election = election;
     this.listener = listener;
     this.lastEpoch = afterEpoch;
     this.dispatcher = new SerialDispatcher(executor);
@@ -268,7 +274,10 @@ public final class LeaderWatch implements AutoCloseable {
     Attempt a = new Attempt();
     long id = ++attempts;
     long last = lastEpoch;
-    long minEpoch = last == Long.MAX_VALUE ? last : last + 1;
+    boolean named = !election.isEmpty();
+    // A named election: ask from the last epoch itself, so that the node sends its current
+    // state at once (a value proclaimed meanwhile in that term is news too).
+    long minEpoch = named || last == Long.MAX_VALUE ? last : last + 1;
     ManagedChannel channel = client.channelFor(index);
     ClientCall<WatchLeaderRequest, WatchLeaderResponse> call =
         channel.newCall(ElectionServiceGrpc.getWatchLeaderMethod(), CallOptions.DEFAULT);
@@ -291,10 +300,10 @@ public final class LeaderWatch implements AutoCloseable {
       if (closed) { // close() ran before it could see this call
         return a;
       }
-      call.sendMessage(WatchLeaderRequest.newBuilder().setMinEpoch(minEpoch).build());
+      call.sendMessage(WatchLeaderRequest.newBuilder().setMinEpoch(minEpoch).setElection(election).build());
       call.halfClose();
       call.request(1);
-      if (minEpoch > 1) {
+      if (minEpoch > 1 && !named) {
         // A node holds back leaders older than min_epoch, so right after a failover a node
         // that still sees the leader we last reported rightly sends nothing. Ask that node who
         // leads: if it names a leader already reported, its silence is no fault and the
@@ -364,6 +373,12 @@ public final class LeaderWatch implements AutoCloseable {
           first = true;
           a.answered = true;
           WatchLeaderResponse response = e.message();
+          if (named && response.getState() == LeaderState.LEADER_STATE_VACANT) {
+            // The node vouches that nobody leads: an answer, not a reason to leave.
+            a.sawLeader = true;
+            call.request(1);
+            continue;
+          }
           if (response.getState() != LeaderState.LEADER_STATE_ELECTED || !response.hasLeader()) {
             a.reason = response.getResponderId() + " cannot vouch for a leader: " + response.getReason();
             return a;
@@ -372,8 +387,12 @@ public final class LeaderWatch implements AutoCloseable {
           Leader leader = response.getLeader();
           // A node may repeat what another node already told us (or, if it lags, hold it back);
           // only a strictly newer epoch is news.
-          if (leader.getEpoch() > lastEpoch) {
+          long revision = leader.getNode().getValueRevision();
+          boolean newValue = named && leader.getEpoch() == lastEpoch && lastRevision != Long.MAX_VALUE
+              && revision > lastRevision;
+          if (leader.getEpoch() > lastEpoch || newValue) {
             lastEpoch = leader.getEpoch();
+            lastRevision = revision;
             client.setPreferredIndex(index);
             deliver(() -> listener.onLeader(leader));
             if (closed) {

@@ -4,7 +4,18 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.electd.client.ElectionClient;
+import io.electd.v1.CampaignLeading;
+import io.electd.v1.CampaignLost;
+import io.electd.v1.CampaignQueued;
+import io.electd.v1.CampaignRequest;
+import io.electd.v1.CampaignResponse;
 import io.electd.v1.ElectionServiceGrpc;
+import io.electd.v1.ElectionSummary;
+import io.electd.v1.ListElectionsRequest;
+import io.electd.v1.ListElectionsResponse;
+import io.electd.v1.LossReason;
+import io.electd.v1.ResignRequest;
+import io.electd.v1.ResignResponse;
 import io.electd.v1.GetLeaderRequest;
 import io.electd.v1.GetLeaderResponse;
 import io.electd.v1.Leader;
@@ -65,6 +76,57 @@ class MainTest {
                 .setEpoch(4294967302L)
                 .build());
             obs.onCompleted();
+          }
+
+          @Override
+          public void resign(ResignRequest request, StreamObserver<ResignResponse> obs) {
+            obs.onNext(ResignResponse.newBuilder()
+                .setLeader(Leader.newBuilder().setNode(Node.newBuilder().setId("c1")).setEpoch(request.getEpoch()))
+                .setResponderId("n1")
+                .build());
+            obs.onCompleted();
+          }
+
+          @Override
+          public void listElections(ListElectionsRequest request, StreamObserver<ListElectionsResponse> obs) {
+            obs.onNext(ListElectionsResponse.newBuilder()
+                .addElections(ElectionSummary.newBuilder().setName("jobs").setCandidates(2))
+                .addElections(ElectionSummary.newBuilder().setName("web").setCandidates(1))
+                .build());
+            obs.onCompleted();
+          }
+
+          /** Queued at 1, then leads epoch 7 from the second ping on; a resign ends it. */
+          @Override
+          public StreamObserver<CampaignRequest> campaign(StreamObserver<CampaignResponse> obs) {
+            return new StreamObserver<>() {
+              int pings;
+
+              @Override
+              public synchronized void onNext(CampaignRequest r) {
+                if (r.hasStart()) {
+                  obs.onNext(CampaignResponse.newBuilder()
+                      .setQueued(CampaignQueued.newBuilder().setPosition(1)).build());
+                } else if (r.hasPing() && ++pings >= 2) {
+                  obs.onNext(CampaignResponse.newBuilder().setLeading(CampaignLeading.newBuilder()
+                      .setEpoch(7).setNonce(r.getPing().getNonce()).setLeaseMs(10_000)).build());
+                } else if (r.hasPing()) {
+                  obs.onNext(CampaignResponse.newBuilder()
+                      .setQueued(CampaignQueued.newBuilder().setPosition(1).setNonce(r.getPing().getNonce()))
+                      .build());
+                } else if (r.hasResign()) {
+                  obs.onNext(CampaignResponse.newBuilder().setLost(CampaignLost.newBuilder()
+                      .setEpoch(7).setReason(LossReason.LOSS_REASON_RESIGNED)).build());
+                  obs.onCompleted();
+                }
+              }
+
+              @Override
+              public void onError(Throwable t) {}
+
+              @Override
+              public void onCompleted() {}
+            };
           }
 
           @Override
@@ -155,6 +217,60 @@ class MainTest {
     assertEquals(1, r.code());
     assertEquals("", r.out());
     assertTrue(r.err().contains("no electd node answered (tried 127.0.0.1:1, 127.0.0.1:2)"), r.err());
+  }
+
+  @Test
+  void electionsAndResign() {
+    assertEquals(new Result(0, "{\"name\":\"jobs\",\"candidates\":2}\n{\"name\":\"web\",\"candidates\":1}\n", ""),
+        run("--json", "elections", address));
+    assertEquals(new Result(0, "{\"election\":\"jobs\",\"id\":\"c1\",\"epoch\":7}\n", ""),
+        run("--json", "resign", "jobs", "7", address));
+  }
+
+  @Test
+  void badCampaignUsageExits2() {
+    for (String[] args : new String[][] {{"campaign", "jobs", address}, {"campaign", "a/b", "c1", address},
+        {"campaign", "jobs", "-x", address}, {"campaign", "jobs", "c1", address, "--priority", "high"},
+        {"resign", "jobs", "seven", address}, {"resign", "jobs"}, {"campaign", "jobs", "c1"}}) {
+      Result r = run(args);
+      assertEquals(2, r.code(), String.join(" ", args));
+      assertEquals("", r.out());
+    }
+  }
+
+  /**
+   * The campaign command in its own JVM: its lines, the work's log lines while leading, and
+   * SIGTERM ending it with a resign and exit status 0.
+   */
+  @Test
+  @Timeout(60)
+  void campaignPrintsItsEventsWritesTheLogAndResignsOnSigterm() throws Exception {
+    String classpath = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
+    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    Path log = Files.createTempDirectory("electd-campaign").resolve("log");
+    ProcessBuilder pb = new ProcessBuilder(java, "-cp", classpath, Main.class.getName(), "campaign", "jobs", "c1",
+        "--value", "v", "--priority", "2", address)
+        .redirectError(ProcessBuilder.Redirect.DISCARD);
+    pb.environment().put("ELECTD_CAMPAIGN_LOG", log.toString());
+    Process p = pb.start();
+    try {
+      BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+      assertEquals("queued position=1", out.readLine());
+      assertEquals("leading epoch=7", out.readLine());
+      while (!Files.exists(log) || Files.readString(log).isEmpty()) {
+        Thread.sleep(50);
+      }
+      assertEquals(0, new ProcessBuilder("kill", "-TERM", Long.toString(p.pid())).start().waitFor());
+      assertEquals("lost epoch=7 reason=resigned", out.readLine());
+      assertEquals("stopped", out.readLine());
+      assertTrue(p.waitFor(20, TimeUnit.SECONDS));
+      assertEquals(0, p.exitValue());
+      for (String line : Files.readAllLines(log)) {
+        assertEquals("7 c1", line);
+      }
+    } finally {
+      p.destroyForcibly();
+    }
   }
 
   @Test
