@@ -62,6 +62,16 @@ EXPECTED = [
     "tls.fanout_mtls_50_first",
     "tls.fanout_mtls_50_open",
     "tls.fanout_mtls_50_rss",
+    # Benchmark 9: election as a service, beside the ZooKeeper floor and etcd in one run.
+    "campaign.zk_floor",
+    "campaign.etcd_campaign",
+    "campaign.etcd_observe",
+    "campaign.electd_leading",
+    "campaign.electd_watch",
+    "campaign.scale_last_leading",
+    "campaign.scale_join",
+    "campaign.scale_node_rss",
+    "campaign.scale_first_zk_handover_writes",
 ]
 
 

@@ -53,6 +53,10 @@ def test_grpc_and_generated_code_only_in_rpc_and_client(prefix: str) -> None:
     ("area", "forbidden"),
     [
         ("engine/", ("electd.zk", "electd.rpc", "electd.config", "electd.client", "electd.app")),
+        (
+            "elections/",
+            ("electd.zk", "electd.rpc", "electd.config", "electd.client", "electd.app", "grpc"),
+        ),
         ("config/", ("electd.engine", "electd.zk", "electd.rpc", "electd.client")),
         ("zk/", ("electd.rpc", "electd.client", "electd.config")),
         ("rpc/", ("electd.zk", "electd.config", "electd.client")),

@@ -4,10 +4,9 @@ the end of its terms (RELIABILITY.md, C1-C3), its priority, its proclamations, a
 never_lead variant (a `member-<token>` znode instead of an entry: listed, never leads).
 
 Owns the candidacy's state machine. A term begins when the engine's view says LEADER with our
-own entry: first the election's latest reading (observer.py) is checked (one that has our
-entry; else the election is read again), and if a waiting valid entry has a strictly higher
-priority the candidacy yields at once, with nothing granted (graceful leave, registered again
-at the back); else `Leading` is sent. While
+own entry: first the election's latest reading (observer.py) is checked, and if a waiting
+valid entry has a strictly higher priority the candidacy yields at once, with nothing granted
+(graceful leave, registered again at the back); else `Leading` is sent. While
 leading, every reading of the observer is checked for a higher-priority arrival (`Lost`
 PREEMPTED). A term ends once (disconnect, expiry, lease run out, our entry deleted or rewritten
 by another client, preemption, shutdown): `Lost`, no further grant for that epoch, and the
@@ -387,15 +386,11 @@ class Candidacy:
                 return
             if mine and self._phase is _Phase.IDLE:
                 self._phase, self._epoch = _Phase.CHECKING, epoch
-                reading = self._observation.reading()
-                if reading is not None and reading.position(view.own_znode) is not None:
-                    # The observer's latest reading, which has our entry: priorities are
-                    # checked without another round trip (an arrival it has not read yet
-                    # preempts us through `_on_reading` as soon as it is read).
-                    self._checked(gen, epoch, reading)
-                else:
-                    then = functools.partial(self._checked, gen, epoch)
-                    self._host.observers.refresh(self.election, then)
+                # Priorities are checked on the observer's latest reading, without waiting for
+                # another (the observers' one worker may be busy with a thousand elections):
+                # an arrival it has not read yet preempts us through `_on_reading` as soon as
+                # it is read, before or after our first grant.
+                self._checked(gen, epoch, self._observation.reading())
             elif not mine and self._phase is _Phase.IDLE:
                 self._queued_changed()
 
