@@ -30,6 +30,7 @@ BENCHMARKS = {
     "etcd": "bench.etcd",
     "resources": "bench.resources",
     "tls": "bench.tls",
+    "campaign": "bench.campaign",
 }
 RESULTS_DIR = ROOT / "bench" / "results"
 
@@ -70,6 +71,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="tls: plaintext/mTLS alternations of the ghz runs and of the fan-out sessions",
     )
+    p.add_argument(
+        "--campaign-elections",
+        type=int,
+        default=None,
+        metavar="N",
+        help="campaign: named elections (x 3 candidates) of the scale part",
+    )
+    p.add_argument(
+        "--campaign-ping",
+        type=float,
+        default=None,
+        metavar="S",
+        help="campaign: each candidate's ping interval in seconds",
+    )
     p.add_argument("--out", type=Path, default=None, help="results JSON (default: bench/results/)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--keep-workdir", action="store_true", help="keep logs and data dirs")
@@ -88,6 +103,8 @@ def options(args: argparse.Namespace) -> Options:
         ("ghz_seconds", args.ghz_seconds),
         ("tls_streams", args.tls_streams),
         ("tls_rounds", args.tls_rounds),
+        ("campaign_elections", args.campaign_elections),
+        ("campaign_ping_s", args.campaign_ping),
     ):
         if value is not None:
             setattr(opts, name, value)

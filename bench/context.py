@@ -32,6 +32,8 @@ class Options:
     ghz_seconds: float = 5.0
     tls_streams: int = 10_000  # WatchLeader streams of the TLS fan-out comparison
     tls_rounds: int = 3  # plaintext/mTLS alternations of its ghz runs and fan-out sessions
+    campaign_elections: int = 1000  # named elections x 3 candidates of benchmark 9 (b)
+    campaign_ping_s: float = 0.5  # each candidate's ping interval (the client helpers' default)
     tick_ms: int = 200
 
     @classmethod
@@ -46,6 +48,7 @@ class Options:
             ghz_seconds=0.5,
             tls_streams=50,
             tls_rounds=1,
+            campaign_elections=20,
         )
 
     def n(self, full: int, quick: int) -> int:

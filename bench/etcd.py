@@ -35,33 +35,7 @@ def run(ctx: Context) -> None:
 
 def resign_observe(ctx: Context, server: EtcdServer) -> None:
     trials = ctx.opts.n(40, 3)
-    warmup = 3
-    name = f"bench-{uuid.uuid4().hex[:8]}"
-    election = Election(server, name)
-    ctx.stack.callback(election.close)
-    election.add(3)
-    observed: list[float] = []
-    campaign: list[float] = []
-    with (
-        Watchers(server.address, kind="etcd", name=name, log=ctx.workdir / "watchtool.log") as w,
-        Progress("etcd resign -> observe", trials) as p,
-    ):
-        for i in range(trials + warmup):
-            w.mark()
-            time.sleep(0.1)
-            t0, successor = election.change()
-            arrival = w.wait(10)
-            wait_until(
-                lambda s=successor: s.elected_at > 0, 10, "successor's Campaign", interval=0.01
-            )
-            if not arrival.complete:
-                raise RuntimeError(f"the Observe stream did not see the new leader: {arrival}")
-            if i >= warmup:
-                observed.append((arrival.first_ns / 1e9 - t0) * 1000)
-                campaign.append((successor.elected_at - t0) * 1000)
-                p.step(f"last {observed[-1]:.2f} ms")
-            election.add(1)
-    election.close()
+    campaign, observed = handover(ctx, server, trials, "etcd resign -> observe")
     res = ctx.results
     res.add(
         "failover.etcd_campaign",
@@ -94,6 +68,42 @@ def resign_observe(ctx: Context, server: EtcdServer) -> None:
             target=Target("p50 < etcd p50", ref="failover.etcd_observe"),
             keep_samples=False,
         )
+
+
+def handover(
+    ctx: Context, server: EtcdServer, trials: int, label: str, warmup: int = 3
+) -> tuple[list[float], list[float]]:
+    """etcd's leader handover on a fresh election of 3 campaigners, `trials` times (after
+    `warmup`): the leader resigns -> (ms) the next campaigner's Campaign returns, and -> an
+    Observe stream (the Go stream client) has the new leader. A fresh campaigner joins at the
+    back after each trial, so there are always 3. Returns (campaign, observed)."""
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    election = Election(server, name)
+    ctx.stack.callback(election.close)
+    election.add(3)
+    observed: list[float] = []
+    campaign: list[float] = []
+    with (
+        Watchers(server.address, kind="etcd", name=name, log=ctx.workdir / "watchtool.log") as w,
+        Progress(label, trials) as p,
+    ):
+        for i in range(trials + warmup):
+            w.mark()
+            time.sleep(0.1)
+            t0, successor = election.change()
+            arrival = w.wait(10)
+            wait_until(
+                lambda s=successor: s.elected_at > 0, 10, "successor's Campaign", interval=0.01
+            )
+            if not arrival.complete:
+                raise RuntimeError(f"the Observe stream did not see the new leader: {arrival}")
+            if i >= warmup:
+                observed.append((arrival.first_ns / 1e9 - t0) * 1000)
+                campaign.append((successor.elected_at - t0) * 1000)
+                p.step(f"last {observed[-1]:.2f} ms")
+            election.add(1)
+    election.close()
+    return campaign, observed
 
 
 def observe_fanout(ctx: Context, server: EtcdServer) -> None:

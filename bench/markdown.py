@@ -30,6 +30,7 @@ TITLES = {
     "unary": "5. Unary throughput and latency (ghz)",
     "resources": "7. Resources",
     "tls": "8. TLS: mutual TLS beside plaintext",
+    "campaign": "9. Election as a service",
 }
 PLOTS = {
     "failover": ["failover"],
@@ -38,6 +39,7 @@ PLOTS = {
     "fanout": ["fanout"],
     "unary": ["unary"],
     "tls": ["tls", "tls-unary"],
+    "campaign": ["campaign"],
 }
 
 

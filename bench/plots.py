@@ -140,6 +140,33 @@ def _tls(results: Results, path: Callable[[str], Path]) -> list[Path]:
     ]
 
 
+def _campaign(results: Results, out: Path) -> Path:
+    """Benchmark 9: the resign handover beside its floor and etcd, then the same handover at
+    the 1st election alone and with all elections live, then the candidates' join times."""
+    scale = [
+        f"campaign.scale_{at}_{what}"
+        for what in ("leading", "watch")
+        for at in ("first", "last", "first_all")
+    ]
+    panels = [
+        (
+            [
+                "campaign.zk_floor",
+                "campaign.etcd_campaign",
+                "campaign.etcd_observe",
+                "campaign.electd_lost",
+                "campaign.electd_leading",
+                "campaign.electd_watch",
+            ],
+            "(a) resign handover, 3 candidates on 3 nodes (box: p25-p75, whiskers p1-p99)",
+            False,
+        ),
+        (scale, "(b) the same handover: 1 election alone vs all elections live", False),
+        (["campaign.scale_join"], "(b) creating the candidates: start -> first answer", True),
+    ]
+    return _panels(results, panels, out)
+
+
 def draw(results: Results, stem: Path) -> list[Path]:
     out: list[Path] = []
     benches = {r.bench for r in results.rows.values()}
@@ -219,6 +246,8 @@ def draw(results: Results, stem: Path) -> list[Path]:
         )
     if "tls" in benches:
         out += _tls(results, path)
+    if "campaign" in benches:
+        out.append(_campaign(results, path("campaign")))
     if "unary" in benches:
         out.append(
             _lines(

@@ -24,10 +24,14 @@ from bench.stats import Summary, ratio
 _ORDER = {
     name: i
     for i, name in enumerate(
-        ("failover", "crash", "herd", "fanout", "unary", "resources", "tls", "etcd")
+        ("failover", "crash", "herd", "fanout", "unary", "resources", "tls", "campaign", "etcd")
     )
 }
-_OPS: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, ">=": operator.ge}
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+}
 
 
 @dataclass(frozen=True)
