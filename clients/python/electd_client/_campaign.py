@@ -293,6 +293,28 @@ class CampaignMachine:
 
     # ----- inputs ------------------------------------------------------------------------------
 
+    def dispatch(self, item: tuple[Any, ...], now: float) -> list[Action]:
+        """One input of a driver (its queue's items: `(kind, *args)`), fed to the step it names;
+        both drivers (threads and asyncio) queue the same items."""
+        kind = item[0]
+        if kind == "opened":
+            return self.opened(item[1], now)
+        if kind == "connect_failed":
+            return self.connect_failed(item[1], now, item[2])
+        if kind == "message":
+            return self.received(item[1], item[2], now)
+        if kind == "ended":
+            return self.ended(item[1], item[2], item[3], now)
+        if kind == "work":
+            return self.work_stopped(item[1], item[2], item[3], now)
+        if kind == "resign":
+            return self.resign(now)
+        if kind == "cancel":
+            return self.cancel(now)
+        if kind == "proclaim":
+            return self.proclaim(item[1], item[2], item[3], now)
+        raise AssertionError(f"unknown campaign input {kind!r}")
+
     def tick(self, now: float) -> list[Action]:
         """Timers: connect, first-message deadline, pings, the safety margin, the deadline,
         the wait for a resigned stream's end."""

@@ -190,7 +190,7 @@ class Campaign:
                 except TimeoutError:
                     item = None
                 now = time.monotonic()
-                actions = self._dispatch(item, now) if item is not None else []
+                actions = self._machine.dispatch(item, now) if item is not None else []
                 await self._execute(actions + machine.tick(time.monotonic()))
         except asyncio.CancelledError:
             self._finish(None, ElectdError("the campaign's task was cancelled"))
@@ -198,26 +198,6 @@ class Campaign:
         except BaseException as exc:  # a bug here must not leave the work running unseen
             self._finish(None, exc)
             raise
-
-    def _dispatch(self, item: tuple[Any, ...], now: float) -> list[Any]:
-        machine, kind = self._machine, item[0]
-        if kind == "opened":
-            return machine.opened(item[1], now)
-        if kind == "connect_failed":
-            return machine.connect_failed(item[1], now, item[2])
-        if kind == "message":
-            return machine.received(item[1], item[2], now)
-        if kind == "ended":
-            return machine.ended(item[1], item[2], item[3], now)
-        if kind == "work":
-            return machine.work_stopped(item[1], item[2], item[3], now)
-        if kind == "resign":
-            return machine.resign(now)
-        if kind == "cancel":
-            return machine.cancel(now)
-        if kind == "proclaim":
-            return machine.proclaim(item[1], item[2], item[3], now)
-        raise AssertionError(f"unknown campaign input {kind!r}")
 
     async def _execute(self, actions: list[Any]) -> None:
         pending = list(actions)
