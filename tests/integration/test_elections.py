@@ -450,3 +450,46 @@ def test_sixty_elections_of_three_candidates_need_a_bounded_number_of_threads(
     assert dict(a.elections.list()) == {e: 3 for e in elections}
     for o in observations:
         o.close()
+
+
+def test_hostile_writes_beside_the_entries_forge_no_value_and_break_no_listing(
+    cluster: Cluster, kz: KazooClient
+) -> None:
+    """Another ZooKeeper client writes where a candidate's companions live: a persistent
+    `<leader entry>.value` with junk before the leader ever proclaimed, a persistent and an
+    ephemeral `member-<token>` with garbage records, a `.value` of an entry that does not
+    exist. No observer shows the forged value (it is not the entry's session), the leader's
+    proclaim is refused rather than writing into the forgery, the listing shows the real
+    candidates and no garbage member as a leader, and the election keeps its leader."""
+    a, b = cluster.node("na"), cluster.node("nb")
+    x = a.campaign("e11", "x")
+    wait_until(lambda: x.leading() is not None, 20, "x leads")
+    epoch, _ = granted(x)
+    y = b.campaign("e11", "y")
+    wait_until(lambda: y.of(Queued), 10, "y queued")
+    path = f"{cluster.root}/e11"
+    lead = x.leading()
+    assert lead is not None
+    kz.create(f"{path}/{paths.value_name(lead.znode)}", b"\xff forged \x00" * 100)
+    kz.create(f"{path}/{paths.member_name('f' * 32)}", b"{not json")
+    kz.create(f"{path}/{paths.member_name('e' * 32)}", b'{"v": 1, "id": 5}', ephemeral=True)
+    kz.create(f"{path}/{paths.value_name('electd-' + 'd' * 32 + '-0000009999')}", b"orphan")
+    seen = b.elections.observe("e11", lambda view: None)
+    wait_until(
+        lambda: (v := seen.view().leader) is not None and v.epoch == epoch, 10, "observer: x"
+    )
+    leader = seen.view().leader
+    assert leader is not None
+    assert leader.value == b"x-value" and leader.value_revision == 0  # not the forgery
+    x.candidacy.proclaim(epoch, b"mine")
+    wait_until(lambda: x.of(Refused), 10, "proclaim into a forged value znode is refused")
+    refused = x.last(Refused)
+    assert isinstance(refused, Refused) and "another session" in refused.reason
+    listed = a.elections.members("e11")
+    ids = [m.member.record.id for m in listed]
+    assert ids[:2] == ["x", "y"], ids
+    assert [m.is_leader for m in listed if m.member.record.id == "x"] == [True]
+    assert not any(m.is_leader for m in listed if m.member.record.id not in ("x", "y"))
+    assert x.leading() is not None and x.leading().epoch == epoch  # type: ignore[union-attr]
+    assert seen.view().leader is not None and seen.view().leader.epoch == epoch  # type: ignore[union-attr]
+    seen.close()
