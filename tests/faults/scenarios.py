@@ -23,7 +23,7 @@ from kazoo.client import KazooClient
 
 from electd.devcluster.cluster import wait_until
 from electd.engine.identity import ClusterIdentity
-from electd.engine.model import NodeRecord
+from electd.engine.model import MAX_RECORD_BYTES, NodeRecord
 from electd.v1 import election_service_pb2 as pb
 from tests.faults.checker import log_events
 from tests.faults.cluster import POLL_INTERVAL, FaultCluster, Node, SpareZooKeeper
@@ -536,7 +536,12 @@ POISON: dict[str, bytes] = {
     "wrong-types": b'{"v":1,"id":42,"address":["127.0.0.1:1"],"labels":"zone=a"}',
     "future-format-v2": b'{"v":2,"id":"future","address":"127.0.0.1:1"}',
     "empty": b"",
-    "70-kb": b'{"v":1,"id":"big","address":"127.0.0.1:1","pad":"' + b"x" * 70_000 + b'"}',
+    # A well-formed record, but over the size any record may have.
+    "oversized": (
+        b'{"v":1,"id":"big","address":"127.0.0.1:1","pad":"'
+        + b"x" * (MAX_RECORD_BYTES + 1000)
+        + b'"}'
+    ),
 }
 ENGINE_BUG = "bug in the election engine"
 
