@@ -15,6 +15,12 @@ itself with E. Evidence, all on the machine's one clock:
 Evidence counts for the incarnation (process run) of N that decided the term: a node restarted
 while its dead predecessor's znode still leads truthfully names "N" as leader, but that process
 is a follower, not the believer. A term (N, E) believes from its first evidence to its last.
+A candidate of a named election (candidate.py) is exact evidence of its own: its "claim" events
+(the `leading` that began its belief, [ping sent, answer received]; the instant it ended: its
+deadline, or the moment it stopped on `lost` or resign) and its fenced writes, with N its
+candidate id. Epochs are per election (a named election's are its entries' czxids), so a
+history holds one election: `check` judges the node election's (which has no claims), and
+`check_candidates` one named election's, a history of candidates' writes and claims alone.
 The rules:
   1. one leader: for epochs E < E', the last exact evidence of E is not after the first exact
      evidence of E' (no tolerance), and with stream evidence too, at most `overlap` after;
@@ -26,6 +32,8 @@ The rules:
      `heal` of every fault's healing,
   5. every live node listed by every live node, and nothing else, within `members` of healing,
   6. every live node's stream on the same leader and epoch within `members` of healing.
+`check_candidates` applies rules 1-3, which are about terms and the resource; rules 4-6 are about
+nodes, their streams and the harness's faults, none of which a candidate history holds.
 "Healing" in rules 4-6 is the later of the fault's end and ZooKeeper serving again (one of its
 servers reports itself leader, which it does only once a quorum has synced with it): electd can
 do nothing without a ZooKeeper quorum. How long ZooKeeper's own recovery took is reported as a
@@ -36,6 +44,7 @@ and once it lost a NEWLEADER ACK to an epoch mismatch and took 9.1 s after a quo
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -126,7 +135,8 @@ class Report:
 class Claim:
     """One piece of exact evidence that `node` believed it led with `epoch`, at some instant in
     [asked, answered]: a log line (asked == answered == its `ts`), a probe or a writer's check
-    ("probe", "write", "log" in `source`)."""
+    ("probe", "write", "log" in `source`); or a candidate's own claim (the claim event's
+    source: "leading", "deadline", "lost", "resign", "superseded") or its write ("write")."""
 
     node: str
     epoch: int
@@ -149,7 +159,10 @@ class ExactTerm:
 
 def log_events(node: str, records: list[dict[str, Any]]) -> list[tuple[int, float, str, int]]:
     """(incarnation, ts, leader id, epoch) for every leader decision in a node's log, and
-    (incarnation, ts, '!backwards', 0) for the engine's epoch-went-backwards error."""
+    (incarnation, ts, '!backwards', 0) for the engine's epoch-went-backwards error.
+    A node that holds candidates of named elections logs their terms in the same words, with
+    node=<candidate id> (and "election": "node" in the record): those lines are not the node
+    election's and are left out. The node election's lines name the node itself."""
     out: list[tuple[int, float, str, int]] = []
     incarnation = 0
     for rec in records:
@@ -157,9 +170,9 @@ def log_events(node: str, records: list[dict[str, Any]]) -> list[tuple[int, floa
         ts = float(rec.get("ts", 0.0))
         if _SERVING.search(msg):
             incarnation += 1
-        elif m := _NEW_LEADER.match(msg):
+        elif (m := _NEW_LEADER.match(msg)) and m.group(1) == node:
             out.append((incarnation, ts, m.group(1), int(m.group(2))))
-        elif m := _TRANSITION.match(msg):
+        elif (m := _TRANSITION.match(msg)) and m.group(1) == node:
             out.append((incarnation, ts, m.group(3), int(m.group(2))))
         elif "leader epoch went backwards" in msg:
             out.append((incarnation, ts, "!backwards", 0))
@@ -174,6 +187,7 @@ class _Evidence:
     accepted: int
     rejected: int
     probes: int
+    own_claims: dict[str, int]  # candidates' claim events, by source
 
 
 def exact_terms(events: list[Event], logs: dict[str, list[dict[str, Any]]]) -> list[ExactTerm]:
@@ -323,7 +337,17 @@ def _evidence(
             if by_owner(e.node, epoch, asked):
                 t.exact(asked, float(e.get("answered")))
                 claims.append(Claim(e.node, epoch, asked, float(e.get("answered")), "probe"))
-    return _Evidence(terms, claims, messages, accepted, rejected, probes)
+
+    # ----- candidates' own claims (a candidate is one process: no incarnations) -------------
+    own_claims: dict[str, int] = defaultdict(int)
+    for e in events:
+        if e.kind == "claim":
+            epoch, source = int(e.get("epoch")), str(e.get("source"))
+            asked, answered = float(e.get("asked")), float(e.get("answered"))
+            own_claims[source] += 1
+            term(e.node, epoch, f"a claim ({source})").exact(asked, answered)
+            claims.append(Claim(e.node, epoch, asked, answered, source))
+    return _Evidence(terms, claims, messages, accepted, rejected, probes, dict(own_claims))
 
 
 def check(events: list[Event], logs: dict[str, list[dict[str, Any]]], bounds: Bounds) -> Report:
@@ -334,32 +358,7 @@ def check(events: list[Event], logs: dict[str, list[dict[str, Any]]], bounds: Bo
     messages, accepted, rejected = evidence.messages, evidence.accepted, evidence.rejected
     probes = evidence.probes
 
-    # ----- rule 1: terms in epoch order, no overlap beyond the bound --------------------------
-    ordered = [terms[k] for k in sorted(terms) if terms[k].start != float("inf")]
-    worst_overlap = worst_exact = float("-inf")
-    gaps = []
-    for i, old in enumerate(ordered):
-        for new in ordered[i + 1 :]:
-            exact = old.xend - new.xstart
-            worst_exact = max(worst_exact, exact)
-            if exact > 0:
-                report.fail(
-                    1,
-                    f"{old.node} still vouched for itself with epoch {old.epoch} at "
-                    f"{old.xend:.3f}, {exact:.3f}s after {new.node} had begun leading with "
-                    f"epoch {new.epoch} at {new.xstart:.3f} (exact evidence, bound 0)",
-                )
-            overlap = old.end - new.start
-            worst_overlap = max(worst_overlap, overlap)
-            if overlap > bounds.overlap and exact <= 0:
-                report.fail(
-                    1,
-                    f"{old.node}'s stream showed it leading with epoch {old.epoch} until "
-                    f"{old.end:.3f}, {overlap:.3f}s after {new.node} began leading with epoch "
-                    f"{new.epoch} at {new.start:.3f} (bound {bounds.overlap:.3f}s)",
-                )
-        if i + 1 < len(ordered):
-            gaps.append(ordered[i + 1].start - old.end)
+    ordered, worst_exact, worst_overlap, gaps = _one_leader(terms, bounds, report)
 
     # ----- rules 4-6: failover and convergence --------------------------------------------------
     failovers: dict[str, list[float]] = defaultdict(list)
@@ -423,6 +422,77 @@ def check(events: list[Event], logs: dict[str, list[dict[str, Any]]], bounds: Bo
         },
     }
     return report
+
+
+# Event kinds only a node election's history holds (nodes, their streams, probes, the faults).
+NODE_KINDS = ("node", "stream", "stream-end", "probe", "fault", "settled", "writer", "zk")
+
+
+def is_candidate_history(events: list[Event], logs: dict[str, list[dict[str, Any]]]) -> bool:
+    """A history of one named election's candidates: their claims and writes, nothing else."""
+    return not logs and any(e.kind == "claim" for e in events)
+
+
+def check_candidates(events: list[Event], bounds: Bounds) -> Report:
+    """Rules 1-3 on a named election's history: its candidates' claims and fenced writes (the
+    candidate scenarios'). Rule 1's bound is 0: all of it is exact evidence. A history with
+    node events, or with more than one election, is not one (ValueError): epochs are per
+    election."""
+    kinds = sorted({e.kind for e in events if e.kind in NODE_KINDS})
+    if kinds:
+        raise ValueError(f"not a candidate history: it holds node events ({', '.join(kinds)})")
+    elections = sorted({str(e.get("election")) for e in events if e.kind in ("claim", "write")})
+    if len(elections) > 1:
+        raise ValueError(f"a candidate history holds one election, not {elections}")
+    report = Report(bounds)
+    evidence = _evidence(sorted(events, key=lambda e: e.t), {}, report)
+    ordered, worst_exact, _, _ = _one_leader(evidence.terms, bounds, report)
+    # All evidence is exact: a gap is from a term's last claim to the next one's first.
+    gaps = [new.xstart - old.xend for old, new in itertools.pairwise(ordered)]
+    report.figures = {
+        "election": elections[0] if elections else None,
+        "candidate terms": len(ordered),
+        "handovers": max(0, len(ordered) - 1),
+        "candidates' claims": dict(sorted(evidence.own_claims.items())),
+        "writes accepted": evidence.accepted,
+        "stale writes rejected by fencing": evidence.rejected,
+        "worst overlap, exact evidence (s)": round(worst_exact, 3) if gaps else None,
+        "narrowest gap between terms (s)": round(min(gaps), 3) if gaps else None,
+    }
+    return report
+
+
+def _one_leader(
+    terms: dict[int, Term], bounds: Bounds, report: Report
+) -> tuple[list[Term], float, float, list[float]]:
+    """Rule 1: terms in epoch order, no overlap beyond the bound. The terms with evidence in
+    epoch order, the worst overlaps (exact evidence, all evidence) and the gaps between terms."""
+    ordered = [terms[k] for k in sorted(terms) if terms[k].start != float("inf")]
+    worst_overlap = worst_exact = float("-inf")
+    gaps = []
+    for i, old in enumerate(ordered):
+        for new in ordered[i + 1 :]:
+            exact = old.xend - new.xstart
+            worst_exact = max(worst_exact, exact)
+            if exact > 0:
+                report.fail(
+                    1,
+                    f"{old.node} still vouched for itself with epoch {old.epoch} at "
+                    f"{old.xend:.3f}, {exact:.3f}s after {new.node} had begun leading with "
+                    f"epoch {new.epoch} at {new.xstart:.3f} (exact evidence, bound 0)",
+                )
+            overlap = old.end - new.start
+            worst_overlap = max(worst_overlap, overlap)
+            if overlap > bounds.overlap and exact <= 0:
+                report.fail(
+                    1,
+                    f"{old.node}'s stream showed it leading with epoch {old.epoch} until "
+                    f"{old.end:.3f}, {overlap:.3f}s after {new.node} began leading with epoch "
+                    f"{new.epoch} at {new.start:.3f} (bound {bounds.overlap:.3f}s)",
+                )
+        if i + 1 < len(ordered):
+            gaps.append(ordered[i + 1].start - old.end)
+    return ordered, worst_exact, worst_overlap, gaps
 
 
 def _clip(a: float, b: float, windows: list[tuple[float, float]]) -> list[tuple[float, float]]:

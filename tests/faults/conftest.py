@@ -1,7 +1,8 @@
 """Fixtures of the fault suite: one routed ZooKeeper ensemble per module (restored to health
 after every test) and a `faults` factory that builds a FaultCluster on a fresh election path,
-checks its history, and always kills every process it started; on failure it prints the
-violations' context: the history's tail, every node's log and ZooKeeper's logs."""
+checks its history, and always kills every process it started (candidates too); on failure it
+prints the violations' context: the history's tail, every node's log, ZooKeeper's logs and the
+candidates' last lines."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ def faults(ensemble: Ensemble, tmp_path: Path, request: pytest.FixtureRequest) -
     finally:
         c = env.cluster
         failed = getattr(request.node, "rep_call", None)
+        if env.campaigners is not None:
+            env.campaigners.close()
         if c is not None:
             c.close()
             if failed is None or failed.failed:
@@ -44,4 +47,6 @@ def faults(ensemble: Ensemble, tmp_path: Path, request: pytest.FixtureRequest) -
                 for node in [*c.nodes.values(), *c.retired]:
                     print(f"\n----- log of {node.id} -----\n{node.proc.log_text(40)}")
                 print(f"\n----- ZooKeeper -----\n{ensemble.zk.logs()}")
+                for cand in env.campaigners.made if env.campaigners else []:
+                    print(f"candidate {cand.id}: {' | '.join(cand.lines[-8:])}")
         ensemble.restore()

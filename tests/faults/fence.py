@@ -2,7 +2,8 @@
 
 It accepts a write only if its epoch is at least the highest epoch it has accepted, and
 records every attempt, accepted or rejected, in the history (kind "write"), timestamped under
-its lock, so the history's order of writes is the resource's order. Runs as threads in the
+its lock, so the history's order of writes is the resource's order. It also records what a
+candidate (candidate.py) reports of its own belief (kind "claim"). Runs as threads in the
 harness process on 127.0.0.1 and a free port.
 
 Protocol: one JSON object per line, each answered by one JSON line.
@@ -10,9 +11,14 @@ Protocol: one JSON object per line, each answered by one JSON line.
   {"op": "write", "node": N, "epoch": E, "seq": S, "asked": A, "checked": T}
                                                       -> {"ok": accepted, "highest": H}
   {"op": "bye", "node": N, "epoch": E, "reason": R}          -> {"ok": true}
+  {"op": "claim", "node": C, "election": L, "epoch": E, "asked": A, "answered": B,
+   "source": S}                                              -> {"ok": true}
 The writer asked its node at `asked` and got, at `checked` (its time.time()), the answer that
 the node still leads with epoch E: the node believed so at some instant in [asked, checked].
-hello and bye are recorded as "writer" events.
+A candidate writes as its own node (C, its candidate id), with asked == checked and the
+`election` it campaigns in. hello and bye are recorded as "writer" events; a claim, candidate C
+of election L believed it led with epoch E at some instant in [A, B] (S: what showed it), as a
+"claim" event.
 """
 
 from __future__ import annotations
@@ -78,8 +84,20 @@ class FencedStore:
                     checked=msg.get("checked"),
                     accepted=ok,
                     highest=self.highest,
+                    **({"election": msg["election"]} if "election" in msg else {}),
                 )
                 return {"ok": ok, "highest": self.highest}
+            if op == "claim":
+                self._history.add(
+                    "claim",
+                    node,
+                    election=msg.get("election"),
+                    epoch=epoch,
+                    asked=msg.get("asked"),
+                    answered=msg.get("answered"),
+                    source=msg.get("source"),
+                )
+                return {"ok": True}
             phase = "start" if op == "hello" else "stop"
             self._history.add("writer", node, phase=phase, epoch=epoch, reason=msg.get("reason"))
             return {"ok": True}

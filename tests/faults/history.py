@@ -4,7 +4,13 @@ Every event carries `t`, `time.time()` read in the harness process when the even
 for node log lines, the node's own `time.time()`: the same machine's clock). Kinds:
   stream       an observer received a WatchLeader message from `node` (state, leader, epoch)
   stream-end   an observer's stream on `node` ended (status code)
-  write        the fenced resource got a write attempt (node, epoch, seq, checked, accepted)
+  write        the fenced resource got a write attempt (node, epoch, seq, checked, accepted;
+               a candidate's also `election`)
+  claim        a candidate of a named election (node = its candidate id) reported that it
+               believed it led with `epoch` at some instant in [asked, answered] (`source`:
+               leading, deadline, lost, resign; see candidate.py), through the fenced resource.
+               Epochs of a named election are its entries' czxids, a namespace of their own:
+               a history holds one election, the node election or one named election
   writer       a leader-command writer said hello or goodbye (phase start/stop, node, epoch)
   node         the harness started, stopped (SIGTERM), killed, paused or resumed a node
   zk           the harness killed, paused, resumed or started a ZooKeeper server

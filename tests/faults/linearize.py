@@ -7,6 +7,10 @@ with Porcupine against a register of terms: a claim is legal iff it opens a newe
 then holds) or repeats the epoch and node that hold. So a claim of a newer term that returned
 before a claim of an older term began is illegal, and so are two nodes with one epoch.
 
+A named election's history (the candidate scenarios') is judged the same way: its candidates'
+claims and fenced writes are exact evidence too (checker.py), with the candidate ids as nodes;
+`main` judges such a run with checker.check_candidates.
+
 Each term goes to Porcupine as at most two claims: the one with the earliest `answered` (where
 checker.py's rule 1 starts the term) and the one with the latest `asked` (where it ends it).
 The claims in between change nothing: an overlap with another term shows at one of these two.
@@ -39,7 +43,9 @@ from tests.faults.checker import (
     Bounds,
     Report,
     check,
+    check_candidates,
     exact_terms,
+    is_candidate_history,
 )
 from tests.faults.history import Event
 
@@ -48,7 +54,7 @@ BINARY = ROOT / ".tools" / "bin" / "electd-linearize"
 BUILD = ROOT / "scripts" / "build-linearize.sh"
 TIMEOUT = 60.0  # seconds Porcupine may take before the verdict is "unknown"
 # The event kinds checker.py reads; a saved run keeps only these.
-CHECKED_KINDS = ("node", "stream", "stream-end", "write", "probe", "fault", "settled")
+CHECKED_KINDS = ("node", "stream", "stream-end", "write", "probe", "fault", "settled", "claim")
 
 Logs = dict[str, list[dict[str, Any]]]
 
@@ -213,7 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     events, logs, bounds, note = load_run(args.run)
     out = args.out or Path(tempfile.mkdtemp(prefix="electd-linearize-"))
-    report = check(events, logs, bounds)
+    if is_candidate_history(events, logs):
+        report = check_candidates(events, bounds)
+    else:
+        report = check(events, logs, bounds)
     verdict = judge(events, logs, out)
     failures = [*report.violations, *compare(report, verdict)]
     print(f"{args.run}{': ' + note if note else ''}\n{verdicts(report, verdict)}")

@@ -5,15 +5,16 @@ Each candidate is `candidate.py`: one Campaign stream through raw stubs, and a w
 trusts nothing but its lease (it writes every 20 ms while its monotonic clock is before the
 deadline of its last `leading`, less a margin). So the resource's record of when each write
 arrived judges the nodes alone: every write of a term arrives before the first write of the
-next term, and no write is rejected. Real ZooKeeper, real supervised nodes, real processes.
+next term, and no write is rejected. Each candidate also reports its belief (candidate.py:
+the `leading` that began it and the deadline, `lost` or resign that ended it) into the same
+history, and at the end both checkers judge that history: checker.check_candidates (rules 1-3:
+no overlap of the candidates' exact claims, bound 0; each epoch names one candidate; fencing)
+and Porcupine (linearize.py). Real ZooKeeper, real supervised nodes, real processes.
 """
 
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,12 +25,14 @@ import pytest
 from electd.devcluster.cluster import NodeProcess, wait_until
 from tests.conftest import NodeFactory
 from tests.e2e.helpers import wait_joined
+from tests.faults.campaigners import CandidateProcess, judge, stop_all
+from tests.faults.checker import Bounds, exact_terms
 from tests.faults.fence import FencedStore
 from tests.faults.history import History
 from tests.faults.net import RawProxy
-from tests.faults.test_supervisor import judge, writes_of
+from tests.faults.test_supervisor import judge as judge_fence
+from tests.faults.test_supervisor import writes_of
 
-CANDIDATE = Path(__file__).with_name("candidate.py")
 T = 2.0  # session timeout of every node
 LEASE = 1.0  # --candidate-lease
 SILENT = 1.0  # --candidate-timeout
@@ -40,32 +43,6 @@ def fence() -> Iterator[FencedStore]:
     store = FencedStore(History())
     yield store
     store.close()
-
-
-class CandidateProcess:
-    def __init__(self, addr: str, election: str, cid: str, fence: FencedStore, *extra: str):
-        self.id = cid
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [sys.executable, str(CANDIDATE), addr, election, cid, fence.address, *extra],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.strip())
-
-    def saw(self, prefix: str) -> bool:
-        return any(line.startswith(prefix) for line in self.lines)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
 
 
 @pytest.fixture
@@ -108,9 +85,27 @@ def name() -> str:
     return f"faults-{uuid.uuid4().hex[:8]}"
 
 
+END_SOURCES = {"deadline", "lost", "resign"}
+
+
+def both_checkers(
+    fence: FencedStore, made: list[CandidateProcess], workdir: Path, label: str
+) -> None:
+    """Resign every candidate still running (so that its last claim is in), then judge the
+    history with both checkers (campaigners.judge). Fails on any violation, on a verdict that
+    is not "linearizable", and on a term without the claims that open and close it."""
+    stop_all(made)
+    _, _, failures = judge(fence._history, Bounds(T), workdir, label)
+    assert not failures, "\n".join(failures[:20])
+    for t in exact_terms(fence._history.events(), {}):
+        sources = {c.source for c in t.claims}
+        assert t.first.source == "leading", f"{t.node} epoch {t.epoch} began with {t.first}"
+        assert sources & END_SOURCES, f"{t.node} epoch {t.epoch}: no end of belief ({sources})"
+
+
 @pytest.mark.timeout(120)
 def test_a_node_killed_under_its_leading_candidate_closes_only_after_the_lease(
-    nodes: NodeFactory, fence: FencedStore, candidates: list[CandidateProcess]
+    nodes: NodeFactory, fence: FencedStore, candidates: list[CandidateProcess], tmp_path: Path
 ) -> None:
     """C4: SIGKILL of n1's node process while its candidate leads. The supervisor closes the
     dead session only once the lease granted to c1 ran out; c2 (on n2) leads after that."""
@@ -120,7 +115,7 @@ def test_a_node_killed_under_its_leading_candidate_closes_only_after_the_lease(
     assert n1.signal_node(signal.SIGKILL) is not None
     wait_until(lambda: writes_of(fence, "c2") >= 3, 20, "c2 leads and writes")
     assert c1.saw("ended") and c2.saw("leading")
-    rows = judge(fence)
+    rows = judge_fence(fence)
     assert [sorted(r.writers) for r in rows] == [["c1"], ["c2"]]
     closed = "closed the dead node's ZooKeeper session"
     wait_until(lambda: closed in n1.log_text(400), 10, "the supervisor closes the dead session")
@@ -129,11 +124,12 @@ def test_a_node_killed_under_its_leading_candidate_closes_only_after_the_lease(
         f"\nnode SIGKILL -> c1's last write {rows[0].last - killed:+.3f}s, "
         f"c2's first {rows[1].first - killed:+.3f}s (candidate lease {LEASE:g}s, T {T:g}s)"
     )
+    both_checkers(fence, candidates, tmp_path, "node killed under its leading candidate")
 
 
 @pytest.mark.timeout(120)
 def test_a_candidate_partitioned_from_its_node_hands_over_after_its_lease(
-    nodes: NodeFactory, fence: FencedStore, candidates: list[CandidateProcess]
+    nodes: NodeFactory, fence: FencedStore, candidates: list[CandidateProcess], tmp_path: Path
 ) -> None:
     """C3: c1's connection to n1 goes through a proxy that is cut (packets held, nothing
     closed). c1 stops at its deadline; n1 ends the silent candidacy after --candidate-timeout
@@ -147,19 +143,20 @@ def test_a_candidate_partitioned_from_its_node_hands_over_after_its_lease(
         proxy.block()
         wait_until(lambda: writes_of(fence, "c2") >= 3, 30, "c2 leads and writes")
         assert c2.saw("leading") and not c1.saw("lost")  # c1 heard nothing: it just ran out
-        rows = judge(fence)
+        rows = judge_fence(fence)
         assert [sorted(r.writers) for r in rows] == [["c1"], ["c2"]]
         print(
             f"\npartition -> c1's last write {rows[0].last - cut:+.3f}s, "
             f"c2's first {rows[1].first - cut:+.3f}s"
         )
+        both_checkers(fence, candidates, tmp_path, "candidate partitioned from its node")
     finally:
         proxy.close()
 
 
 @pytest.mark.timeout(120)
 def test_a_candidate_that_stops_reading_never_overlaps_its_successor(
-    nodes: NodeFactory, fence: FencedStore, candidates: list[CandidateProcess]
+    nodes: NodeFactory, fence: FencedStore, candidates: list[CandidateProcess], tmp_path: Path
 ) -> None:
     """A candidate that keeps pinging but reads no answer: its deadline is never extended, so
     it stops writing; whether its node gives up on it first or its stream breaks (SIGKILL),
@@ -174,17 +171,18 @@ def test_a_candidate_that_stops_reading_never_overlaps_its_successor(
     c1.proc.send_signal(signal.SIGKILL)  # its stream breaks only now
     wait_until(lambda: writes_of(fence, "c2") >= 3, 30, "c2 leads and writes")
     assert c2.saw("leading")
-    rows = judge(fence)
+    rows = judge_fence(fence)
     assert [sorted(r.writers) for r in rows] == [["c1"], ["c2"]]
     print(
         f"\nstopped reading -> c1's last write {rows[0].last - stopped:+.3f}s, "
         f"c2's first {rows[1].first - stopped:+.3f}s"
     )
+    both_checkers(fence, candidates, tmp_path, "candidate that stops reading")
 
 
 @pytest.mark.timeout(120)
 def test_a_resign_racing_a_crash_of_its_node(
-    nodes: NodeFactory, fence: FencedStore, candidates: list[CandidateProcess]
+    nodes: NodeFactory, fence: FencedStore, candidates: list[CandidateProcess], tmp_path: Path
 ) -> None:
     """c1 resigns (SIGTERM: it stops writing, then sends resign) at the moment n1's node process
     is SIGKILLed: whichever reaches ZooKeeper first, c2 leads only after c1 stopped."""
@@ -194,8 +192,9 @@ def test_a_resign_racing_a_crash_of_its_node(
     assert n1.signal_node(signal.SIGKILL) is not None
     wait_until(lambda: writes_of(fence, "c2") >= 3, 20, "c2 leads and writes")
     assert c2.saw("leading")
-    rows = judge(fence)
+    rows = judge_fence(fence)
     assert [sorted(r.writers) for r in rows] == [["c1"], ["c2"]]
+    both_checkers(fence, candidates, tmp_path, "resign racing a crash of its node")
 
 
 def _quiet(fence: FencedStore, who: str) -> bool:

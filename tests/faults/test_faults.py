@@ -1,6 +1,8 @@
 """The fault-injection suite, short run: every named scenario once, then a randomized mix from
-a printed seed (set ELECTD_FAULT_SEED to replay one). Real ZooKeeper, real electd processes,
-real faults; the checker (checker.py) judges each history. `make soak` runs the long mix."""
+a printed seed (set ELECTD_FAULT_SEED to replay one), with candidates of a named election
+campaigning through the nodes under its faults. Real ZooKeeper, real electd processes, real
+faults; both checkers (checker.py and Porcupine) judge each history, the candidates' apart.
+`make soak` runs the long mix."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from tests.faults.suite import Faults, seed
 SEED = seed()
 RANDOM_STEPS = 15
 SESSION_TIMEOUT = 2.5
+CANDIDATES = 2  # candidate processes in the randomized mix
 
 
 @pytest.mark.ensemble
@@ -31,9 +34,10 @@ def test_named_scenario(scenario: Scenario, faults: Faults) -> None:
 @pytest.mark.timeout(300)
 def test_randomized_mix(faults: Faults) -> None:
     print(f"\nrandomized mix: seed {SEED} (replay with ELECTD_FAULT_SEED={SEED})")
-    cluster = faults.start(node_ids(5), SESSION_TIMEOUT)
+    cluster = faults.start(node_ids(5), SESSION_TIMEOUT, candidates=CANDIDATES, seed=SEED)
     done = random_mix(cluster, random.Random(SEED), steps=RANDOM_STEPS)
     print(f"steps: {', '.join(done)}")
     report = faults.finish()
     assert report.figures["faults injected"] == RANDOM_STEPS
+    assert report.figures["candidates"]["candidate terms"] > 0, report.summary()
     assert not report.violations, f"seed {SEED}\n{report.summary()}"
