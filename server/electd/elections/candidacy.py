@@ -480,6 +480,7 @@ class Candidacy:
                 lease=self._host.lease,
                 ack_gate=self,
                 threads=self._host.engines,
+                election=self.election,
             )
             self._engine, self._store, self._alive = engine, store, True
             self._phase, self._view, self._retiring = _Phase.IDLE, None, False
