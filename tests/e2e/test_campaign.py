@@ -390,6 +390,12 @@ def test_two_candidates_on_two_nodes_one_leads_with_a_lease_the_other_waits_for_
         stub(p).GetLeader(pb.GetLeaderRequest(), timeout=5).leader.node.id for p in (n1, n2)
     }
     assert len(node_leaders) == 1 and node_leaders <= {"n1", "n2"}
+    # So is the node's log: "I am a new leader" is the node election's line alone; a hosted
+    # candidate's term is logged as its election's, in words and in the JSON fields.
+    log = n1.log_text(400)
+    assert f"candidate leads election {election}: node=c1 epoch={lease.epoch}" in log
+    assert "I am a new leader: node=c1" not in log
+    assert f'"election": "{election}"' in log
     node_members = stub(n1).ListNodes(pb.ListNodesRequest(), timeout=5).nodes
     assert sorted(n.id for n in node_members) == ["n1", "n2"]
     assert all(not n.host_id and n.address for n in node_members)

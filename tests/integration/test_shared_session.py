@@ -190,3 +190,50 @@ def test_a_store_closed_on_a_shared_session_leaves_no_entry_behind(sessions, kz)
     wait_until(lambda: kz.get_children(path) == [], 10, "entry and companion deleted")
     wait_until(lambda: node.session.leftovers() == 0, 10, "the session forgot them")
     assert node.session.session_id() == owner  # the session lives on
+
+
+def test_a_sync_returns_only_after_the_watch_callbacks_of_earlier_changes_ran(sessions, kz) -> None:
+    """The contract heartbeats without reads rest on (engine/store.py's `sync`): another
+    client deletes a znode the session watches; a sync sent after that delete returned comes
+    back only once the watch's callback has run, even a slow one. (kazoo answers the sync on
+    its connection thread while the callback waits its turn on another: without the wait for
+    kazoo's callbacks, this sync returns while the callback still sleeps.)"""
+    a = sessions.session()
+    path = f"{sessions.root}/watched"
+    kz.create(path, b"", makepath=True)
+    ran: list[float] = []
+
+    def slow_callback(_event: object) -> None:
+        time.sleep(0.3)
+        ran.append(time.monotonic())
+
+    assert a.session.client.exists(path, watch=slow_callback) is not None
+    kz.delete(path)
+    a.session.sync()
+    returned = time.monotonic()
+    assert ran and ran[0] <= returned
+
+
+def test_heartbeats_of_leaders_on_one_session_read_nothing_while_their_watches_stand(
+    sessions, kz
+) -> None:
+    """After one read that finds its entry ours, an engine's heartbeats prove it through the
+    watches that read set (own.py, `still_watched`): the session's syncs go on, no engine
+    reads its entry again, and every view keeps being renewed. Once another client deletes
+    one engine's entry, that engine steps down at once, and its successor leads."""
+    a, b = two_elections(sessions)
+    engines = a.engines.values()
+    wait_until(lambda: all(e.stats.heartbeats >= 3 for e in engines), 10, "heartbeats")
+    reads = [e.stats.heartbeat_reads for e in engines]
+    beats = [e.stats.heartbeats for e in engines]
+    start = min(e.view().valid_until for e in engines)
+    time.sleep(2 * TIMEOUT)  # 16 heartbeat intervals
+    assert [e.stats.heartbeat_reads for e in engines] == reads
+    assert all(e.stats.heartbeats >= n + 8 for e, n in zip(engines, beats, strict=True))
+    assert all(e.view().is_leader(lease_clock()) for e in engines)
+    assert min(e.view().valid_until for e in engines) > start + TIMEOUT
+    a1 = a.engines["a1"]
+    kz.delete(f"{sessions.root}/one/{a1.view().own_znode}")
+    wait_until(lambda: not a1.view().is_leader(lease_clock()), 2, "a1 steps down")
+    wait_until(lambda: leader_id(b.engines["b1"]) == "b1", 10, "b1 leads one/")
+    assert a.engines["a2"].view().is_leader(lease_clock())

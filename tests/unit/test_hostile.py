@@ -92,7 +92,7 @@ def test_a_forged_low_sequence_cannot_jump_the_queue(cluster, ens: MemEnsemble) 
     wait_until(lambda: a.leads() and b.leader_id() == "a", 5, "a leads")
     ens.add_raw(entry_name(0), VALID, owner=FOREIGN_SESSION)
     passes = b.engine.stats.reconciles
-    b.engine._queue.put("wake")  # a full pass sees the newcomer
+    b.engine.mailbox.put("wake")  # a full pass sees the newcomer
     wait_until(lambda: b.engine.stats.reconciles > passes, 5, "b decided again")
     assert a.leads() and b.leader_id() == "a"
     assert [m.member.znode for m in a.engine.members()][-1] == entry_name(0)
@@ -139,7 +139,7 @@ def test_a_poisoned_oldest_entry_leads_unreadable_and_breaks_nothing(
     assert [m.member.record.id for m in members] == ["", "a", "b"] and members[0].is_leader
     for node in (a, b):  # more passes and listings: still one warning per node
         passes = node.engine.stats.reconciles
-        node.engine._queue.put("wake")
+        node.engine.mailbox.put("wake")
         wait_until(lambda n=node, p=passes: n.engine.stats.reconciles > p, 5, "another pass")
         node.engine.members()
     assert "bug in the election engine" not in caplog.text

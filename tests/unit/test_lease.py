@@ -366,3 +366,50 @@ def test_engines_sharing_a_lease_take_turns_at_the_heartbeat_sync(clock: FakeClo
     with pytest.raises(CoordinatorUnavailable):
         lease.renew()
     assert lease.heartbeat_due()  # a failed sync proves nothing: the next engine syncs
+
+
+def test_heard_is_the_send_time_of_the_latest_sync_of_that_session(
+    lease: Lease, session: FakeSession, clock: FakeClock
+) -> None:
+    """What a heartbeat without a read may vouch up to (`Vouch.mark_heard`): never a sync of
+    another session, one that failed, or one during which the session changed."""
+    assert lease.heard(1) < -1e17  # nothing heard yet
+    sync_at(lease, clock, 10.0)
+    sync_at(lease, clock, 11.0)
+    assert lease.heard(1) == 11.0
+    assert lease.heard(2) < -1e17
+    session.fail = True
+    with pytest.raises(CoordinatorUnavailable):
+        sync_at(lease, clock, 12.0)
+    assert lease.heard(1) == 11.0
+    session.fail = False
+
+    def new_session() -> None:
+        session.sid = 2
+
+    session.during_sync = new_session
+    sync_at(lease, clock, 13.0)
+    assert lease.heard(1) == 11.0 and lease.heard(2) < -1e17
+    session.during_sync = None
+    sync_at(lease, clock, 14.0)
+    assert lease.heard(2) == 14.0 and lease.heard(1) < -1e17
+
+
+def test_a_vouch_without_a_read_runs_no_later_than_the_last_sync_heard(
+    lease: Lease, session: FakeSession, clock: FakeClock
+) -> None:
+    vouch = Vouch(lease)
+    sync_at(lease, clock, 10.0)
+    sync_at(lease, clock, 11.0)  # proves 10.0: the anchor
+    assert lease.anchor() == 10.0
+    assert vouch.mark_heard(1) == 10.0
+    vouch.confirm(vouch.mark_heard(1))
+    assert vouch.valid_until() == lease.valid_until() == 10.0 + 2.0
+
+    def reconnected() -> None:  # a handshake began at 15 while the sync sent at 12 was out
+        session.established = (1, 15.0)
+
+    session.during_sync = reconnected
+    sync_at(lease, clock, 12.0)
+    assert lease.anchor() == 15.0 and lease.heard(1) == 12.0
+    assert vouch.mark_heard(1) == 12.0  # a change at 13 might not have fired its watch yet

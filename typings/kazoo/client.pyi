@@ -2,7 +2,7 @@ from collections.abc import Callable, Sequence
 from logging import Logger
 from typing import Any
 
-from kazoo.protocol.states import WatchedEvent, ZnodeStat
+from kazoo.protocol.states import Callback, WatchedEvent, ZnodeStat
 from kazoo.retry import KazooRetry
 from kazoo.security import ACL
 
@@ -20,6 +20,7 @@ class _AsyncResult:
 
 class _Handler:
     def async_result(self) -> _AsyncResult: ...
+    def dispatch_callback(self, callback: Callback) -> None: ...
 
 class _Transaction:
     def delete(self, path: str, version: int = ...) -> None: ...

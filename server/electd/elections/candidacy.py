@@ -49,6 +49,7 @@ from electd.engine.clock import now as lease_clock
 from electd.engine.engine import ElectionEngine
 from electd.engine.lease import Lease
 from electd.engine.model import MAX_VALUE_BYTES, LeaderInfo, NodeRecord, Role, View
+from electd.engine.pool import SharedThreads
 from electd.engine.store import (
     CoordinatorUnavailable,
     ElectionsSession,
@@ -136,6 +137,7 @@ class Host:
     observers: Observers
     chores: Worker
     reaper: Worker
+    engines: SharedThreads
     host_id: str
     version: str
     candidate_lease: float
@@ -477,6 +479,8 @@ class Candidacy:
                 functools.partial(self._on_view, gen),
                 lease=self._host.lease,
                 ack_gate=self,
+                threads=self._host.engines,
+                election=self.election,
             )
             self._engine, self._store, self._alive = engine, store, True
             self._phase, self._view, self._retiring = _Phase.IDLE, None, False

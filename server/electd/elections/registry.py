@@ -2,9 +2,10 @@
 (observer.py) of this node, on the node's one shared ZooKeeper session and one `Lease`.
 
 Owns the table of candidacies (by election and candidate id; `--max-candidates`), the
-registry's three shared threads (the observers' worker, the chores worker that creates and
-retires entries, proclaims and keeps never_lead members, and the reaper that stops retired
-engines; plus one engine thread per candidate entry), the blocking reads of a named election
+registry's shared threads (the observers' worker, the chores worker that creates and retires
+entries, proclaims and keeps never_lead members, the reaper that stops retired engines, and
+`ENGINE_THREADS` that run the rounds of every candidate entry's engine, engine/pool.py: a
+thousand candidates are not a thousand threads), the blocking reads of a named election
 (`members`, `resign`, `list`) and the registry-wide `granted_until` for the supervisor (C4).
 
 API (S2 codes against it; additions to the design's interface are marked +):
@@ -53,9 +54,16 @@ from electd.elections.observer import (
 from electd.elections.worker import Worker
 from electd.engine.lease import Lease
 from electd.engine.model import MAX_VALUE_BYTES, MemberView
+from electd.engine.pool import SharedThreads
 from electd.engine.store import ElectionsSession
 
 logger = logging.getLogger(__name__)
+
+#: Threads running the rounds of every candidate entry's engine. A round blocks its thread for
+#: its ZooKeeper round trips (a heartbeat: one read, and now and then a sync), so this bounds
+#: how many candidates make a round trip at once: with a millisecond each, 8 threads carry the
+#: heartbeats of thousands of candidates and leave room for a handover's claim.
+ENGINE_THREADS = 8
 
 
 class ElectionError(Exception):
@@ -137,6 +145,7 @@ class Elections:
             self._observers,
             Worker("election-chores"),
             Worker("election-reaper"),
+            SharedThreads(ENGINE_THREADS, "candidate-engine"),
             host_id,
             version,
             candidate_lease,
@@ -150,6 +159,7 @@ class Elections:
         self._observers.start()
         self._host.chores.start()
         self._host.reaper.start()
+        self._host.engines.start()
 
     def close(self, timeout: float | None = None) -> None:
         """Every candidacy ends (Lost SHUTDOWN to a leader; its entry goes once it acknowledged
@@ -172,6 +182,7 @@ class Elections:
             logger.warning("%d candidacies did not end within %.1fs of the shutdown", left, limit)
         self._host.chores.stop()
         self._host.reaper.stop()
+        self._host.engines.stop()
         self._observers.stop()
 
     # ----- reading ---------------------------------------------------------------------------

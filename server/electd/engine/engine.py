@@ -6,8 +6,10 @@ itself (full and fast pass) is `Passes` (passes.py). The lease of the session is
 watches are a `WatchBook` (watches.py). Imports neither kazoo nor grpc.
 
 Threads. Store callbacks (watches, connection states) arrive on the store's threads; they only
-flip flags under `_lock`, publish and queue a wake-up, never block. All store calls of the
-election run on the engine's own worker thread, which coalesces queued wake-ups into one pass.
+flip flags under `_lock`, publish and queue a wake-up in the `mailbox`, never block. All store
+calls of the election run in the engine's rounds, which coalesce the queued wake-ups into one
+pass: on a thread of the engine's own, or on threads shared with other engines (pool.py); either
+way one round at a time, so "the worker" below means whichever thread runs the round.
 `leave()`, `view()` and `members()` may be called from any thread. Every decision is published
 as an immutable `View` through the `publish` callback, from whichever thread made it, under
 `_lock`. Which thread touches which field is noted in `__init__`.
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from electd.engine.lease import Lease, Vouch
 from electd.engine.members import Members
 from electd.engine.model import LeaderInfo, MemberView, NodeRecord, Role, View, transition
 from electd.engine.passes import Passes
+from electd.engine.pool import Mailbox, OwnThread, SharedThreads
 from electd.engine.stats import EngineStats
 from electd.engine.store import ConnState, CoordinatorUnavailable, Store, WatchEvent
 from electd.engine.watches import ALIVE, BLOCKER, LEADER, OWN, PATH, WatchBook
@@ -65,15 +67,21 @@ class ElectionEngine:
         lease: Lease | None = None,
         cluster_id: str = "",
         ack_gate: AckGate | None = None,
+        threads: SharedThreads | None = None,
+        election: str = "",
     ) -> None:
         """`lease`: the lease of `store`'s session, shared by every engine on that session (one
         per session, on the same clock as `clock`: the lease clock, engine/clock.py); by default
         the engine makes its own. The engine vouches through its own `Vouch` of it (lease.py):
         never past an anchor it read its own entry after. `cluster_id`: the identity to insist
-        on (identity.py; "" takes the path's, or creates one). `ack_gate`: see acks.py."""
+        on (identity.py; "" takes the path's, or creates one). `ack_gate`: see acks.py. `threads`:
+        run the rounds on these shared threads (pool.py) instead of a thread of its own.
+        `election`: the named election this entry is a candidate's in, for the log ("": the
+        node election)."""
         # Set here, never rebound: safe to read from any thread.
         self._store = store
         self._record = record
+        self.election = election
         self._publish_cb = publish
         self._clock = clock
         self._lease = lease if lease is not None else Lease(store, clock)
@@ -83,8 +91,10 @@ class ElectionEngine:
         self.acks = Acks(store, ack_gate, record.id)
         self.stats = EngineStats()
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="election-engine", daemon=True)
+        self.mailbox = Mailbox()
+        self._threads = threads
+        self._own_thread = None if threads else OwnThread(self, "election-engine", clock)
+        self._join: Callable[[float], bool] = lambda _timeout: True  # until started
         self._passes = Passes(
             self, store, record, self._members, self._book, self._vouch, wall, cluster_id
         )
@@ -110,27 +120,36 @@ class ElectionEngine:
         self._left = ""
         self._left_done = threading.Event()
 
+        # The worker's alone: when to retry after a failed round (None: no failure pending),
+        # the backoff, and when the next heartbeat is due.
+        self._retry_at: float | None = self._clock()
+        self._delay = _BACKOFF_START
+        self._next_tick = self._clock()
+
     # ----- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
         self._store.add_state_listener(self._on_state)
         if self._store.session_id() is not None:
             self._on_state(ConnState.CONNECTED)
-        self._thread.start()
+        if self._own_thread is not None:
+            self._own_thread.start()
+            self._join = self._own_thread.join
+        else:
+            assert self._threads is not None
+            self._join = self._threads.attach(self)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Leave the election (if `leave` has not already), end the session, publish a STOPPED
         view. Blocks until the worker is done; safe to call more than once."""
         self.leave()
-        self._queue.put(_STOP)
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        if self._thread.is_alive():  # stuck in a store call: closing the session unblocks it
+        self.mailbox.put(_STOP)
+        if not self._join(timeout):  # stuck in a store call: closing the session unblocks it
             logger.warning(
                 "node=%s engine did not stop in %.0fs; closing", self._record.id, timeout
             )
             self._store.close()
-            self._thread.join(timeout)
+            self._join(timeout)
 
     def view(self) -> View:
         with self._lock:
@@ -161,7 +180,13 @@ class ElectionEngine:
                 self._record.id,
                 before.role.value,
                 extra=transition(
-                    self._record.id, before.role, Role.STOPPED, epoch, "node is shutting down"
+                    self._record.id,
+                    before.role,
+                    Role.STOPPED,
+                    epoch,
+                    "node is shutting down",
+                    "",
+                    self.election,
                 ),
             )
         if own is None or not leaving:
@@ -214,11 +239,19 @@ class ElectionEngine:
         if not self._stopping:
             extra = {}
             if before is not None and before is not Role.DISCONNECTED:
-                extra = transition(self._record.id, before, Role.DISCONNECTED, 0, self._conn_reason)
+                extra = transition(
+                    self._record.id,
+                    before,
+                    Role.DISCONNECTED,
+                    0,
+                    self._conn_reason,
+                    "",
+                    self.election,
+                )
             logger.info(
                 "node=%s ZooKeeper connection %s", self._record.id, state.value, extra=extra
             )
-        self._queue.put(_WAKE)
+        self.mailbox.put(_WAKE)
 
     def _on_watch(self, name: str, role: str, event: WatchEvent) -> None:
         """A watch fired (`role`: what the entry was to us). Our own entry gone or rewritten
@@ -241,62 +274,67 @@ class ElectionEngine:
             self.stats.leader_events += 1
         else:
             self.stats.predecessor_events += 1
-        self._queue.put(_WAKE)
+        self.mailbox.put(_WAKE)
 
     def step_down(self, reason: str) -> None:
         """Stop vouching for ourselves at once (any thread): publish JOINING if we lead."""
         with self._lock:
             if not self._stopping and self._view.role is Role.LEADER:
                 epoch = self._view.leader.epoch if self._view.leader else 0
-                extra = transition(self._record.id, Role.LEADER, Role.JOINING, epoch, reason)
+                extra = transition(
+                    self._record.id, Role.LEADER, Role.JOINING, epoch, reason, "", self.election
+                )
                 logger.warning("node=%s stepping down: %s", self._record.id, reason, extra=extra)
                 self._publish_locked(Role.JOINING, None, reason, "", "")
 
     # ----- the worker ----------------------------------------------------------------------
 
-    def _run(self) -> None:
-        delay = _BACKOFF_START
-        retry_at: float | None = self._clock()
-        while True:
-            now = self._clock()
-            timeout = self._heartbeat() if retry_at is None else max(0.0, retry_at - now)
-            waited = self._passes.waits.wake_at()  # a claim held back (order.py) until then
-            if waited is not None:
-                timeout = min(timeout, max(0.0, waited - now))
-            try:
-                events = {self._queue.get(timeout=timeout)}
-            except queue.Empty:
-                events = {_TICK if retry_at is None else _WAKE}
-            while True:  # coalesce everything already queued into one round of work
-                try:
-                    events.add(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if _STOP in events:
-                break
-            try:
-                if retry_at is not None:
+    def next_round(self) -> float:
+        """The lease-clock time of the next round if no event comes first: the retry after a
+        failed round; else the next heartbeat, or a held-back claim's wait (order.py) if that
+        ends sooner."""
+        if self._retry_at is not None:
+            return self._retry_at
+        waited = self._passes.waits.wake_at()
+        return self._next_tick if waited is None else min(self._next_tick, waited)
+
+    def run_round(self, events: set[str]) -> bool:
+        """One round of work for the queued `events` (empty: its time came, see `next_round`).
+        False once stopped: the last round ran `_shutdown`."""
+        if _STOP in events:
+            self._shutdown()
+            return False
+        if not events:
+            events = {_TICK if self._retry_at is None else _WAKE}
+        waited = self._passes.waits.wake_at()
+        try:
+            if self._retry_at is not None:
+                self._passes.reconcile()
+            elif _WAKE in events:
+                if not self._passes.fast():
                     self._passes.reconcile()
-                elif _WAKE in events:
-                    if not self._passes.fast():
-                        self._passes.reconcile()
-                elif waited is not None and self._clock() >= waited:
-                    self._passes.reconcile()
-                else:
-                    self._renew()
-                retry_at, delay = None, _BACKOFF_START
-            except Refused:  # published and logged where it was decided; look again later
-                self._passes.forget_decision()
-                retry_at, delay = self._clock() + _BACKOFF_MAX, _BACKOFF_MAX
-            except CoordinatorUnavailable as exc:
-                self._passes.forget_decision()
-                logger.info("node=%s ZooKeeper unavailable (%s); retrying", self._record.id, exc)
-                retry_at, delay = self._clock() + delay, min(delay * 2, _BACKOFF_MAX)
-            except Exception:
-                self._passes.forget_decision()
-                logger.exception("node=%s bug in the election engine; retrying", self._record.id)
-                retry_at, delay = self._clock() + delay, min(delay * 2, _BACKOFF_MAX)
-        self._shutdown()
+            elif waited is not None and self._clock() >= waited:
+                self._passes.reconcile()
+            else:
+                self._renew()
+            self._retry_at, self._delay = None, _BACKOFF_START
+        except Refused:  # published and logged where it was decided; look again later
+            self._passes.forget_decision()
+            self._retry_at, self._delay = self._clock() + _BACKOFF_MAX, _BACKOFF_MAX
+        except CoordinatorUnavailable as exc:
+            self._passes.forget_decision()
+            logger.info("node=%s ZooKeeper unavailable (%s); retrying", self._record.id, exc)
+            self._retry_later()
+        except Exception:
+            self._passes.forget_decision()
+            logger.exception("node=%s bug in the election engine; retrying", self._record.id)
+            self._retry_later()
+        self._next_tick = self._clock() + self._heartbeat()
+        return True
+
+    def _retry_later(self) -> None:
+        self._retry_at = self._clock() + self._delay
+        self._delay = min(self._delay * 2, _BACKOFF_MAX)
 
     def _heartbeat(self) -> float:
         """How long the worker waits for news before it renews the lease on its own."""
@@ -309,9 +347,11 @@ class ElectionEngine:
     def _renew(self) -> None:
         """Heartbeat: a sync renews the lease (it proves the syncs sent a proof gap or more
         before it, see lease.py; a read renews nothing; skipped when another engine on the
-        session synced within the last half heartbeat), one metadata read of our own entry
-        proves that it still exists in our session, unrewritten, and the view is published
-        again with the lease's new end."""
+        session synced within the last half heartbeat); that our own entry still exists in
+        our session, unrewritten, is proven by its watches not having fired by the end of that
+        sync (own.py, `still_watched`), or else by one metadata read of it; and the view is
+        published again with the lease's new end. A thousand candidates on one session thus
+        cost about two syncs per heartbeat between them, and no read."""
         own = self._passes.own
         with self._lock:
             if not self._connected or own is None:
@@ -319,9 +359,12 @@ class ElectionEngine:
             gen = self._conn_gen
         if self._lease.heartbeat_due():  # another engine on the session may have just synced
             self._vouch.renew()
-        if not self._passes.own_still_ours():
-            self._passes.reconcile()
-            return
+        if not self._passes.own_still_watched():
+            self.stats.heartbeat_reads += 1
+            if not self._passes.own_still_ours():
+                self._passes.reconcile()
+                return
+        self.stats.heartbeats += 1
         with self._lock:
             if gen == self._conn_gen and not self._stopping:
                 v = self._view
@@ -385,7 +428,7 @@ class ElectionEngine:
             before = self._view.role
             self._publish_locked(Role.REFUSED, None, reason, "", "")
         if log:
-            extra = transition(self._record.id, before, Role.REFUSED, 0, reason)
+            extra = transition(self._record.id, before, Role.REFUSED, 0, reason, "", self.election)
             logger.error(
                 "node=%s refuses to join the election: %s", self._record.id, reason, extra=extra
             )

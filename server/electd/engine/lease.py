@@ -53,7 +53,10 @@ class SessionFacts(Protocol):
 
     def session_established(self) -> tuple[int, float] | None: ...
 
-    def sync(self) -> None: ...
+    def sync(self) -> None:
+        """A round trip through ZooKeeper's quorum leader; returns once the callbacks of the
+        watch events that arrived before its answer have run (engine/store.py's `sync`)."""
+        ...
 
 
 class _Sync(NamedTuple):
@@ -77,6 +80,7 @@ class Lease:
         self._completed = 0  # how many syncs have succeeded in their own session
         self._answered = _NEVER  # when the last sync succeeded (clock time)
         self._answered_sent = _NEVER  # when the latest sync that succeeded was sent
+        self._heard: tuple[int, float] = (0, _NEVER)  # (session, sent) of that sync
         self._listeners: list[Callable[[float, float, int], None]] = []
 
     def add_listener(self, listener: Callable[[float, float, int], None]) -> None:
@@ -130,6 +134,13 @@ class Lease:
         with self._lock:
             return self._clock() - self._answered_sent >= self.heartbeat() / 2
 
+    def heard(self, sid: int) -> float:
+        """The send time of the latest sync of session `sid` that succeeded (far in the past if
+        none). Every change ZooKeeper committed before then has fired the watches it triggered
+        in that session, and their callbacks have run (`SessionFacts.sync`)."""
+        with self._lock:
+            return self._heard[1] if self._heard[0] == sid else _NEVER
+
     def now(self) -> float:
         """The lease clock's reading now."""
         return self._clock()
@@ -154,6 +165,8 @@ class Lease:
                 return
             if self._session.session_id() == sid:
                 self._prove(sid, sent, horizon)
+                if sent > self._heard[1] or self._heard[0] != sid:
+                    self._heard = (sid, sent)
             if established is not None and established[0] == sid:
                 self._anchor = max(self._anchor, established[1])
             until = self._anchor + self.length()
@@ -206,6 +219,13 @@ class Vouch:
     def mark(self) -> float:
         """Take right before sending a read of our own entry: the anchor at that moment."""
         return self.lease.anchor()
+
+    def mark_heard(self, sid: int) -> float:
+        """For a heartbeat without a read (own.py, `still_watched`): the anchor, but no later
+        than the send time of the latest sync of `sid` after whose answer the watches on our
+        entry and companion, set by a read that found them ours, had not fired. Take it before
+        looking at those watches: a change before that sync would have fired them by then."""
+        return min(self.lease.anchor(), self.lease.heard(sid))
 
     def confirm(self, mark: float) -> None:
         """That read found our entry, ours and unrewritten: views may run from `mark`."""

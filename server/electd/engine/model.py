@@ -260,13 +260,20 @@ class View:
 
 
 def transition(
-    node: str, before: Role, after: Role, epoch: int = 0, reason: str = "", leader: str = ""
+    node: str,
+    before: Role,
+    after: Role,
+    epoch: int = 0,
+    reason: str = "",
+    leader: str = "",
+    election: str = "",
 ) -> dict[str, object]:
-    """The `extra` of the one log line of a state transition (logging's `extra=`)."""
+    """The `extra` of the one log line of a state transition (logging's `extra=`). `node`:
+    whose entry (a candidate's id in a named `election`; "" is the node election)."""
     return {
         "event": "transition",
         "node": node,
-        "election": "node",
+        "election": election or "node",
         "epoch": epoch,
         "from_role": before.value,
         "to_role": after.value,

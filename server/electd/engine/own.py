@@ -48,6 +48,9 @@ class OwnEntry:
         self._data = data
         self.entry: Entry | None = None
         self.sid: int | None = None  # the ephemeralOwner of `entry`
+        # The entry the last `still_ours` found ours, unrewritten, with its companion ("" after
+        # any other outcome): the watches it set are what `still_watched` relies on.
+        self._verified = ""
         self._pending: tuple[int, str, bool] | None = None  # (session, token, tried)
 
     def register(self, sid: int) -> None:
@@ -141,6 +144,7 @@ class OwnEntry:
         it was when we sent this read (`Vouch`). `claiming`: in the same round trip, read the
         companions we wait for (companions.py) and judge them."""
         own = self.entry
+        self._verified = ""
         if own is None:
             return False
         alive = self._store.companion(own.name)
@@ -167,5 +171,25 @@ class OwnEntry:
         ok = alive_meta is not None and alive_meta.session_id == sid
         if ok and meta.session_id == sid and meta.version == 0:
             self._vouch.confirm(mark)  # read after that anchor, still ours (lease.py)
+            self._verified = own.name
             return True
         return False
+
+    def still_watched(self) -> bool:
+        """Heartbeat without a round trip: True, and our views may run from the anchor (but no
+        later than the session's last sync, `Vouch.mark_heard`), if the last `still_ours` found
+        entry and companion ours and the watches it set on both have not fired since. ZooKeeper
+        fires a watch for the change it committed before it answers any later request of the
+        session, and the lease's sync returns only once the callbacks of such events have run
+        (engine/store.py's `sync`): so neither was deleted or rewritten before that sync was
+        sent. False: read them (`still_ours`)."""
+        own = self.entry
+        sid = self._store.session_id()
+        if own is None or self._verified != own.name or sid is None or sid != self.sid:
+            return False
+        mark = self._vouch.mark_heard(sid)  # before looking at the watches
+        alive = self._store.companion(own.name)
+        if self._book.role(own.name) != OWN or self._book.role(alive) != ALIVE:
+            return False
+        self._vouch.confirm(mark)
+        return True

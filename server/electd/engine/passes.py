@@ -78,7 +78,7 @@ class Passes:
         self._own_member: Member | None = None
         self._chain: list[Ranked] = []
         self._decided_gen = -1  # the connection generation the last full pass decided in
-        self._terms = Terms(engine.stats, wall, record.id)
+        self._terms = Terms(engine.stats, wall, record.id, engine.election)
         self._max_czxid = 0  # the newest entry this node has seen: where ZooKeeper's zxids were
         self._gate = ClusterGate(store, book, record.id, cluster_id, engine.refuse)
         self.waits = Waits(lease.now, lease.length)
@@ -95,6 +95,9 @@ class Passes:
 
     def own_still_ours(self, claiming: bool = False) -> bool:
         return self._own.still_ours(claiming)
+
+    def own_still_watched(self) -> bool:
+        return self._own.still_watched()
 
     def _lease_now(self) -> float:
         return lease_clock()

@@ -21,3 +21,5 @@ class EngineStats:
     connects: int = 0  # CONNECTED transitions of the ZooKeeper connection
     suspensions: int = 0  # SUSPENDED transitions (connection lost, session may survive)
     expiries: int = 0  # LOST transitions (the session expired)
+    heartbeats: int = 0  # heartbeats that found our entry still ours and published again
+    heartbeat_reads: int = 0  # of those, the ones that read our entry (its watches had fired)

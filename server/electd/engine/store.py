@@ -173,7 +173,9 @@ class Store(Protocol):
     def sync(self) -> None:
         """A round trip through the coordinator's quorum (ZooKeeper's sync): it cannot succeed
         on a server that has lost its quorum, unlike a read, which such a server still answers
-        until it notices (up to syncLimit ticks)."""
+        until it notices (up to syncLimit ticks). Returns only once the callback of every watch
+        event that arrived before its answer has run: a watch that has not fired by then was
+        not triggered by any change committed before ZooKeeper's leader handled the sync."""
         ...
 
     def close(self) -> None:

@@ -18,10 +18,16 @@ logger = logging.getLogger(__name__)
 
 
 class Terms:
-    def __init__(self, stats: EngineStats, wall: Callable[[], float], node_id: str) -> None:
+    def __init__(
+        self, stats: EngineStats, wall: Callable[[], float], node_id: str, election: str = ""
+    ) -> None:
+        """`election`: the named election a candidate's entry is in ("": the node election,
+        whose new leader logs the one line operators look for, "I am a new leader")."""
         self._stats = stats
         self._wall = wall
         self._id = node_id
+        self._election = election
+        self._who = f"candidate={node_id} election={election}" if election else f"node={node_id}"
         self._leader: LeaderInfo | None = None
         self.max_epoch = 0
 
@@ -33,8 +39,8 @@ class Terms:
             return prev
         if epoch < self.max_epoch:
             logger.error(
-                "node=%s leader epoch went backwards (%d < %d): was ZooKeeper's data reset?",
-                self._id,
+                "%s leader epoch went backwards (%d < %d): was ZooKeeper's data reset?",
+                self._who,
                 epoch,
                 self.max_epoch,
             )
@@ -51,20 +57,23 @@ class Terms:
         if info is None:
             if before.leader is not None or before.reason != reason:
                 logger.warning(
-                    "node=%s %s -> %s: %s",
-                    self._id,
+                    "%s %s -> %s: %s",
+                    self._who,
                     before.role.value,
                     role.value,
                     reason,
-                    extra=transition(self._id, before.role, role, 0, reason),
+                    extra=transition(self._id, before.role, role, 0, reason, "", self._election),
                 )
             return
         epoch = info.epoch
         leader = info.member.record.id or info.member.znode
-        extra = transition(self._id, before.role, role, epoch, "", leader)
+        extra = transition(self._id, before.role, role, epoch, "", leader, self._election)
         if role is Role.LEADER and (before.role is not Role.LEADER or before.leader != info):
             logger.info(
-                "I am a new leader: node=%s epoch=%d znode=%s (%s -> LEADER)",
+                "%s: node=%s epoch=%d znode=%s (%s -> LEADER)",
+                f"candidate leads election {self._election}"
+                if self._election
+                else "I am a new leader",
                 self._id,
                 epoch,
                 info.member.znode,
@@ -73,8 +82,8 @@ class Terms:
             )
         elif before.role is not role or before.leader != info or before.watching != watching:
             logger.info(
-                "node=%s epoch=%d %s -> %s leader=%s watching=%s",
-                self._id,
+                "%s epoch=%d %s -> %s leader=%s watching=%s",
+                self._who,
                 epoch,
                 before.role.value,
                 role.value,

@@ -36,6 +36,7 @@ from kazoo.exceptions import (
     SessionExpiredError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.states import Callback
 from kazoo.retry import KazooRetry, RetryFailedError
 
 from electd.engine.store import ConnState, CoordinatorUnavailable, SessionLost, StateListener
@@ -184,6 +185,17 @@ class ZkSession:
         """A round trip through ZooKeeper's quorum leader (see engine/store.py's `sync`)."""
         target = path or self._sync_path
         self.call(lambda: self.retry()(lambda: self.wait(self.client.sync_async(target))))
+        self._callbacks_ran()
+
+    def _callbacks_ran(self) -> None:
+        """Wait until kazoo's watch callbacks queued so far have run. kazoo reads replies and
+        watch events off the socket in ZooKeeper's order, answering a call on its connection
+        thread but queueing every watch callback for one callback thread, in order: a marker
+        queued after a reply runs after the callbacks of the events before that reply."""
+        ran = threading.Event()
+        self.client.handler.dispatch_callback(Callback("watch", ran.set, ()))
+        if not ran.wait(self._timeout):
+            raise CoordinatorUnavailable("kazoo's watch callbacks did not run in time")
 
     # ----- entries a closed store left behind -------------------------------------------------
 

@@ -1,4 +1,5 @@
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 class EventType:
     CREATED: str
@@ -33,3 +34,8 @@ class KeeperState:
     CONNECTING: str
     CLOSED: str
     EXPIRED_SESSION: str
+
+class Callback(NamedTuple):
+    type: str
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
