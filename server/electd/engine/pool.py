@@ -111,9 +111,15 @@ class SharedThreads:
 
     def __init__(self, threads: int, name: str, clock: Callable[[], float] = lease_clock):
         self._clock = clock
-        self._cond = threading.Condition(threading.Lock())
-        # Guarded by _cond: engines ready to run (each at most once in `_ready`), the timers
-        # (due, seq, engine; stale entries are skipped by `_due`), the engine each thread runs.
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # idle threads wait here for a ready engine
+        self._keeper = threading.Condition(lock)  # the one idle thread that waits for the timers
+        # Guarded by the lock: engines ready to run (each at most once in `_ready`), the timers
+        # (due, seq, engine; stale entries are skipped by `_due`), the engines running, whether
+        # an idle thread keeps the timers and how many others are idle. One thread sleeps until
+        # the next timer, the others until there is work: a due timer wakes one thread, not all.
+        self._keeping = False
+        self._idle = 0
         self._ready: deque[Driven] = deque()
         self._queued: set[int] = set()
         self._running: set[int] = set()
@@ -145,6 +151,7 @@ class SharedThreads:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+            self._keeper.notify_all()
         for t in self._threads:
             t.join(timeout)
 
@@ -162,7 +169,14 @@ class SharedThreads:
                 return  # runs again after its round (see `_work`), or has finished
             self._queued.add(key)
             self._ready.append(engine)
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        """Under the lock: a thread to take the work just made ready."""
+        if self._idle:
             self._cond.notify()
+        else:
+            self._keeper.notify()
 
     def _next(self) -> Driven | None:
         """Under _cond: wait for an engine to run (ready, or its timer due); None: stopping."""
@@ -181,9 +195,17 @@ class SharedThreads:
                 self._queued.discard(id(engine))
                 self._running.add(id(engine))
                 self._due.pop(id(engine), None)
+                if self._ready or not self._keeping:
+                    self._wake_one()  # more work, or nobody left to keep the timers
                 return engine
-            wait = self._timers[0][0] - now if self._timers else None
-            self._cond.wait(wait)
+            if self._keeping:
+                self._idle += 1
+                self._cond.wait()
+                self._idle -= 1
+            else:
+                self._keeping = True
+                self._keeper.wait(self._timers[0][0] - now if self._timers else None)
+                self._keeping = False
         return None
 
     def _work(self) -> None:
@@ -207,8 +229,9 @@ class SharedThreads:
                     continue
                 if engine.mailbox.pending():
                     self._queued.add(key)
-                    self._ready.append(engine)
+                    self._ready.append(engine)  # this thread takes it next, in `_next`
                 else:
                     self._due[key] = due
+                    if not self._timers or due < self._timers[0][0]:
+                        self._keeper.notify()  # sooner than the keeper sleeps
                     heapq.heappush(self._timers, (due, next(self._seq), engine))
-                self._cond.notify()

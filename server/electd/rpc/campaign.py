@@ -225,7 +225,8 @@ class CampaignService:
                     stream.fail(self._timed_out("and does not read its responses"), flush=False)
                     return
                 try:
-                    request = await asyncio.wait_for(anext(it), max(0.0, deadline - loop.time()))
+                    async with asyncio.timeout_at(deadline):  # no task per request, as wait_for
+                        request = await anext(it)
                 except StopAsyncIteration:  # half-closed: the candidate is done (C3)
                     candidacy.abandon()
                     stream.finish()
