@@ -19,20 +19,22 @@ import contextlib
 import gc
 import logging
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from electd import __version__
 from electd.config import ConfigError, NodeConfig
 from electd.elections import Elections
 from electd.engine import CoordinatorUnavailable, ElectionEngine, Lease, NodeRecord
 from electd.engine.clock import now as lease_clock
-from electd.ops.http import HttpBindError, OpsServer
-from electd.ops.metrics import Metrics
 from electd.ops.status import CommandStatus, NodeStatus
 from electd.rpc.frontend import BindError, Frontend
 from electd.supervisor.link import SupervisorLink
 from electd.zk import ZkSession, ZkStore
 from electd.zk.security import client_options as zk_client_options
+
+if TYPE_CHECKING:  # imported when --http-listen asks for them: aiohttp and the Prometheus
+    # client are a third of a node's start-up imports
+    from electd.ops.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +114,9 @@ async def run_node(cfg: NodeConfig, has_command: bool = False) -> None:
     has_command = has_command and link is not None
     ops = None
     if cfg.http_listen is not None:
+        from electd.ops.http import HttpBindError, OpsServer
+        from electd.ops.metrics import Metrics
+
         status = _node_status(node_id, engine, rpc, link if has_command else None)
         metrics = Metrics(status, rpc.campaign_counters)
         metrics_sink.metrics = metrics
