@@ -2,7 +2,12 @@
 with the named scenarios that fit its settings, for a set time, then both checkers over the whole
 history.
 
-    .venv/bin/python -m tests.faults.soak --minutes 10 [--seed N] [--nodes 5] [--out DIR]
+    .venv/bin/python -m tests.faults.soak --minutes 10 [--seed N] [--nodes 5] [--candidates 2]
+        [--out DIR]
+
+With candidates (the default, 2), candidate processes campaign in one named election through
+random nodes for the whole soak and write to a fenced resource of their own; their history is
+judged by both checkers apart (one election per history), under candidates/ in --out.
 
 Prints the seed first (replay with --seed), one line per step, and the checker's summary last,
 then both checkers' verdicts (checker.py's and the outside checker's, Porcupine: linearize.py);
@@ -29,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.faults import linearize
+from tests.faults.campaigners import Campaigners
+from tests.faults.campaigners import judge as campaigners_judge
 from tests.faults.checker import Bounds, check
 from tests.faults.cluster import SYNC_LIMIT, TICK_MS, Ensemble, FaultCluster
 from tests.faults.scenarios import (
@@ -65,13 +72,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--nodes", type=int, default=5, choices=range(3, 6))
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=2,
+        help="candidate processes campaigning in one named election through random nodes for "
+        "the whole soak (0: none); judged by both checkers apart, under candidates/",
+    )
     args = parser.parse_args(argv)
+    if args.candidates < 0:
+        parser.error(f"--candidates: want a count >= 0, got {args.candidates}")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     out = (args.out or Path(tempfile.mkdtemp(prefix="electd-soak-"))).resolve()
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    print(f"soak: seed {seed}, {args.minutes:g} minutes, {args.nodes} nodes, output {out}")
+    print(
+        f"soak: seed {seed}, {args.minutes:g} minutes, {args.nodes} nodes, "
+        f"{args.candidates} candidates, output {out}"
+    )
     sys.stdout.flush()
 
     def on_term(signum: int, frame: Any) -> None:
@@ -81,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(seed)
     ensemble = Ensemble(out / "zookeeper")
     cluster: FaultCluster | None = None
+    campaigners: Campaigners | None = None
     failures: list[str] = []
     steps: dict[str, int] = {}
     started = time.time()
@@ -89,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         path = f"/soak/{uuid.uuid4().hex[:8]}/election"
         cluster = FaultCluster(ensemble, out / "nodes", path, SESSION_TIMEOUT)
         cluster.start_nodes(node_ids(args.nodes))
+        if args.candidates:
+            campaigners = Campaigners(cluster, args.candidates, seed)
         until = started + args.minutes * 60
         while time.time() < until:
             name = step(cluster, rng, failures)
@@ -97,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         failures.append("interrupted")
     finally:
+        if campaigners is not None:
+            campaigners.close()  # while the nodes still run: they resign
         if cluster is not None:
             cluster.close()
         ensemble.close()
@@ -109,6 +133,17 @@ def main(argv: list[str] | None = None) -> int:
     both = linearize.verdicts(report, verdict)
     report.violations[:0] = linearize.compare(report, verdict)  # first: the summary shows 50
     report.violations += [f"scenario promise: {f}" for f in failures]
+    if campaigners is not None:
+        label = f"soak, seed {seed}: candidates of election {campaigners.election}"
+        creport, cverdict, cfailures = campaigners_judge(
+            campaigners.history, bounds, out / "candidates", label
+        )
+        report.figures["candidates"] = {
+            "processes": len(campaigners.made),
+            **creport.figures,
+            "outside checker (Porcupine)": cverdict.summary,
+        }
+        report.violations[:0] = [f"candidates: {f}" for f in cfailures]
     report.figures = {
         "seed": seed,
         "minutes": round((time.time() - started) / 60, 1),
