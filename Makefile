@@ -40,9 +40,10 @@ gen: bootstrap
 clean:
 	rm -rf .venv tools/node_modules .pytest_cache .mypy_cache .ruff_cache
 
-## Long randomized fault soak: MINUTES=10 (default), SEED=<n> to replay; output in .tmp/soak.
+## Long randomized fault soak: MINUTES=10 (default), SEED=<n> to replay, CANDIDATES=2 (default)
+## candidate processes of a named election under the same faults; output in .tmp/soak.
 soak: bootstrap
-	.venv/bin/python -m tests.faults.soak --minutes $(or $(MINUTES),10) $(if $(SEED),--seed $(SEED)) --out .tmp/soak
+	.venv/bin/python -m tests.faults.soak --minutes $(or $(MINUTES),10) $(if $(SEED),--seed $(SEED)) --candidates $(or $(CANDIDATES),2) --out .tmp/soak
 
 ## Benchmarks (BENCHMARKS.md): install etcd, ghz, the stream client and matplotlib, then run the
 ## full suite (about 15 minutes on 2 cores). Smoke-sized: .venv/bin/python -m bench --quick
