@@ -155,11 +155,6 @@ class SharedThreads:
         for t in self._threads:
             t.join(timeout)
 
-    def busy(self) -> int:
-        """How many engines are running or waiting for a thread now."""
-        with self._cond:
-            return len(self._running) + len(self._ready)
-
     # ----- internals ---------------------------------------------------------------------
 
     def _make_ready(self, engine: Driven) -> None:
