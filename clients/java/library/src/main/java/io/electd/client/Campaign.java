@@ -191,13 +191,15 @@ public final class Campaign implements AutoCloseable {
    *     in a {@link CompletionException})
    */
   public void await() throws InterruptedException {
-    done.await();
+    if (!completion.isDone()) {
+      done.await();
+    }
     rethrow();
   }
 
   /** Like {@link #await()}, giving up after {@code timeout}; returns true if the campaign ended. */
   public boolean await(Duration timeout) throws InterruptedException {
-    if (!done.await(timeout.toNanos(), TimeUnit.NANOSECONDS)) {
+    if (!completion.isDone() && !done.await(timeout.toNanos(), TimeUnit.NANOSECONDS)) {
       return false;
     }
     rethrow();
@@ -225,7 +227,7 @@ public final class Campaign implements AutoCloseable {
 
   private void awaitQuietly() {
     boolean interrupted = false;
-    while (true) {
+    while (!completion.isDone()) {
       try {
         done.await();
         break;
@@ -278,12 +280,13 @@ public final class Campaign implements AutoCloseable {
         }
       }
       epoch = 0;
-      done.countDown();
+      // The future first, then the latch: whoever await() released finds completion() done.
       if (failure != null) {
         completion.completeExceptionally(failure);
       } else {
         completion.complete(null);
       }
+      done.countDown();
     }
   }
 

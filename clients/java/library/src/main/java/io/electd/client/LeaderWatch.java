@@ -101,7 +101,9 @@ public final class LeaderWatch implements AutoCloseable {
    * @throws RuntimeException whatever the listener threw
    */
   public void await() throws InterruptedException {
-    done.await();
+    if (!completion.isDone()) {
+      done.await();
+    }
     if (failure != null) {
       throw failure;
     }
@@ -109,7 +111,7 @@ public final class LeaderWatch implements AutoCloseable {
 
   /** Like {@link #await()}, giving up after {@code timeout}; returns true if the watch ended. */
   public boolean await(Duration timeout) throws InterruptedException {
-    if (!done.await(timeout.toNanos(), TimeUnit.NANOSECONDS)) {
+    if (!completion.isDone() && !done.await(timeout.toNanos(), TimeUnit.NANOSECONDS)) {
       return false;
     }
     if (failure != null) {
@@ -139,7 +141,7 @@ public final class LeaderWatch implements AutoCloseable {
       return;
     }
     boolean interrupted = false;
-    while (true) {
+    while (!completion.isDone()) {
       try {
         done.await();
         break;
@@ -184,13 +186,16 @@ public final class LeaderWatch implements AutoCloseable {
       client.unregister(this);
       // Through the dispatcher, so that the watch counts as done only after the listener's
       // last call has returned.
+      // The future first, then the latch: whoever await() released finds completion() done.
+      // The future's dependents run here before the latch opens; await() and close() called
+      // from them return at once, as completion.isDone() already holds.
       Runnable finish = () -> {
-        done.countDown();
         if (failure != null) {
           completion.completeExceptionally(failure);
         } else {
           completion.complete(null);
         }
+        done.countDown();
       };
       try {
         dispatcher.execute(finish);
