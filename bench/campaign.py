@@ -28,21 +28,21 @@ import asyncio
 import contextlib
 import os
 import random
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
 from bench import etcd, nodes, procs, zkbase
-from bench.context import Context
+from bench.context import ROOT, Context
 from bench.etcdpeer import EtcdMissing, EtcdServer
 from bench.progress import Progress
 from bench.report import Target
 from bench.watch import ToolMissing
-from electd.devcluster.cluster import NodeProcess
 from electd.devcluster.zookeeper import four_letter
 from electd.v1 import election_service_pb2 as pb
 from electd.v1 import election_service_pb2_grpc as pb_grpc
@@ -255,18 +255,69 @@ async def until(
 SESSION_TIMEOUT = 10.0
 
 
-class Cluster:
-    """Three `electd serve` nodes and this process's channels to them (`conns` per node)."""
+class Server(Protocol):
+    """What the harness needs of a server process: where it listens, how it stops."""
 
-    def __init__(self, ctx: Context, names: Sequence[str] = ("c1", "c2", "c3")) -> None:
-        path = f"/bench/campaign-{uuid.uuid4().hex[:8]}"
-        self.procs: dict[str, NodeProcess] = {}
-        for name in names:
-            self.procs[name] = nodes.start(ctx, name, path, session_timeout=SESSION_TIMEOUT)
-            nodes.wait_serving(self.procs[name])
-        self.names = list(names)
+    @property
+    def address(self) -> str: ...
+
+    def stop(self) -> object: ...
+
+    def log_records(self) -> list[dict[str, Any]]: ...
+
+
+class FloorServer:
+    """One bench/campaignfloor.py process."""
+
+    def __init__(self, ctx: Context, path: str) -> None:
+        self.proc = subprocess.Popen(
+            [ctx.python(), "-m", "bench.campaignfloor", ctx.zk().connect_string, path],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        ctx.stack.callback(procs.stop, self.proc)
+        assert self.proc.stdout is not None
+        self.address = f"127.0.0.1:{int(self.proc.stdout.readline())}"
+
+    def stop(self) -> None:
+        procs.stop(self.proc)
+
+    def log_records(self) -> list[dict[str, Any]]:
+        return []  # it logs nothing
+
+
+class Cluster:
+    """Three servers (electd nodes, or the floor's) and this process's channels to them
+    (`conns` per server)."""
+
+    def __init__(self, servers: dict[str, Server], pids: list[int]) -> None:
+        self.procs = servers
+        self.names = list(servers)
+        self.pids = pids
         self.channels: dict[str, list[Any]] = {}
         self._used: dict[str, int] = {}
+
+    @classmethod
+    def electd(cls, ctx: Context, names: Sequence[str] = ("c1", "c2", "c3")) -> Cluster:
+        path = f"/bench/campaign-{uuid.uuid4().hex[:8]}"
+        servers: dict[str, Server] = {}
+        pids = []
+        for name in names:
+            proc = nodes.start(ctx, name, path, session_timeout=SESSION_TIMEOUT)
+            nodes.wait_serving(proc)
+            servers[name] = proc
+            pids.append(nodes.node_process(proc))
+        return cls(servers, pids)
+
+    @classmethod
+    def floor(cls, ctx: Context, names: Sequence[str] = ("f1", "f2", "f3")) -> Cluster:
+        """bench/campaignfloor.py servers, all on one election path."""
+        path = f"/bench/campaign-floor-{uuid.uuid4().hex[:8]}"
+        floors = [FloorServer(ctx, path) for _ in names]
+        return cls(dict(zip(names, floors, strict=True)), [f.proc.pid for f in floors])
 
     def connect(self, conns: int) -> None:
         for name, proc in self.procs.items():
@@ -292,7 +343,7 @@ class Cluster:
         self.channels = {}
 
     def node_pids(self) -> list[int]:
-        return [nodes.node_process(p) for p in self.procs.values()]
+        return list(self.pids)
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -395,6 +446,24 @@ async def handover(e: Election, meter: Meter | None = None, timeout: float = 10.
     if meter is not None:
         await meter.settle("join")
     return trial
+
+
+async def side_by_side(e: Election, f: Election, n: int, label: str) -> tuple[Series, Series]:
+    """`WARMUP` + `n` handovers on each of `e` and `f`, alternating (so that both see the
+    machine alike): (e's series, f's series)."""
+    out = (Series(), Series())
+    with Progress(label, n) as p:
+        for i in range(n + WARMUP):
+            for election, series in zip((e, f), out, strict=True):
+                await asyncio.sleep(REST_S)
+                t = await handover(election)
+                if i >= WARMUP:
+                    series.leading.append(t.leading_ms)
+                    series.watch.append(t.watch_ms)
+                    series.lost.append(t.lost_ms)
+            if i >= WARMUP:
+                p.step(f"last {out[0].leading[-1]:.2f} ms, floor {out[1].leading[-1]:.2f} ms")
+    return out
 
 
 # ----- ZooKeeper's own counters ------------------------------------------------------------------
@@ -516,11 +585,13 @@ def run(ctx: Context) -> None:
         samples=floor,
     )
     etcd_rows(ctx, n)
-    cluster = Cluster(ctx)
+    cluster = Cluster.electd(ctx)
+    floor_cluster = Cluster.floor(ctx)
     try:
-        asyncio.run(electd(ctx, cluster, n))
+        asyncio.run(electd(ctx, cluster, floor_cluster, n))
     finally:
         cluster.stop()
+        floor_cluster.stop()
 
 
 def etcd_rows(ctx: Context, n: int) -> None:
@@ -551,27 +622,47 @@ def etcd_rows(ctx: Context, n: int) -> None:
         )
 
 
-async def electd(ctx: Context, cluster: Cluster, n: int) -> None:
+async def electd(ctx: Context, cluster: Cluster, floor: Cluster, n: int) -> None:
     ping_s = ctx.opts.campaign_ping_s
     elections = ctx.opts.campaign_elections
     cluster.connect(max(1, -(-elections // STREAMS_PER_CONN)))
+    floor.connect(1)
     try:
-        await part_a(ctx, cluster, n, ping_s)
+        await part_a(ctx, cluster, floor, n, ping_s)
+        await floor.close_channels()
+        floor.stop()  # idle from here on
         await part_b(ctx, cluster, ctx.opts.n(20, 3), elections, ping_s)
     finally:
         await cluster.close_channels()
+        await floor.close_channels()
 
 
-async def part_a(ctx: Context, cluster: Cluster, n: int, ping_s: float) -> None:
+async def part_a(ctx: Context, cluster: Cluster, floor: Cluster, n: int, ping_s: float) -> None:
     res = ctx.results
     e = Election(cluster, f"handover-{uuid.uuid4().hex[:8]}", ping_s)
+    f = Election(floor, "floor", ping_s)
     try:
-        e.watch_all()
-        await e.fill()
-        got = await trials(ctx, e, n, "campaign: electd resign handover")
+        for each in (e, f):
+            each.watch_all()
+            await each.fill()
+        got, shape = await side_by_side(e, f, n, "campaign: electd resign handover, and its floor")
     finally:
         await e.close()
+        await f.close()
     extra = {"ping_s": ping_s}
+    for key, metric, samples in (
+        ("floor_leading", "floor of this design: resign -> next leads", shape.leading),
+        ("floor_watch", "floor of this design: resign -> WatchLeader", shape.watch),
+    ):
+        res.add(
+            f"campaign.{key}",
+            bench=NAME,
+            metric=metric,
+            system="bare grpc.aio + kazoo",
+            size=HANDOVER,
+            samples=samples,
+            baseline="campaign.zk_floor",
+        )
     res.add(
         "campaign.electd_lost",
         bench=NAME,
@@ -623,6 +714,20 @@ async def part_a(ctx: Context, cluster: Cluster, n: int, ping_s: float) -> None:
         baseline="campaign.etcd_observe",
         keep_samples=False,
     )
+    for key, metric, samples, ref in (
+        ("electd_vs_floor", "next leads, vs the floor of this design", got.leading, "leading"),
+        ("electd_watch_vs_floor", "WatchLeader, vs the floor of this design", got.watch, "watch"),
+    ):
+        res.add(
+            f"campaign.{key}",
+            bench=NAME,
+            metric=metric,
+            system="electd",
+            size=HANDOVER,
+            samples=samples,
+            baseline=f"campaign.floor_{ref}",
+            keep_samples=False,
+        )
 
 
 def rss_kib(pids: Sequence[int]) -> int:

@@ -68,6 +68,9 @@ EXPECTED = [
     "campaign.etcd_observe",
     "campaign.electd_leading",
     "campaign.electd_watch",
+    "campaign.floor_leading",
+    "campaign.floor_watch",
+    "campaign.electd_vs_floor",
     "campaign.scale_last_leading",
     "campaign.scale_join",
     "campaign.scale_node_rss",
@@ -111,6 +114,9 @@ def test_every_benchmark_runs_at_tiny_sizes(tools: None, tmp_path: Path) -> None
             assert stats["p99"] >= stats["p50"], key
     # Ratios are computed against baselines of the same run.
     assert rows["failover.electd_successor"]["ratio_p50"] > 0
+    # electd's handover is compared with its design's floor, measured alternately in this run.
+    assert rows["campaign.electd_vs_floor"]["baseline"] == "campaign.floor_leading"
+    assert rows["campaign.electd_vs_floor"]["ratio_p50"] > 0
     # Each mTLS row is compared with its plaintext twin of the same run (TLS/plaintext).
     for key in ("tls.failover_watch_mtls", "tls.unary_mtls_c2_rps", "tls.fanout_mtls_50"):
         assert rows[key]["baseline"] == key.replace("mtls", "plain"), key
