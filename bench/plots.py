@@ -154,6 +154,8 @@ def _campaign(results: Results, out: Path) -> Path:
                 "campaign.zk_floor",
                 "campaign.etcd_campaign",
                 "campaign.etcd_observe",
+                "campaign.floor_leading",
+                "campaign.floor_watch",
                 "campaign.electd_lost",
                 "campaign.electd_leading",
                 "campaign.electd_watch",
