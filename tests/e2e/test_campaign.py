@@ -396,6 +396,9 @@ def test_two_candidates_on_two_nodes_one_leads_with_a_lease_the_other_waits_for_
     assert f"candidate leads election {election}: node=c1 epoch={lease.epoch}" in log
     assert "I am a new leader: node=c1" not in log
     assert f'"election": "{election}"' in log
+    # Its engine's other lines name it as a candidate of its election, never as a node.
+    assert f"candidate=c1 election={election} joined the election as " in log
+    assert '"msg": "node=c1 ' not in log
     node_members = stub(n1).ListNodes(pb.ListNodesRequest(), timeout=5).nodes
     assert sorted(n.id for n in node_members) == ["n1", "n2"]
     assert all(not n.host_id and n.address for n in node_members)

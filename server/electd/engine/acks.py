@@ -33,10 +33,10 @@ class AckGate(Protocol):
 
 
 class Acks:
-    def __init__(self, store: Store, gate: AckGate | None, node_id: str) -> None:
+    def __init__(self, store: Store, gate: AckGate | None, who: str) -> None:
         self._store = store
         self._gate = gate
-        self._id = node_id
+        self._who = who
 
     def send_nowait(self, name: str) -> None:
         """From our entry's deletion callback, right after the step-down: without waiting."""
@@ -58,4 +58,4 @@ class Acks:
 
     def _on_acked(self, name: str, error: Exception | None) -> None:
         if error is not None:  # the worker's next pass deletes it
-            logger.info("node=%s could not delete the companion of %s: %s", self._id, name, error)
+            logger.info("%s could not delete the companion of %s: %s", self._who, name, error)

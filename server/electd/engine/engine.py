@@ -47,6 +47,7 @@ from electd.engine.passes import Passes
 from electd.engine.pool import Mailbox, OwnThread, SharedThreads
 from electd.engine.stats import EngineStats
 from electd.engine.store import ConnState, CoordinatorUnavailable, Store, WatchEvent
+from electd.engine.terms import who
 from electd.engine.watches import ALIVE, BLOCKER, LEADER, OWN, PATH, WatchBook
 
 logger = logging.getLogger(__name__)
@@ -82,13 +83,14 @@ class ElectionEngine:
         self._store = store
         self._record = record
         self.election = election
+        self.who = who(record.id, election)  # how its log lines name it (terms.py)
         self._publish_cb = publish
         self._clock = clock
         self._lease = lease if lease is not None else Lease(store, clock)
         self._vouch = Vouch(self._lease)
         self._members = Members(store, record)
         self._book = WatchBook(self._on_watch)
-        self.acks = Acks(store, ack_gate, record.id)
+        self.acks = Acks(store, ack_gate, self.who)
         self.stats = EngineStats()
         self._lock = threading.Lock()
         self.mailbox = Mailbox()
@@ -145,9 +147,7 @@ class ElectionEngine:
         self.leave()
         self.mailbox.put(_STOP)
         if not self._join(timeout):  # stuck in a store call: closing the session unblocks it
-            logger.warning(
-                "node=%s engine did not stop in %.0fs; closing", self._record.id, timeout
-            )
+            logger.warning("%s engine did not stop in %.0fs; closing", self.who, timeout)
             self._store.close()
             self._join(timeout)
 
@@ -176,8 +176,8 @@ class ElectionEngine:
         if leaving:
             epoch = before.leader.epoch if before.leader else 0
             logger.info(
-                "node=%s leaving the election (%s -> STOPPED)",
-                self._record.id,
+                "%s leaving the election (%s -> STOPPED)",
+                self.who,
                 before.role.value,
                 extra=transition(
                     self._record.id,
@@ -199,11 +199,9 @@ class ElectionEngine:
     def _on_left(self, name: str, done: Callable[[], None] | None, error: Exception | None) -> None:
         if error is None:
             self._left = name
-            logger.info("node=%s left the election (deleted %s)", self._record.id, name)
+            logger.info("%s left the election (deleted %s)", self.who, name)
         else:
-            logger.warning(
-                "node=%s could not delete %s: %s; trying again", self._record.id, name, error
-            )
+            logger.warning("%s could not delete %s: %s; trying again", self.who, name, error)
         self._left_done.set()
         if done is not None:
             done()
@@ -231,9 +229,7 @@ class ElectionEngine:
                 )
                 if not self._stopping:  # a node that is stopping already published STOPPED
                     if self._view.role is Role.LEADER:
-                        logger.warning(
-                            "node=%s stepping down at once: %s", self._record.id, self._conn_reason
-                        )
+                        logger.warning("%s stepping down at once: %s", self.who, self._conn_reason)
                     before = self._view.role
                     self._publish_locked(Role.DISCONNECTED, None, self._conn_reason, "", "")
         if not self._stopping:
@@ -248,9 +244,7 @@ class ElectionEngine:
                     "",
                     self.election,
                 )
-            logger.info(
-                "node=%s ZooKeeper connection %s", self._record.id, state.value, extra=extra
-            )
+            logger.info("%s ZooKeeper connection %s", self.who, state.value, extra=extra)
         self.mailbox.put(_WAKE)
 
     def _on_watch(self, name: str, role: str, event: WatchEvent) -> None:
@@ -284,7 +278,7 @@ class ElectionEngine:
                 extra = transition(
                     self._record.id, Role.LEADER, Role.JOINING, epoch, reason, "", self.election
                 )
-                logger.warning("node=%s stepping down: %s", self._record.id, reason, extra=extra)
+                logger.warning("%s stepping down: %s", self.who, reason, extra=extra)
                 self._publish_locked(Role.JOINING, None, reason, "", "")
 
     # ----- the worker ----------------------------------------------------------------------
@@ -323,11 +317,11 @@ class ElectionEngine:
             self._retry_at, self._delay = self._clock() + _BACKOFF_MAX, _BACKOFF_MAX
         except CoordinatorUnavailable as exc:
             self._passes.forget_decision()
-            logger.info("node=%s ZooKeeper unavailable (%s); retrying", self._record.id, exc)
+            logger.info("%s ZooKeeper unavailable (%s); retrying", self.who, exc)
             self._retry_later()
         except Exception:
             self._passes.forget_decision()
-            logger.exception("node=%s bug in the election engine; retrying", self._record.id)
+            logger.exception("%s bug in the election engine; retrying", self.who)
             self._retry_later()
         self._next_tick = self._clock() + self._heartbeat()
         return True
@@ -380,9 +374,9 @@ class ElectionEngine:
         if own is not None and self._connected and own.name != self._left:
             try:
                 self._store.remove(own.name)
-                logger.info("node=%s left the election (deleted %s)", self._record.id, own.name)
+                logger.info("%s left the election (deleted %s)", self.who, own.name)
             except CoordinatorUnavailable as exc:
-                logger.warning("node=%s could not delete %s: %s", self._record.id, own.name, exc)
+                logger.warning("%s could not delete %s: %s", self.who, own.name, exc)
         self._passes.own = None
         self._store.close()
         with self._lock:
@@ -429,9 +423,7 @@ class ElectionEngine:
             self._publish_locked(Role.REFUSED, None, reason, "", "")
         if log:
             extra = transition(self._record.id, before, Role.REFUSED, 0, reason, "", self.election)
-            logger.error(
-                "node=%s refuses to join the election: %s", self._record.id, reason, extra=extra
-            )
+            logger.error("%s refuses to join the election: %s", self.who, reason, extra=extra)
 
     def publish_disconnected(self) -> None:
         with self._lock:

@@ -21,14 +21,14 @@ class ClusterGate:
         self,
         store: Store,
         book: WatchBook,
-        node_id: str,
+        who: str,
         pinned: str,
         refuse: Callable[[str, bool], None],
     ) -> None:
         """`pinned`: --cluster-id ("" if not given); `refuse(reason, log)` publishes REFUSED."""
         self._store = store
         self._book = book
-        self._id = node_id
+        self._who = who
         self._pinned = pinned
         self._refuse = refuse
         self.identity: ClusterIdentity | None = None  # the cluster this node joined
@@ -51,8 +51,8 @@ class ClusterGate:
             raise
         if found != self.identity:
             logger.info(
-                "node=%s joined cluster %s (epoch base %d)",
-                self._id,
+                "%s joined cluster %s (epoch base %d)",
+                self._who,
                 found.cluster,
                 found.epoch_base,
             )
@@ -78,9 +78,9 @@ class ClusterGate:
                     raise Refused(missing(self.identity, max_epoch))
                 if self._store.init_path_data(self.identity.encode()):
                     logger.warning(
-                        "node=%s the election path was created again without its identity; "
+                        "%s the election path was created again without its identity; "
                         "restored cluster %s",
-                        self._id,
+                        self._who,
                         self.identity.cluster,
                     )
                     return self.identity
@@ -93,7 +93,7 @@ class ClusterGate:
                 )
             new = ClusterIdentity.new()
             if self._store.init_path_data(new.encode()):
-                logger.info("node=%s created cluster identity %s", self._id, new.cluster)
+                logger.info("%s created cluster identity %s", self._who, new.cluster)
                 return new
             # another node wrote one first: read it
         raise CoordinatorUnavailable("the election path's identity kept changing; will retry")

@@ -36,7 +36,7 @@ class OwnEntry:
         book: WatchBook,
         waits: Waits,
         vouch: Vouch,
-        node_id: str,
+        who: str,
         data: bytes,
     ) -> None:
         self._engine = engine
@@ -44,7 +44,7 @@ class OwnEntry:
         self._book = book
         self._waits = waits
         self._vouch = vouch
-        self._id = node_id
+        self._who = who
         self._data = data
         self.entry: Entry | None = None
         self.sid: int | None = None  # the ephemeralOwner of `entry`
@@ -73,7 +73,7 @@ class OwnEntry:
         self.entry, self.sid, self._pending = entry, owner, None
         self._engine.stats.registrations += 1
         logger.info(
-            "node=%s joined the election as %s (sequence %d)", self._id, entry.name, entry.sequence
+            "%s joined the election as %s (sequence %d)", self._who, entry.name, entry.sequence
         )
         # In the same session, before any claim. The pass that decides next reads it (and
         # watches it); one that fails here is made by that pass.
@@ -101,8 +101,8 @@ class OwnEntry:
                 return False  # made (or the path is gone): decide again, reading it
         self._engine.step_down("own companion znode belongs to another session; rejoining")
         logger.warning(
-            "node=%s the companion of %s belongs to another session; replacing both",
-            self._id,
+            "%s the companion of %s belongs to another session; replacing both",
+            self._who,
             own.name,
         )
         return self._replace(own)
@@ -111,7 +111,7 @@ class OwnEntry:
         """Our entry is gone (`ack`: delete its companion, now that we no longer vouch)."""
         own = self.entry
         assert own is not None
-        logger.warning("node=%s own znode %s %s; registering again", self._id, own.name, what)
+        logger.warning("%s own znode %s %s; registering again", self._who, own.name, what)
         self._engine.step_down(f"own znode {what}; rejoining")
         self.entry = None
         if ack:
@@ -126,8 +126,8 @@ class OwnEntry:
         assert own is not None
         self._engine.step_down("own znode was rewritten by another client; rejoining")
         logger.warning(
-            "node=%s own znode %s was rewritten by another ZooKeeper client; replacing it",
-            self._id,
+            "%s own znode %s was rewritten by another ZooKeeper client; replacing it",
+            self._who,
             own.name,
         )
         return self._replace(own)

@@ -80,9 +80,9 @@ class Passes:
         self._decided_gen = -1  # the connection generation the last full pass decided in
         self._terms = Terms(engine.stats, wall, record.id, engine.election)
         self._max_czxid = 0  # the newest entry this node has seen: where ZooKeeper's zxids were
-        self._gate = ClusterGate(store, book, record.id, cluster_id, engine.refuse)
+        self._gate = ClusterGate(store, book, engine.who, cluster_id, engine.refuse)
         self.waits = Waits(lease.now, lease.length)
-        self._own = OwnEntry(engine, store, book, self.waits, lease, record.id, record.encode())
+        self._own = OwnEntry(engine, store, book, self.waits, lease, engine.who, record.encode())
 
     @property
     def own(self) -> Entry | None:

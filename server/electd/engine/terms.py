@@ -17,6 +17,12 @@ from electd.engine.stats import EngineStats
 logger = logging.getLogger(__name__)
 
 
+def who(node_id: str, election: str) -> str:
+    """How an engine's log lines name it: `node=<id>` in the node election, and
+    `candidate=<id> election=<name>` for a candidate's entry in a named election."""
+    return f"candidate={node_id} election={election}" if election else f"node={node_id}"
+
+
 class Terms:
     def __init__(
         self, stats: EngineStats, wall: Callable[[], float], node_id: str, election: str = ""
@@ -27,7 +33,7 @@ class Terms:
         self._wall = wall
         self._id = node_id
         self._election = election
-        self._who = f"candidate={node_id} election={election}" if election else f"node={node_id}"
+        self._who = who(node_id, election)
         self._leader: LeaderInfo | None = None
         self.max_epoch = 0
 
