@@ -160,9 +160,11 @@ class ExactTerm:
 def log_events(node: str, records: list[dict[str, Any]]) -> list[tuple[int, float, str, int]]:
     """(incarnation, ts, leader id, epoch) for every leader decision in a node's log, and
     (incarnation, ts, '!backwards', 0) for the engine's epoch-went-backwards error.
-    A node that holds candidates of named elections logs their terms in the same words, with
-    node=<candidate id> (and "election": "node" in the record): those lines are not the node
-    election's and are left out. The node election's lines name the node itself."""
+    A node that holds candidates of named elections logs their terms too, as "candidate leads
+    election E: node=<candidate id> ..." and "candidate=<id> election=E ..." (with the
+    election's name in the record's "election" field): neither pattern matches, and a line
+    naming another id than the node's is left out anyway. The node election's lines name the
+    node itself."""
     out: list[tuple[int, float, str, int]] = []
     incarnation = 0
     for rec in records:
