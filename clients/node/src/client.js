@@ -525,7 +525,7 @@ export class ElectionClient {
       for await (const msg of call) {
         if (!result.answered) {
           result.answered = true;
-          firstAt = Date.now();
+          firstAt = performance.now();
           stopWaiting();
           clearTimeout(firstTimer);
           clearTimeout(backstop);
@@ -555,10 +555,10 @@ export class ElectionClient {
           yield leader;
         }
       }
-      result.healthy = firstAt > 0 && (yieldedNew || Date.now() - firstAt >= HEALTHY_STREAM_MS);
+      result.healthy = firstAt > 0 && (yieldedNew || performance.now() - firstAt >= HEALTHY_STREAM_MS);
     } catch (err) {
       if (stopSignal.aborted) return result;
-      result.healthy = firstAt > 0 && (yieldedNew || Date.now() - firstAt >= HEALTHY_STREAM_MS);
+      result.healthy = firstAt > 0 && (yieldedNew || performance.now() - firstAt >= HEALTHY_STREAM_MS);
       if (timedOut) {
         result.failure = { code: Status.DEADLINE_EXCEEDED, details: timedOut };
       } else {

@@ -174,14 +174,14 @@ export function collect(client, options = {}, { onLeader } = {}) {
   const controller = new AbortController();
   const seen = [];
   const failovers = [];
-  const started = Date.now();
+  const started = performance.now();
   const done = (async () => {
     for await (const l of client.watchLeader({
       signal: controller.signal,
-      onFailover: (address, reason) => failovers.push({ address, reason, at: Date.now() - started }),
+      onFailover: (address, reason) => failovers.push({ address, reason, at: performance.now() - started }),
       ...options,
     })) {
-      seen.push({ id: l.node.id, epoch: l.epoch, at: Date.now() - started });
+      seen.push({ id: l.node.id, epoch: l.epoch, at: performance.now() - started });
       onLeader?.(l, seen);
     }
   })();
@@ -190,9 +190,9 @@ export function collect(client, options = {}, { onLeader } = {}) {
 
 /** Resolves when cond() is true, polling; rejects after ms. */
 export async function waitFor(cond, ms, what) {
-  const deadline = Date.now() + ms;
+  const deadline = performance.now() + ms;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
