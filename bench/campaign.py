@@ -458,9 +458,7 @@ async def side_by_side(e: Election, f: Election, n: int, label: str) -> tuple[Se
                 await asyncio.sleep(REST_S)
                 t = await handover(election)
                 if i >= WARMUP:
-                    series.leading.append(t.leading_ms)
-                    series.watch.append(t.watch_ms)
-                    series.lost.append(t.lost_ms)
+                    series.add(t)
             if i >= WARMUP:
                 p.step(f"last {out[0].leading[-1]:.2f} ms, floor {out[1].leading[-1]:.2f} ms")
     return out
@@ -523,6 +521,11 @@ class Series:
     lost: list[float] = field(default_factory=list)
     zk: dict[str, list[float]] = field(default_factory=dict)  # "handover_reads" -> samples
 
+    def add(self, t: Trial) -> None:
+        self.leading.append(t.leading_ms)
+        self.watch.append(t.watch_ms)
+        self.lost.append(t.lost_ms)
+
 
 class Meter:
     """ZooKeeper requests per step of a trial: the counters' difference from the previous
@@ -560,9 +563,7 @@ async def trials(ctx: Context, e: Election, n: int, label: str, rate: Rate | Non
             t = await handover(e, meter)
             if i < WARMUP:
                 continue
-            out.leading.append(t.leading_ms)
-            out.watch.append(t.watch_ms)
-            out.lost.append(t.lost_ms)
+            out.add(t)
             p.step(f"last {t.leading_ms:.2f}/{t.watch_ms:.2f} ms")
     return out
 

@@ -56,11 +56,14 @@ class FloorServicer(pb_grpc.ElectionServiceServicer):
 
         it = aiter(request_iterator)
         await anext(it)  # start
-        me = await asyncio.to_thread(
-            self.kz.create, f"{self.path}/c-", b"", ephemeral=True, sequence=True
-        )
+
+        def register() -> str:  # the entry, and the second znode of the multi
+            made: str = self.kz.create(f"{self.path}/c-", b"", ephemeral=True, sequence=True)
+            self.kz.create(f"{made}.x", b"", ephemeral=True)
+            return made
+
+        me = await asyncio.to_thread(register)
         name = me.rsplit("/", 1)[1]
-        self.kz.create(f"{me}.x", b"", ephemeral=True)  # the second znode of the multi
 
         ahead: list[str] = []  # the entries before ours at the last listing
 
@@ -132,22 +135,28 @@ class FloorServicer(pb_grpc.ElectionServiceServicer):
         self, request: pb.WatchLeaderRequest, context: Any
     ) -> AsyncIterator[pb.WatchLeaderResponse]:
         out: asyncio.Queue[int] = asyncio.Queue()
+        ended = False
 
         def listing(_event: object = None) -> None:  # kazoo's callback thread
+            if ended:
+                return  # the stream is gone: set no watch again
             entries = self._entries(watch=listing)
             if entries:
                 self.loop.call_soon_threadsafe(out.put_nowait, _seq(entries[0]))
 
         await asyncio.to_thread(listing)
         last = -1
-        while True:
-            epoch = await out.get()
-            if epoch != last:
-                last = epoch
-                yield pb.WatchLeaderResponse(
-                    state=pb.LEADER_STATE_ELECTED,
-                    leader=pb.Leader(node=pb.Node(id=str(epoch)), epoch=epoch),
-                )
+        try:
+            while True:
+                epoch = await out.get()
+                if epoch != last:
+                    last = epoch
+                    yield pb.WatchLeaderResponse(
+                        state=pb.LEADER_STATE_ELECTED,
+                        leader=pb.Leader(node=pb.Node(id=str(epoch)), epoch=epoch),
+                    )
+        finally:
+            ended = True
 
 
 async def serve(hosts: str, path: str) -> None:
