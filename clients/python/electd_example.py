@@ -183,7 +183,7 @@ def campaign(client: ElectionClient, election: str, candidate_id: str, args: Any
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
-    while not running.wait(0.5):
+    while not running.wait(0.1):  # short waits: the handler runs between them
         pass
     try:
         running.result()

@@ -442,7 +442,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        while not running.wait(0.5):
+        while not running.wait(0.1):  # short waits: the handler runs between them
             pass
         try:
             value = running.result()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 import threading
 import time
@@ -640,6 +641,36 @@ def test_cancel_ends_a_pending_connection_at_once(make: Any) -> None:
         assert c.thread.is_alive()
         assert c.stop() < 1.0
     assert c.error is None and c.leaders == []
+
+
+def test_a_signal_that_another_thread_takes_still_ends_a_pending_connection_at_once(
+    make: Any,
+) -> None:
+    """`cancel()` in a signal handler while the main thread waits on a pending connection. The
+    signal is tripped on a helper thread (as when the kernel hands a SIGTERM to one of gRPC's
+    threads): Python runs the handler only when the main thread's wait returns, so the wait must
+    not outlast the connect deadline. Seen in CI: the example exited after the 2 s deadline."""
+    hole = make(BlackHole)
+    sent: list[float] = []
+    with ElectionClient([hole.address], connect_timeout=60) as client:
+        watch = client.watch_leader()
+
+        def trip() -> None:
+            time.sleep(0.5)
+            sent.append(time.monotonic())
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # tripped on this thread
+            time.sleep(10)
+            watch.cancel()  # only if the handler never ran: the assertion below then fails
+
+        previous = signal.signal(signal.SIGUSR1, lambda *_: watch.cancel())
+        try:
+            threading.Thread(target=trip, daemon=True).start()
+            leaders = list(watch)  # on the main thread, as in a program
+            ended = time.monotonic()
+        finally:
+            signal.signal(signal.SIGUSR1, previous)
+    assert leaders == [] and watch.cancelled
+    assert sent and ended - sent[0] < 1.0, f"ended {ended - sent[0]:.2f}s after the signal"
 
 
 def test_cancel_ends_a_backoff_at_once(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:

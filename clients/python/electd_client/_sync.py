@@ -46,6 +46,17 @@ _SETTLED = frozenset(
         grpc.ChannelConnectivity.SHUTDOWN,
     }
 )
+# The longest single wait on a condition. Python runs a signal handler on the main thread
+# between bytecodes, and a signal that the kernel hands to one of gRPC's threads does not wake
+# the main thread from a wait: so a wait is cut into slices of this length, for `cancel()` in a
+# signal handler to take effect within one slice (gRPC's own blocking calls wait in 0.1 s
+# slices for the same reason).
+WAIT_SLICE = 0.1
+
+
+def _wait(cond: threading.Condition, remaining: float) -> None:
+    """`cond.wait` (the caller holds `cond`) for at most `remaining` seconds or one slice."""
+    cond.wait(min(remaining, WAIT_SLICE))
 
 
 def _settle(
@@ -57,7 +68,7 @@ def _settle(
     """Start the channel's connection and wait until it has an outcome: True when READY or
     failed (TRANSIENT_FAILURE: a call then fails at once, with gRPC's own status and details);
     False when the connect deadline passed first, or `stopped()` (checked whenever `cond` is
-    notified)."""
+    notified, and at least every WAIT_SLICE)."""
     seen: list[grpc.ChannelConnectivity] = []
 
     def on_change(state: grpc.ChannelConnectivity) -> None:
@@ -75,7 +86,7 @@ def _settle(
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                cond.wait(remaining)
+                _wait(cond, remaining)
             return False
     finally:
         channel.unsubscribe(on_change)
@@ -424,7 +435,7 @@ class LeaderWatch:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return
-                self._cond.wait(remaining)
+                _wait(self._cond, remaining)
 
     def _stream(
         self, channel: grpc.Channel, address: str
