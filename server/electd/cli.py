@@ -36,13 +36,16 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts (unix seconds, µs), level, logger, thread, msg[, exc]; a
-    state transition also carries event="transition", node, election, epoch, from_role,
-    to_role, reason and leader (electd.logfields.TRANSITION_FIELDS)."""
+    """One JSON object per line: ts (unix seconds, µs), mono (CLOCK_MONOTONIC seconds, µs: one
+    clock for every process of the host that never steps, to order lines across processes when
+    the wall clock is stepped), level, logger, thread, msg[, exc]; a state transition also
+    carries event="transition", node, election, epoch, from_role, to_role, reason and leader
+    (electd.logfields.TRANSITION_FIELDS)."""
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
             "ts": round(record.created, 6),
+            "mono": round(time.monotonic(), 6),  # read as the line is written
             "level": record.levelname,
             "logger": record.name,
             "thread": record.threadName,

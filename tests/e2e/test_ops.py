@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -149,14 +150,23 @@ def test_the_readme_haproxy_config_routes_grpc_to_the_leader(nodes: NodeFactory,
 
 def test_every_state_transition_is_one_json_log_line(nodes: NodeFactory) -> None:
     """`--log-format json`: each transition carries node, election, epoch, from_role, to_role,
-    reason and leader, so a log pipeline needs no parsing of the message."""
+    reason and leader, so a log pipeline needs no parsing of the message. Every line has `ts`
+    and `mono`, this machine's CLOCK_MONOTONIC, the same clock as this test's time.monotonic()
+    (the fault suite orders node lines and its own events by it)."""
     n1 = nodes.start("n1")
     wait_joined(n1)  # before n2 starts: the first node on a path also writes its identity
     n2 = nodes.start("n2")
     wait_joined(n2)
+    signalled = time.monotonic()
     n1.signal(signal.SIGTERM)
     assert n1.wait(15) == 0
     wait_until(lambda: "I am a new leader: node=n2" in n2.log_text(), 15, "n2 leads")
+    led = time.monotonic()
+    for proc in (n1, n2):
+        records = [r for r in proc.log_records() if r["level"] != "RAW"]  # RAW: not JSON
+        assert records and all({"ts", "mono"} <= r.keys() for r in records), records[:3]
+    (new_leader,) = [r for r in n2.log_records() if "I am a new leader" in r["msg"]]
+    assert signalled < new_leader["mono"] < led, (signalled, new_leader, led)
 
     def transitions(proc: NodeProcess) -> list[tuple[str, str, int]]:
         out = []

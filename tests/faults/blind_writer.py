@@ -26,7 +26,7 @@ def write_forever(node: str, epoch: int, host: str, port: int) -> None:
     f = fence.makefile("rwb")
     seq = 0
     while True:
-        now = time.time()
+        now = time.monotonic()
         msg = {
             "op": "write",
             "node": node,

@@ -14,16 +14,16 @@ writing only while the last lease it read lasts).
 
 Its belief, reported to the harness. Besides its writes, the candidate sends the fenced
 resource ({"op": "claim"}, recorded as a "claim" event: history.py) the two ends of each
-stretch of belief in one epoch, as exact claims on the machine's wall clock (time.time();
-every process is on one machine), which the checkers read like a node's exact evidence:
-  leading   it began to believe: [wall time it sent the ping that `leading` answers, wall time
+stretch of belief in one epoch, as exact claims on the history's clock (time.monotonic():
+every process is on one machine, and CLOCK_MONOTONIC is one clock for all of them; history.py),
+which the checkers read like a node's exact evidence:
+  leading   it began to believe: [the time it sent the ping that `leading` answers, the time
             it received it], sent when a `leading` gives it a deadline still ahead while it
             did not believe (the first one of an epoch, or one after its deadline had lapsed);
   the end   one instant [t, t], sent once it is known, with what ended it as the source:
-            deadline  its deadline passed without a later `leading`: t = the deadline on the
-                      wall clock, ping-send wall time + lease_ms (both clocks are read together
-                      when a ping is sent, and the deadline's ping is the one whose wall time
-                      counts);
+            deadline  its deadline passed without a later `leading`: t = the deadline, the
+                      send time of the ping it answers + lease_ms, the very instant its writer
+                      stops relying on;
             lost, resign, superseded
                       it stopped acting before its deadline (on `lost`, on SIGTERM, or on a
                       `leading` of another epoch without a `lost`, which the node never sends):
@@ -66,10 +66,9 @@ class Candidate:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.lock = threading.Lock()  # the state below and the fence connection
-        self.sent: dict[int, tuple[float, float]] = {}  # nonce -> (monotonic, wall) at send
+        self.sent: dict[int, float] = {}  # nonce -> monotonic time at send
         self.epoch = 0
         self.deadline = 0.0  # monotonic
-        self.deadline_wall = 0.0  # the same deadline on the wall clock
         self.believing = 0  # the epoch whose stretch of belief is open (its end not yet sent)
         self.announced = 0
         self.requests: queue.SimpleQueue[pb.CampaignRequest | None] = queue.SimpleQueue()
@@ -108,9 +107,9 @@ class Candidate:
         if not self.believing:
             return
         if time.monotonic() >= self.deadline:
-            self.claim(self.believing, self.deadline_wall, self.deadline_wall, "deadline")
+            self.claim(self.believing, self.deadline, self.deadline, "deadline")
         else:
-            now = time.time()
+            now = time.monotonic()
             self.claim(self.believing, now, now, why)
         self.believing = 0
 
@@ -126,7 +125,7 @@ class Candidate:
         while not self.stream_over.is_set():
             nonce += 1
             with self.lock:
-                self.sent[nonce] = (time.monotonic(), time.time())
+                self.sent[nonce] = time.monotonic()
             self.requests.put(pb.CampaignRequest(ping=pb.CampaignPing(nonce=nonce)))
             self.stream_over.wait(PING)
 
@@ -137,7 +136,7 @@ class Candidate:
             # flight has been answered (the candidate stops acting, then acks).
             with self.lock:
                 if self.epoch and time.monotonic() < self.deadline - MARGIN:
-                    now = time.time()
+                    now = time.monotonic()
                     self.send(
                         {
                             "op": "write",
@@ -217,19 +216,18 @@ class Candidate:
         if kind == "leading":
             lead = resp.leading
             with self.lock:
-                received = time.time()
+                received = time.monotonic()
                 sent = self.sent.get(lead.nonce)
                 if lead.epoch != self.epoch:
                     self.end_belief("superseded")
                     self.epoch, self.deadline = lead.epoch, 0.0
                 if sent is not None and lead.lease_ms > 0:
-                    until = sent[0] + lead.lease_ms / 1000
+                    until = sent + lead.lease_ms / 1000
                     if until > self.deadline:
                         self.deadline = until
-                        self.deadline_wall = sent[1] + lead.lease_ms / 1000
                 if not self.believing and time.monotonic() < self.deadline:
                     self.believing = lead.epoch
-                    self.claim(lead.epoch, sent[1] if sent else received, received, "leading")
+                    self.claim(lead.epoch, received if sent is None else sent, received, "leading")
                 first = self.deadline > 0 and self.announced != lead.epoch
                 if first:
                     self.announced = lead.epoch

@@ -157,6 +157,12 @@ class ExactTerm:
     claims: tuple[Claim, ...]  # all of them
 
 
+def record_time(rec: dict[str, Any]) -> float:
+    """When a node wrote a log line, on the history's clock: its `mono`. A run saved before
+    nodes logged `mono` has only `ts`, and its events are on the wall clock as well."""
+    return float(rec["mono"] if "mono" in rec else rec.get("ts", 0.0))
+
+
 def log_events(node: str, records: list[dict[str, Any]]) -> list[tuple[int, float, str, int]]:
     """(incarnation, ts, leader id, epoch) for every leader decision in a node's log, and
     (incarnation, ts, '!backwards', 0) for the engine's epoch-went-backwards error.
@@ -169,7 +175,7 @@ def log_events(node: str, records: list[dict[str, Any]]) -> list[tuple[int, floa
     incarnation = 0
     for rec in records:
         msg = str(rec.get("msg", ""))
-        ts = float(rec.get("ts", 0.0))
+        ts = record_time(rec)
         if _SERVING.search(msg):
             incarnation += 1
         elif (m := _NEW_LEADER.match(msg)) and m.group(1) == node:

@@ -475,28 +475,28 @@ class FaultCluster:
         healed = since
         while self.ensemble.leader_id() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-            since = time.time()
+            since = time.monotonic()
         out = Settled(label, since, None, None, None)
         found: tuple[Node, int] | None = None
         while time.monotonic() < deadline:
             live = self.running()
             ids = sorted(n.id for n in live)
             if found is not None and out.streams is None and self._streams_agree(live, *found):
-                out.streams = time.time() - since  # the streams are local: no need to wait
-            now = time.time()
+                out.streams = time.monotonic() - since  # the streams are local: no need to wait
+            now = time.monotonic()
             claims = self._claims(live)
             # Every live node's ListNodes, asked of all at once (with many children on the
             # election path each one takes a while); they also tell a ghost from a leader.
             answers = self._pool.map(self.list_nodes, live)
             lists = dict(zip([n.id for n in live], answers, strict=True))
-            listed = time.time()
+            listed = time.monotonic()
             found = next((c for c in claims if self._unambiguous(c[0], lists[c[0].id])), None)
             if found is not None:
                 if out.leader is None:
                     out.leader = now - since
                 out.leader_id, out.epoch = found[0].id, found[1]
                 if out.streams is None and self._streams_agree(live, *found):
-                    out.streams = time.time() - since
+                    out.streams = time.monotonic() - since
             if out.members is None and all(
                 r is not None and sorted(m.id for m in r.nodes) == ids for r in lists.values()
             ):

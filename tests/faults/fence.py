@@ -13,8 +13,9 @@ Protocol: one JSON object per line, each answered by one JSON line.
   {"op": "bye", "node": N, "epoch": E, "reason": R}          -> {"ok": true}
   {"op": "claim", "node": C, "election": L, "epoch": E, "asked": A, "answered": B,
    "source": S}                                              -> {"ok": true}
-The writer asked its node at `asked` and got, at `checked` (its time.time()), the answer that
-the node still leads with epoch E: the node believed so at some instant in [asked, checked].
+The writer asked its node at `asked` and got, at `checked` (its time.monotonic(), the
+history's clock), the answer that the node still leads with epoch E: the node believed so at
+some instant in [asked, checked].
 A candidate writes as its own node (C, its candidate id), with asked == checked and the
 `election` it campaigns in. hello and bye are recorded as "writer" events; a claim, candidate C
 of election L believed it led with epoch E at some instant in [A, B] (S: what showed it), as a

@@ -1,7 +1,10 @@
 """The history of a fault run: one append-only, thread-safe list of events on one clock.
 
-Every event carries `t`, `time.time()` read in the harness process when the event happened (or,
-for node log lines, the node's own `time.time()`: the same machine's clock). Kinds:
+Every event carries `t`, `time.monotonic()` read in the harness process when the event happened
+(the writers and candidates, processes of their own, send theirs; a node's log lines carry theirs
+as `mono`). That is CLOCK_MONOTONIC: one clock for every process of the machine, which never
+steps. The wall clock is no good here: this machine's has been seen to step 11.7 s, and a step
+back between two terms' evidence would hide their overlap from the checkers. Kinds:
   stream       an observer received a WatchLeader message from `node` (state, leader, epoch)
   stream-end   an observer's stream on `node` ended (status code)
   write        the fenced resource got a write attempt (node, epoch, seq, checked, accepted;
@@ -54,7 +57,7 @@ class History:
 
     def add(self, kind: str, node: str = "", t: float | None = None, **data: Any) -> Event:
         with self._lock:
-            event = Event(time.time() if t is None else t, kind, node, data)
+            event = Event(time.monotonic() if t is None else t, kind, node, data)
             self._events.append(event)
             return event
 

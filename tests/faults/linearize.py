@@ -89,7 +89,8 @@ def operations(events: list[Event], logs: Logs, every_claim: bool = False) -> li
 
 
 def _ns(t: float) -> int:
-    # time.time() floats are ~240 ns apart at today's epoch: rounding keeps their order and ties.
+    # Rounding to whole ns keeps the order and the ties of the history's floats (seconds of
+    # CLOCK_MONOTONIC, or of the wall clock in runs saved before: ~240 ns apart at worst).
     return round(t * 1e9)
 
 
@@ -181,11 +182,11 @@ def verdicts(report: Report, verdict: Verdict) -> str:
 def save_run(path: Path, events: list[Event], logs: Logs, bounds: Bounds, note: str = "") -> None:
     """A run as JSON with only what the two checkers read: the events of the kinds checker.py
     reads, and of the nodes' logs the lines with a leader decision or a process start (their
-    `ts` and `msg`). Gzipped when the name ends in .gz."""
+    `ts`, `mono` and `msg`). Gzipped when the name ends in .gz."""
     wanted = (_SERVING.search, _NEW_LEADER.match, _TRANSITION.match)
     kept_logs = {
         node: [
-            {"ts": r.get("ts"), "msg": r.get("msg")}
+            {k: r[k] for k in ("ts", "mono", "msg") if k in r}
             for r in records
             if any(f(str(r.get("msg", ""))) for f in wanted)
             or "leader epoch went backwards" in str(r.get("msg", ""))

@@ -36,7 +36,7 @@ class Prober:
     def _run(self) -> None:
         while not self._closed.is_set():
             for node_id, stub in self._targets():
-                asked = time.time()
+                asked = time.monotonic()
                 try:
                     future = stub.GetLeader.future(pb.GetLeaderRequest(), timeout=DEADLINE)
                 except (grpc.RpcError, ValueError):  # channel closed under us
@@ -47,7 +47,7 @@ class Prober:
             self._closed.wait(PERIOD)
 
     def _record(self, node_id: str, asked: float, future: Any) -> None:
-        answered = time.time()
+        answered = time.monotonic()
         try:
             leader = future.result().leader
         except (grpc.RpcError, grpc.FutureCancelledError):
@@ -60,7 +60,7 @@ class Prober:
 
         def run() -> None:
             while not until() and not self._closed.is_set():
-                asked = time.time()
+                asked = time.monotonic()
                 try:
                     leader = stub.GetLeader(pb.GetLeaderRequest(), timeout=DEADLINE).leader
                 except (grpc.RpcError, ValueError):
@@ -71,7 +71,7 @@ class Prober:
                         node_id,
                         epoch=leader.epoch,
                         asked=asked,
-                        answered=time.time(),
+                        answered=time.monotonic(),
                         focus=True,
                     )
 

@@ -152,7 +152,7 @@ def partition_follower(c: FaultCluster, rng: random.Random) -> None:
         f"{victim.id} to stop vouching",
         interval=POLL_INTERVAL,
     )
-    hold(max(0.0, c.session_timeout * 0.75 - (time.time() - t0)))
+    hold(max(0.0, c.session_timeout * 0.75 - (time.monotonic() - t0)))
     c.heal_node(victim.id)
     settle(c, c.fault("partition-follower", "heal", victim.id), "partition-follower")
     assert leader_epochs(c, t0) == {epoch}, "a follower's partition changed the leader"
@@ -229,7 +229,7 @@ def churn(c: FaultCluster, rng: random.Random) -> None:
                 c.terminate(node_id)
             c.retire(node_id)
         hold(rng.uniform(0.05, 0.4))
-    settle(c, time.time(), "churn")
+    settle(c, time.monotonic(), "churn")
 
 
 # ----- faults on ZooKeeper -------------------------------------------------------------------
@@ -450,7 +450,7 @@ def rewrite_follower_data(c: FaultCluster, rng: random.Random) -> None:
     rejoins at the back; the leader does not change."""
     kz = c.zk_client()
     leader, epoch = c.wait_leader()
-    t0 = time.time()
+    t0 = time.monotonic()
     for round_ in range(3):
         victim = follower(c, rng, leader)
         znode = _znode(c, leader, victim.id)
@@ -626,14 +626,14 @@ def foreign_children(c: FaultCluster, rng: random.Random) -> None:
             pending.append(kz.create_async(_path(c, name), data))
     for result in pending:
         result.get(60)
-    created = time.time()
+    created = time.monotonic()
     c.figure("foreign-children: created in (s)", round(created - t0, 3))
     c.list_timeout = 15.0  # every ListNodes now reads 10,000 children
     took = []
     for node in c.running():
-        asked = time.time()
+        asked = time.monotonic()
         resp = c.list_nodes(node)
-        took.append(round(time.time() - asked, 3))
+        took.append(round(time.monotonic() - asked, 3))
         assert resp is not None, f"{node.id} did not list members over 10,000 children"
         assert sorted(m.id for m in resp.nodes) == sorted(c.nodes), f"{node.id}: {resp.nodes}"
     c.figure("foreign-children: ListNodes over them, each node (s)", took)
@@ -645,10 +645,10 @@ def foreign_children(c: FaultCluster, rng: random.Random) -> None:
     c.wait_joined([leader.id], timeout=60)
     healed = c.fault("foreign-children-leader-restart", "heal", leader.id)
     settle(c, healed, "foreign-children-leader-restart")
-    removing = time.time()
+    removing = time.monotonic()
     for result in [kz.delete_async(_path(c, name)) for name in names]:
         result.get(60)
-    c.figure("foreign-children: removed in (s)", round(time.time() - removing, 3))
+    c.figure("foreign-children: removed in (s)", round(time.monotonic() - removing, 3))
     c.list_timeout = 1.0
     c.end_client(kz)
     settle(c, c.fault("foreign-children", "heal", ""), "foreign-children")
@@ -725,7 +725,7 @@ def _nobody_vouches(c: FaultCluster, since: float, what: str) -> float:
     for e in c.history.events("stream"):
         if e.t >= since and e.node in running and e.get("state") != "ELECTED":
             first.setdefault(e.node, e.t)
-    return round(max(first.values(), default=time.time()) - since, 3)
+    return round(max(first.values(), default=time.monotonic()) - since, 3)
 
 
 def _refusing(c: FaultCluster, pattern: str = "") -> list[Node]:
@@ -786,7 +786,7 @@ def _recover(c: FaultCluster, name: str) -> tuple[int, float]:
         f"{len(c.running()) - len(serving)} node(s) did not serve again by themselves: "
         f"{ {n.id: _why(c, n) for n in c.running() if n not in serving} }"
     )
-    return len(serving), time.time()
+    return len(serving), time.monotonic()
 
 
 def ensemble_rebuilt(c: FaultCluster, rng: random.Random) -> None:
@@ -799,7 +799,7 @@ def ensemble_rebuilt(c: FaultCluster, rng: random.Random) -> None:
     _, epoch = c.wait_leader()
     t0 = c.fault("ensemble-rebuilt", "inject", "", epoch=epoch)
     c.ensemble.rebuild()
-    rebuilt = time.time()
+    rebuilt = time.monotonic()
     c.figure(
         "ensemble-rebuilt: ZooKeeper stopped, wiped and serving again after (s)",
         round(rebuilt - t0, 3),
@@ -819,7 +819,7 @@ def ensemble_rebuilt(c: FaultCluster, rng: random.Random) -> None:
     floor, previous, source = _operator_floor(c)
     assert floor >= epoch
     written = _carry_on(c, floor, previous)
-    carried = time.time()
+    carried = time.monotonic()
     c.history.add("fault", "", name="ensemble-rebuilt", phase="carried-on", identity=written)
     c.figure("ensemble-rebuilt: floor taken from", source)
     by_themselves, done = _recover(c, "ensemble-rebuilt")
@@ -830,7 +830,7 @@ def ensemble_rebuilt(c: FaultCluster, rng: random.Random) -> None:
     assert found is not None and found[1] > floor, f"epoch {found} not above the floor {floor}"
     c.figure(
         "ensemble-rebuilt: leader again after the identity was written (s)",
-        round(time.time() - carried, 3),
+        round(time.monotonic() - carried, 3),
     )
     c.figure(
         "ensemble-rebuilt: every node serving again after the identity was written (s)",
@@ -867,7 +867,7 @@ def second_ensemble(c: FaultCluster, rng: random.Random) -> None:
                 )
                 c.figure(
                     f"second-ensemble {round_}: every node refused B after (s)",
-                    round(time.time() - t0, 3),
+                    round(time.monotonic() - t0, 3),
                 )
                 hold(1.0)
             else:
@@ -876,7 +876,7 @@ def second_ensemble(c: FaultCluster, rng: random.Random) -> None:
             c.history.add("fault", "", name="second-ensemble", phase="on-b", reasons=reasons)
             c.figure(f"second-ensemble {round_}: the nodes said", reasons)
             c.net.divert(None)
-            back = time.time()
+            back = time.monotonic()
             by_themselves, _ = _recover(c, "second-ensemble")
             c.figure(
                 f"second-ensemble {round_}: nodes serving again without a restart", by_themselves
@@ -986,7 +986,7 @@ def random_mix(
     c: FaultCluster, rng: random.Random, steps: int | None = None, until: float | None = None
 ) -> list[str]:
     done: list[str] = []
-    while (steps is None or len(done) < steps) and (until is None or time.time() < until):
+    while (steps is None or len(done) < steps) and (until is None or time.monotonic() < until):
         done.append(random_step(c, rng))
     return done
 

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     campaigners: Campaigners | None = None
     failures: list[str] = []
     steps: dict[str, int] = {}
-    started = time.time()
+    started = time.monotonic()
     try:
         ensemble.start()
         path = f"/soak/{uuid.uuid4().hex[:8]}/election"
@@ -112,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.candidates:
             campaigners = Campaigners(cluster, args.candidates, seed)
         until = started + args.minutes * 60
-        while time.time() < until:
+        while time.monotonic() < until:
             name = step(cluster, rng, failures)
             steps[name] = steps.get(name, 0) + 1
-            print(f"{time.time() - started:7.1f}s  {name}", flush=True)
+            print(f"{time.monotonic() - started:7.1f}s  {name}", flush=True)
     except KeyboardInterrupt:
         failures.append("interrupted")
     finally:
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         report.violations[:0] = [f"candidates: {f}" for f in cfailures]
     report.figures = {
         "seed": seed,
-        "minutes": round((time.time() - started) / 60, 1),
+        "minutes": round((time.monotonic() - started) / 60, 1),
         "steps": sum(steps.values()),
         "steps by kind": dict(sorted(steps.items())),
         **report.figures,
@@ -177,7 +177,7 @@ def step(c: FaultCluster, rng: random.Random, failures: list[str]) -> str:
         if isinstance(result, str):
             name = result
     except (AssertionError, TimeoutError) as exc:
-        failures.append(f"{name} at {time.time():.3f}: {exc!r}")
+        failures.append(f"{name} at {time.monotonic():.3f}: {exc!r}")
         print(traceback.format_exc(), flush=True)
         c.ensemble.restore()
         for node in c.nodes.values():

@@ -21,7 +21,7 @@ from tests.faults.checker import Bounds, Report, check, check_candidates, exact_
 from tests.faults.fence import FencedStore
 from tests.faults.history import Event, History
 
-T = 1_800_000_000.0  # a time.time() of the kind the harness records
+T = 1_800_000_000.0  # a time of the kind the harness records
 ELECTION = "jobs"
 BOUNDS = Bounds(2.0)
 
@@ -171,13 +171,13 @@ def candidate() -> Iterator[tuple[Candidate, FencedStore]]:
 
 def leading(c: Candidate, nonce: int, lease_ms: int, ago: float = 0.0) -> float:
     """Hand the candidate a `leading` for epoch 7 answering ping `nonce`, sent `ago` seconds
-    back; the ping's wall time."""
-    wall = time.time() - ago
-    c.sent[nonce] = (time.monotonic() - ago, wall)
+    back; the ping's send time (the history's clock: time.monotonic())."""
+    sent = time.monotonic() - ago
+    c.sent[nonce] = sent
     c.handle(
         pb.CampaignResponse(leading=pb.CampaignLeading(epoch=7, nonce=nonce, lease_ms=lease_ms))
     )
-    return wall
+    return sent
 
 
 def claims(store: FencedStore) -> list[tuple[str, float, float]]:
@@ -193,7 +193,7 @@ def test_lost_ends_the_belief_where_it_stopped_not_at_the_deadline(
     c, store = candidate
     sent = leading(c, 1, 5000)
     leading(c, 2, 5000)  # a renewal: no new claim
-    before = time.time()
+    before = time.monotonic()
     c.handle(pb.CampaignResponse(lost=pb.CampaignLost(epoch=7, reason=pb.LOSS_REASON_DELETED)))
     (first, end) = claims(store)
     assert first[0] == "leading" and first[1] == sent and sent <= first[2] <= before
@@ -207,7 +207,7 @@ def test_a_lapsed_lease_ends_the_belief_at_its_deadline(
     c, store = candidate
     threading.Thread(target=c.deadlines, daemon=True).start()
     leading(c, 1, 200)
-    sent = leading(c, 2, 300)  # the later deadline counts, on the wall clock of its ping
+    sent = leading(c, 2, 300)  # the later deadline counts, from its ping's send time
     time.sleep(0.5)
     assert [s for s, _, _ in claims(store)] == ["leading", "deadline"]
     assert claims(store)[1][1:] == (sent + 0.3, sent + 0.3)

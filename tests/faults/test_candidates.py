@@ -111,7 +111,7 @@ def test_a_node_killed_under_its_leading_candidate_closes_only_after_the_lease(
     dead session only once the lease granted to c1 ran out; c2 (on n2) leads after that."""
     n1, n2 = two_nodes(nodes)
     c1, c2 = campaign(candidates, fence, name(), n1.address, n2.address)
-    killed = time.time()
+    killed = time.monotonic()
     assert n1.signal_node(signal.SIGKILL) is not None
     wait_until(lambda: writes_of(fence, "c2") >= 3, 20, "c2 leads and writes")
     assert c1.saw("ended") and c2.saw("leading")
@@ -139,7 +139,7 @@ def test_a_candidate_partitioned_from_its_node_hands_over_after_its_lease(
     proxy = RawProxy(host, int(port))
     try:
         c1, c2 = campaign(candidates, fence, name(), proxy.address, n2.address)
-        cut = time.time()
+        cut = time.monotonic()
         proxy.block()
         wait_until(lambda: writes_of(fence, "c2") >= 3, 30, "c2 leads and writes")
         assert c2.saw("leading") and not c1.saw("lost")  # c1 heard nothing: it just ran out
@@ -166,7 +166,7 @@ def test_a_candidate_that_stops_reading_never_overlaps_its_successor(
         candidates, fence, name(), n1.address, n2.address, "--stop-reading-after", "12"
     )
     wait_until(lambda: c1.saw("stopped reading"), 20, "c1 stops reading")
-    stopped = time.time()
+    stopped = time.monotonic()
     wait_until(lambda: writes_of(fence, "c1") > 0 and _quiet(fence, "c1"), 20, "c1 stops writing")
     c1.proc.send_signal(signal.SIGKILL)  # its stream breaks only now
     wait_until(lambda: writes_of(fence, "c2") >= 3, 30, "c2 leads and writes")
@@ -200,4 +200,4 @@ def test_a_resign_racing_a_crash_of_its_node(
 def _quiet(fence: FencedStore, who: str) -> bool:
     """No write of `who` in the last half second."""
     last = max((w.t for w in fence._history.events("write") if w.node == who), default=0.0)
-    return time.time() - last > 0.5
+    return time.monotonic() - last > 0.5

@@ -21,7 +21,7 @@ from tests.faults.history import Event
 FIXTURES = Path(__file__).parent / "fixtures"
 BEFORE_V4 = FIXTURES / "pause-then-cut-before-v4.json.gz"
 CLEAN = FIXTURES / "pause-then-cut-clean.json.gz"
-T = 1_800_000_000.0  # a time.time() of the kind the harness records
+T = 1_800_000_000.0  # a time of the kind the harness records
 
 
 def both(path: Path, workdir: Path) -> tuple[Report, linearize.Verdict]:

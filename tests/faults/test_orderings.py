@@ -52,7 +52,7 @@ def ask(proc: NodeProcess) -> tuple[float, str]:
         stub = _stubs[proc.address] = pb_grpc.ElectionServiceStub(
             grpc.insecure_channel(proc.address)
         )
-    asked = time.time()
+    asked = time.monotonic()
     try:
         leader = stub.GetLeader(pb.GetLeaderRequest(), timeout=0.5).leader
         return asked, f"{leader.node.id} {leader.epoch}"
@@ -97,11 +97,11 @@ def test_a_leaving_leader_stops_vouching_before_its_delete_reaches_zookeeper(
     n1.signal(signal.SIGTERM)
     # From the signal on, ask n1 back to back: until it sends its delete (which the proxy
     # holds), and then for HOLD seconds while the delete cannot reach ZooKeeper.
-    deadline = time.time() + 10
+    deadline = time.monotonic() + 10
     while not held.fired.is_set():
         answers.append(ask(n1))
-        assert time.time() < deadline, f"n1 sent no delete within 10 s: {answers[-3:]}"
-    while time.time() < held.fired_at + HOLD:
+        assert time.monotonic() < deadline, f"n1 sent no delete within 10 s: {answers[-3:]}"
+    while time.monotonic() < held.fired_at + HOLD:
         answers.append(ask(n1))
     successor = ask(n2)  # the entry is still there: n2 must not have taken over
     held.release()
@@ -130,7 +130,7 @@ def probe_all(
         while not stop.is_set():
             asked, said = ask(proc)
             if said.startswith(f"{proc.node_id} "):
-                claims.append((proc.node_id, asked, time.time(), said))
+                claims.append((proc.node_id, asked, time.monotonic(), said))
 
     threads = [threading.Thread(target=run, args=(p,), daemon=True) for p in procs]
     for t in threads:
@@ -168,11 +168,11 @@ def test_a_leader_whose_entry_another_client_deletes_stops_vouching_before_a_suc
         if held:
             assert leader is n1
             proxy.block()
-        deleted = time.time()
+        deleted = time.monotonic()
         kz.delete(f"{nodes.path}/{own}")
         try:
             if held:
-                while time.time() < deleted + HOLD:
+                while time.monotonic() < deleted + HOLD:
                     stop.wait(0.05)
                 proxy.unblock()
             wait_until(

@@ -126,7 +126,7 @@ def test_a_command_that_ignores_sigterm_dies_before_the_successor_of_its_sigkill
     SIGKILL after the grace), closes the dead session, and the successor leads long before the
     session timeout would have let it."""
     n1, _ = two_nodes(nodes, fence, ignore_term=True)
-    killed = time.time()
+    killed = time.monotonic()
     assert n1.signal_node(signal.SIGKILL) is not None
     wait_until(lambda: writes_of(fence, "n2") >= 3, 15, "n2's command writes")
     rows = judge(fence)
@@ -146,7 +146,7 @@ def test_a_sigstopped_node_process_loses_its_command_before_its_lease_runs_out(
     which ends the command on its own copy of the lease; the successor leads once ZooKeeper
     expires the frozen session; the resumed node rejoins as a follower."""
     n1, _ = two_nodes(nodes, fence, ignore_term=True)
-    stopped = time.time()
+    stopped = time.monotonic()
     pid = n1.signal_node(signal.SIGSTOP)
     assert pid is not None
     try:
@@ -173,7 +173,7 @@ def test_nothing_of_the_command_survives_when_supervisor_and_node_are_both_kille
     the successor leads after the session timeout, as without a supervisor."""
     n1, _ = two_nodes(nodes, fence, ignore_term=True, grandchild=True)
     wait_until(lambda: len(writers_alive(fence, "n1")) == 2, 10, "n1's command and grandchild")
-    killed = time.time()
+    killed = time.monotonic()
     n1.kill()
     wait_until(lambda: writes_of(fence, "n2") >= 3, 15, "n2's command writes")
     rows = judge(fence)

@@ -52,13 +52,13 @@ def main() -> int:
     seq = 0
     reason = "sigterm"
     while not stop.is_set():
-        asked = time.time()
+        asked = time.monotonic()
         try:
             leader = stub.GetLeader(pb.GetLeaderRequest(), timeout=CHECK_DEADLINE).leader
         except grpc.RpcError:
             stop.wait(period)
             continue
-        checked = time.time()
+        checked = time.monotonic()
         if leader.node.id == node and leader.epoch == epoch and not stop.is_set():
             seq += 1
             call(

@@ -44,7 +44,7 @@ class _Cut:
 
 @dataclass
 class Hold:
-    """A one-shot hold (`TcpProxy.hold_next`). `fired` is set, and `fired_at` (time.time()) is
+    """A one-shot hold (`TcpProxy.hold_next`). `fired` is set, and `fired_at` (time.monotonic()) is
     recorded, when the matching request has reached the proxy and is being held."""
 
     opcodes: tuple[int, ...]
@@ -232,7 +232,7 @@ class TcpProxy:
         if not request[1].startswith(hold.path_prefix):
             return
         self._hold = None
-        hold.path, hold.fired_at = request[1], time.time()
+        hold.path, hold.fired_at = request[1], time.monotonic()
         hold.fired.set()
         hold.released.wait()
 
