@@ -45,7 +45,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
             "ts": round(record.created, 6),
-            "mono": round(time.monotonic(), 6),  # read as the line is written
+            "mono": round(getattr(record, "mono", time.monotonic()), 6),
             "level": record.levelname,
             "logger": record.name,
             "thread": record.threadName,
@@ -59,9 +59,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc)
 
 
+def _stamp_monotonic() -> None:
+    """Every log record gets `mono` (time.monotonic()) when it is made, as `created` is read:
+    not when a handler formats it, which may wait for another thread's line."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "stamps_monotonic", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        record.mono = time.monotonic()
+        return record
+
+    factory.stamps_monotonic = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def setup_logging(fmt: str, level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
+        _stamp_monotonic()
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
