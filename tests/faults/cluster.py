@@ -37,7 +37,7 @@ from electd.devcluster.zookeeper import ZooKeeperCluster, ZooKeeperServer, four_
 from electd.v1 import election_service_pb2 as pb
 from electd.v1 import election_service_pb2_grpc as pb_grpc
 from tests.faults.fence import FencedStore
-from tests.faults.history import History, Observer
+from tests.faults.history import History, Observer, channel
 from tests.faults.net import Network
 from tests.faults.probe import Prober
 
@@ -285,10 +285,10 @@ class FaultCluster:
             extra_args=("--leader-command", f"exec {sys.executable} {WRITER}"),
             env={"ELECTD_FAULTS_FENCE": self.fence.address},
         )
-        channel = grpc.insecure_channel(proc.address)
+        to_node = channel(proc.address)
         observer = ForeignAwareObserver(self.history, node_id, proc.address)
-        node = Node(proc, observer, channel, None)  # type: ignore[arg-type]
-        node.stub = pb_grpc.ElectionServiceStub(channel)
+        node = Node(proc, observer, to_node, None)  # type: ignore[arg-type]
+        node.stub = pb_grpc.ElectionServiceStub(to_node)
         self.nodes[node_id] = node
         self._start(node)
         return node

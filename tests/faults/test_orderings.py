@@ -36,6 +36,7 @@ from electd.v1 import election_service_pb2 as pb
 from electd.v1 import election_service_pb2_grpc as pb_grpc
 from electd.zk import paths
 from tests.conftest import NodeFactory
+from tests.faults.history import channel
 from tests.support.tcpproxy import OP_DELETE, OP_MULTI, TcpProxy
 
 T = 4.0  # session timeout: the hold (1 s) stays well inside the node's lease and session
@@ -49,9 +50,7 @@ def ask(proc: NodeProcess) -> tuple[float, str]:
     """GetLeader on `proc`: (asked at, what it said: "<id> <epoch>", or the status code)."""
     stub = _stubs.get(proc.address)
     if stub is None:
-        stub = _stubs[proc.address] = pb_grpc.ElectionServiceStub(
-            grpc.insecure_channel(proc.address)
-        )
+        stub = _stubs[proc.address] = pb_grpc.ElectionServiceStub(channel(proc.address))
     asked = time.monotonic()
     try:
         leader = stub.GetLeader(pb.GetLeaderRequest(), timeout=0.5).leader
