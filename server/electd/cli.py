@@ -59,26 +59,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc)
 
 
-def _stamp_monotonic() -> None:
-    """Every log record gets `mono` (time.monotonic()) when it is made, as `created` is read:
-    not when a handler formats it, which may wait for another thread's line."""
-    make = logging.getLogRecordFactory()
-    if getattr(make, "stamps_monotonic", False):
-        return
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = make(*args, **kwargs)
-        record.mono = time.monotonic()
-        return record
-
-    factory.stamps_monotonic = True  # type: ignore[attr-defined]
-    logging.setLogRecordFactory(factory)
+def _stamp_monotonic(record: logging.LogRecord) -> bool:
+    """A handler filter: `mono` (time.monotonic()) read as the record reaches the handler,
+    before it waits for the handler's lock behind another thread's line."""
+    record.mono = time.monotonic()
+    return True
 
 
 def setup_logging(fmt: str, level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        _stamp_monotonic()
+        handler.addFilter(_stamp_monotonic)
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
